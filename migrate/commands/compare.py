@@ -1,0 +1,236 @@
+"""``jina-migrate compare``: the before/after retrieval report and CI gate.
+
+Runs the same queries against the old index and the new one and writes one
+self-contained HTML report, a Markdown summary (also appended to
+``$GITHUB_STEP_SUMMARY`` when set) and JSON. ``--fail-if`` gates set the exit code.
+
+Each side comes from one of:
+
+* the new side: ``--new OUT`` (a finished migration; queries embedded by the manifest's
+  model with ``retrieval.query`` when passages used ``retrieval.passage``), or
+  ``--new-model SPEC`` + ``--corpus`` (embed the corpus now);
+* the old side: ``--old INDEX`` (FAISS / Parquet / JSONL with vectors) + ``--old-model SPEC``
+  for the queries, or ``--old-model SPEC`` + ``--corpus``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from migrate.errors import ConfigError
+
+OptStr = Optional[str]
+OptPath = Optional[Path]
+
+
+def _options(pairs: list[str] | None, flag: str) -> dict[str, Any]:
+    """``key=value`` pairs -> backend options (ints, floats and booleans parsed)."""
+    out: dict[str, Any] = {}
+    for p in pairs or []:
+        if "=" not in p:
+            raise ConfigError(f"{flag} {p!r} is not key=value", hint=f"e.g. {flag} max_tokens=256")
+        k, v = p.split("=", 1)
+        val: Any = v
+        if v.lower() in ("true", "false"):
+            val = v.lower() == "true"
+        else:
+            for cast in (int, float):
+                try:
+                    val = cast(v)
+                    break
+                except ValueError:
+                    pass
+        out[k.strip().replace("-", "_")] = val
+    return out
+
+
+def _read_corpus(path: Path):
+    from migrate.report.data import Corpus, read_corpus
+
+    if path.is_dir() or path.name.endswith("corpus.jsonl"):
+        return read_corpus(path)
+    from migrate.sources import open_documents
+
+    docs = open_documents(path)
+    return Corpus(list(docs.ids), list(docs.texts))
+
+
+def _dims(text: str | None) -> list[int]:
+    if not text:
+        return []
+    try:
+        return [int(x) for x in text.replace(" ", "").split(",") if x]
+    except ValueError:
+        raise ConfigError(f"--dims {text!r} must be comma-separated integers", hint="e.g. --dims 512,256,128") from None
+
+
+def run_compare(
+    *,
+    new: Path | None, new_model: str | None, new_task: str | None, new_doc_task: str, new_options: dict,
+    old: Path | None, old_model: str | None, old_task: str, old_doc_task: str, old_options: dict, id_map: Path | None,
+    queries: Path | None, qrels: Path | None, corpus: Path | None, beir: Path | None, split: str,
+    k: int, dims: list[int], ann: bool, nprobe: int | None, ef_search: int | None, examples: int,
+    fail_if: list[str], report_dir: Path, html: Path | None, markdown: Path | None, json_path: Path | None,
+    github_summary: bool, cache: Path | None, title: str | None, base_url: str | None,
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """Build both sides, compare, evaluate gates and write the outputs; returns (report, written files)."""
+    from migrate.atomic import write_text
+    from migrate.embed.registry import get_embedder
+    from migrate.report import build
+    from migrate.report.data import read_qrels, read_queries
+    from migrate.report.engine import CompareConfig, compare
+    from migrate.report.gates import evaluate_gates
+    from migrate.report.render_html import render_html
+    from migrate.report.render_json import render_json
+    from migrate.report.render_md import render_markdown
+    from migrate.secrets import redact
+
+    from migrate.report.gates import parse_gate
+
+    for g in fail_if:  # a typo in a gate should fail before any embedding work
+        parse_gate(g, {"old", "new"})
+    if beir is not None:
+        queries = queries or beir
+        qrels = qrels or beir
+        corpus = corpus or beir
+    if queries is None:
+        raise ConfigError("compare needs queries", hint="pass --queries FILE (JSONL/CSV/TSV) or --beir DIR")
+    if base_url:
+        for opts, spec in ((new_options, new_model), (old_options, old_model)):
+            if spec and spec.startswith("jina-api:"):
+                opts.setdefault("base_url", base_url)
+    judgments = read_qrels(qrels, split=split) if qrels is not None else None
+    qs = read_queries(queries, only=set(judgments) if judgments is not None else None)
+    text_corpus = _read_corpus(corpus) if corpus is not None else None
+    cache_dir = cache or build.cache_dir()
+
+    # ---- new side
+    if new is not None:
+        emb = get_embedder(new_model, **new_options) if new_model else None
+        new_side = build.side_from_output(new, name="new", query_task=new_task, embedder=emb,
+                                          embedder_options=new_options, ann=ann, nprobe=nprobe, ef_search=ef_search)
+    elif new_model and text_corpus is not None:
+        new_side = build.side_from_model(new_model, text_corpus, name="new", doc_task=new_doc_task,
+                                         query_task=new_task or build.new_query_task(new_doc_task),
+                                         options=new_options, cache=cache_dir)
+    else:
+        raise ConfigError("no new side", hint="pass --new OUT_DIR (a finished migration), or --new-model SPEC with --corpus")
+
+    # ---- old side
+    if old is not None:
+        if not old_model:
+            raise ConfigError("--old needs --old-model to embed the queries the old way",
+                              hint="e.g. --old-model jina-api:jina-embeddings-v2-base-en or local:PATH")
+        old_side = build.side_from_old_index(old, get_embedder(old_model, **old_options), name="old", id_map=id_map,
+                                             query_task=old_task, ann=ann)
+    elif old_model and text_corpus is not None:
+        old_side = build.side_from_model(old_model, text_corpus, name="old", doc_task=old_doc_task,
+                                         query_task=old_task, options=old_options, cache=cache_dir)
+    else:
+        raise ConfigError("no old side", hint="pass --old INDEX with --old-model SPEC, or --old-model SPEC with --corpus")
+
+    cfg = CompareConfig(k=k, dims=dims, ann=ann, examples=examples,
+                        **({"title": title} if title else {}))
+    doc_text = text_corpus.lookup() if text_corpus is not None else None
+    report = compare(old_side, new_side, qs, judgments, cfg, doc_text=doc_text, run_dir=report_dir / "runs")
+    evaluate_gates(report, fail_if)
+
+    written: dict[str, str] = {}
+    md = redact(render_markdown(report))
+    outputs = {"html": (html or report_dir / "report.html", lambda: redact(render_html(report))),
+               "markdown": (markdown or report_dir / "report.md", lambda: md),
+               "json": (json_path or report_dir / "report.json", lambda: redact(render_json(report)))}
+    for kind, (path, make) in outputs.items():
+        write_text(path, make())
+        written[kind] = str(path)
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if github_summary and summary:
+        with open(summary, "a", encoding="utf-8") as fh:
+            fh.write(md + "\n")
+        written["github_step_summary"] = summary
+    return report, written
+
+
+def _print_summary(report: dict[str, Any], written: dict[str, str]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    con = Console()
+    old_n, new_n = report["sides"]["old"]["name"], report["sides"]["new"]["name"]
+    if report.get("metrics"):
+        t = Table(title=f"retrieval quality, {report['metrics']['n_judged']} judged queries")
+        for col in ("metric", old_n, new_n, "Δ", "Δ 95% CI", "p (rand.)", "W/T/L"):
+            t.add_column(col)
+        for metric, s in report["metrics"]["rows"][0]["stats"].items():
+            t.add_row(metric, f"{s['old_mean']:.4f}", f"{s['new_mean']:.4f}", f"{s['delta']:+.4f}",
+                      f"[{s['delta_ci'][0]:+.4f}, {s['delta_ci'][1]:+.4f}]", f"{s['p_randomization']:.3g}",
+                      f"{s['wins']}/{s['ties']}/{s['losses']}")
+        con.print(t)
+    a = report["agreement"]
+    con.print(f"overlap@{a['k']} {a['overlap_mean']:.3f} · RBO {a['rbo_mean']:.3f} · same top-1 {a['top1_kept_rate']:.3f}")
+    for g in report["gates"]:
+        con.print(("[red]" if g["failed"] else "[green]") + g["message"] + f"[/] ({g['gate']})", highlight=False)
+    for kind, path in written.items():
+        con.print(f"{kind}: {path}", highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``compare`` to the CLI."""
+
+    @app.command("compare")
+    def compare_cmd(
+        new: Annotated[OptPath, typer.Option("--new", help="Finished migration output dir (the v3 index).")] = None,
+        new_model: Annotated[OptStr, typer.Option(help="Embedder for the new side (default: the manifest's model); with --corpus and no --new, embeds the corpus.")] = None,
+        new_task: Annotated[OptStr, typer.Option(help="Query task on the new side (default: retrieval.query when passages used retrieval.passage, else the passage task).")] = None,
+        new_doc_task: Annotated[str, typer.Option(help="Document task when the new side embeds --corpus.")] = "retrieval.passage",
+        new_option: Annotated[Optional[list[str]], typer.Option(help="Backend option for the new embedder, key=value (repeatable), e.g. max_tokens=512.")] = None,
+        old: Annotated[OptPath, typer.Option("--old", help="Old (v2) index: FAISS file, or Parquet/JSONL with id + vector.")] = None,
+        old_model: Annotated[OptStr, typer.Option(help="Embedder that made the old index (for the queries): jina-api:MODEL or local:PATH.")] = None,
+        old_task: Annotated[str, typer.Option(help="Query task on the old side (v2 has none).")] = "none",
+        old_doc_task: Annotated[str, typer.Option(help="Document task when the old side embeds --corpus.")] = "none",
+        old_option: Annotated[Optional[list[str]], typer.Option(help="Backend option for the old embedder, key=value (repeatable).")] = None,
+        id_map: Annotated[OptPath, typer.Option(help="Id map of the old FAISS index (faiss_id -> id).")] = None,
+        queries: Annotated[OptPath, typer.Option(help="Queries: JSONL, CSV or TSV (id + text), or a BEIR folder.")] = None,
+        qrels: Annotated[OptPath, typer.Option(help="Relevance judgments: BEIR qrels TSV or TREC qrels (optional).")] = None,
+        corpus: Annotated[OptPath, typer.Option(help="Documents (BEIR corpus.jsonl or a documents file): snippets, or a side built from a model.")] = None,
+        beir: Annotated[OptPath, typer.Option(help="BEIR dataset folder: sets --queries, --qrels (split) and --corpus.")] = None,
+        split: Annotated[str, typer.Option(help="qrels split inside a BEIR folder.")] = "test",
+        k: Annotated[int, typer.Option("-k", "--k", help="Cut-off for overlap, rank shifts and shown lists.")] = 10,
+        dims: Annotated[OptStr, typer.Option(help="Matryoshka sweep of the new vectors, e.g. 1024,512,256,128,64.")] = None,
+        ann: Annotated[bool, typer.Option("--ann", help="Also evaluate each side's built ANN index against exact search.")] = False,
+        nprobe: Annotated[Optional[int], typer.Option(help="IVF nprobe for --ann.")] = None,
+        ef_search: Annotated[Optional[int], typer.Option(help="HNSW efSearch for --ann.")] = None,
+        examples: Annotated[int, typer.Option(help="Queries shown side by side.")] = 8,
+        fail_if: Annotated[Optional[list[str]], typer.Option("--fail-if", help="Gate, repeatable: 'ndcg@10 < old - 0.01', 'overlap@10 < 0.6'. Exit code 7 when one holds.")] = None,
+        report_dir: Annotated[Path, typer.Option(help="Where report.html/.md/.json and TREC run files go.")] = Path("compare-report"),
+        html: Annotated[OptPath, typer.Option(help="HTML report path (default REPORT_DIR/report.html).")] = None,
+        markdown: Annotated[OptPath, typer.Option(help="Markdown path (default REPORT_DIR/report.md).")] = None,
+        json_path: Annotated[OptPath, typer.Option("--json-out", help="JSON report path (default REPORT_DIR/report.json).")] = None,
+        github_summary: Annotated[bool, typer.Option("--github-summary/--no-github-summary", help="Append the Markdown to $GITHUB_STEP_SUMMARY when it is set.")] = True,
+        cache: Annotated[OptPath, typer.Option(help="Cache for corpus vectors of model-built sides.")] = None,
+        base_url: Annotated[OptStr, typer.Option(help="API base URL for jina-api embedders.")] = None,
+        title: Annotated[OptStr, typer.Option(help="Report title.")] = None,
+        json_out: Annotated[bool, typer.Option("--json", help="Print the JSON report on stdout.")] = False,
+    ) -> None:
+        """Compare retrieval on the old and the new index: metrics, overlap, Matryoshka sweep, gates."""
+        from migrate.report.gates import raise_if_failed
+        from migrate.report.render_json import render_json
+        from migrate.secrets import redact
+
+        report, written = run_compare(
+            new=new, new_model=new_model, new_task=new_task, new_doc_task=new_doc_task,
+            new_options=_options(new_option, "--new-option"), old=old, old_model=old_model, old_task=old_task,
+            old_doc_task=old_doc_task, old_options=_options(old_option, "--old-option"), id_map=id_map,
+            queries=queries, qrels=qrels, corpus=corpus, beir=beir, split=split, k=k, dims=_dims(dims), ann=ann,
+            nprobe=nprobe, ef_search=ef_search, examples=examples, fail_if=fail_if or [], report_dir=report_dir,
+            html=html, markdown=markdown, json_path=json_path, github_summary=github_summary, cache=cache,
+            title=title, base_url=base_url)
+        if json_out:
+            typer.echo(redact(render_json(report)), nl=False)
+        else:
+            _print_summary(report, written)
+        raise_if_failed(report["gates"])

@@ -1,0 +1,135 @@
+"""``jina-migrate plan`` (dry-run report) and ``jina-migrate models`` (the catalogue).
+
+``plan`` needs no key and no network: it reads the sources, counts tokens with the
+target tokenizer and prints the predicted requests, tokens, cost, time, storage and
+shards, with findings. Outputs: rich tables (default), ``--markdown`` (also appended to
+``$GITHUB_STEP_SUMMARY`` with ``--step-summary``), ``--json``, and ``--out plan.json``
+(what ``run --plan`` executes). ``--fail-on warning|error|never`` sets the CI exit code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from migrate.atomic import write_json, write_text
+
+
+def register(app: typer.Typer) -> None:
+    app.command("plan")(plan_command)
+    app.command("models")(models_command)
+
+
+def plan_command(
+    docs: Annotated[Path, typer.Option("--docs", "-d", help="Documents: Parquet, JSONL or CSV/TSV.")],
+    old_index: Annotated[Optional[Path], typer.Option("--old-index", help="The v2 index (FAISS file or Parquet/JSONL with vectors).")] = None,
+    id_map: Annotated[Optional[Path], typer.Option("--id-map", help="FAISS id -> document id map.")] = None,
+    id_field: Annotated[Optional[str], typer.Option(help="Document id field (default: id/_id).")] = None,
+    text_field: Annotated[Optional[str], typer.Option(help="Document text field (default: text).")] = None,
+    title_field: Annotated[Optional[str], typer.Option(help="Title field, joined before the text with a space.")] = None,
+    from_model: Annotated[Optional[str], typer.Option("--from-model", help="The v2 model of the old index (base-en, small-en, base-de, base-es, base-zh, base-code).")] = None,
+    use_case: Annotated[Optional[str], typer.Option(help="search, deduplication, sts, classification, clustering (picks the task).")] = None,
+    task: Annotated[Optional[str], typer.Option(help="v3 task for documents (default text-matching; 'none' only when asked).")] = None,
+    dimensions: Annotated[Optional[int], typer.Option(help="v3 dimensions (default 1024).")] = None,
+    late_chunking: Annotated[bool, typer.Option("--late-chunking/--no-late-chunking")] = False,
+    truncate: Annotated[bool, typer.Option("--truncate/--no-truncate", help="Cut inputs over 8192 tokens instead of failing.")] = False,
+    deployment: Annotated[str, typer.Option(help="api (Jina API) or local (your own copy of v3 weights).")] = "api",
+    non_commercial: Annotated[bool, typer.Option("--non-commercial", help="Local use is non-commercial (CC BY-NC is fine).")] = False,
+    tokenizer: Annotated[Optional[Path], typer.Option(help="v3 tokenizer.json (or folder) for exact counts.")] = None,
+    estimate_only: Annotated[bool, typer.Option("--estimate-only", help="Skip the tokenizer; estimate from characters.")] = False,
+    sample_size: Annotated[int, typer.Option(help="Documents tokenized when the corpus is too big to count all.")] = 4000,
+    full_max_chars: Annotated[int, typer.Option(help="Count every document up to this many characters, else sample.")] = 24_000_000,
+    seed: Annotated[int, typer.Option(help="Seed of the sample (same seed, same plan).")] = 0,
+    price_per_million: Annotated[Optional[float], typer.Option(help="Price per million tokens (none assumed).")] = None,
+    tier: Annotated[Optional[str], typer.Option(help="Rate-limit preset: conservative (default), free, tier1, tier2.")] = None,
+    rpm: Annotated[Optional[int], typer.Option(help="Requests per minute (overrides the tier).")] = None,
+    tpm: Annotated[Optional[int], typer.Option(help="Tokens per minute (overrides the tier).")] = None,
+    concurrency: Annotated[Optional[int], typer.Option(help="Concurrent requests (overrides the tier).")] = None,
+    inputs_per_request: Annotated[int, typer.Option(help="Inputs per API request (max 2048).")] = 2048,
+    request_tokens: Annotated[Optional[int], typer.Option(help="Token budget per API request (packing).")] = None,
+    shard_size: Annotated[int, typer.Option(help="Documents per shard (as in run).")] = 1000,
+    local_model: Annotated[Optional[str], typer.Option(help="Local model (folder or local:PATH) to time a short calibration run.")] = None,
+    calibration_seconds: Annotated[float, typer.Option(help="Seconds of embedding to time in the calibration.")] = 15.0,
+    bill_prefix: Annotated[bool, typer.Option("--bill-prefix", help="Count the task instruction prefix as billed tokens.")] = False,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write the plan JSON here (for `run --plan`).")] = None,
+    markdown: Annotated[Optional[Path], typer.Option("--markdown", help="Write the Markdown report here ('-' for stdout).")] = None,
+    step_summary: Annotated[bool, typer.Option("--step-summary", help="Append the Markdown to $GITHUB_STEP_SUMMARY.")] = False,
+    fail_on: Annotated[str, typer.Option(help="Exit non-zero on findings at this level: warning, error, never.")] = "error",
+    json_out: Annotated[bool, typer.Option("--json", help="Print the plan JSON on stdout.")] = False,
+    schema: Annotated[bool, typer.Option("--schema", help="Print the plan's JSON Schema and exit.", is_eager=False)] = False,
+) -> None:
+    """Price and check the whole migration before anything is spent (no key, no network)."""
+    from migrate.plan import PLAN_SCHEMA, PlanOptions, build_plan, gate, render_markdown, render_terminal
+
+    if schema:
+        typer.echo(json.dumps(PLAN_SCHEMA, indent=2))
+        return
+    if fail_on not in ("warning", "error", "never"):
+        from migrate.errors import ConfigError
+
+        raise ConfigError(f"--fail-on {fail_on!r}", hint="use warning, error or never")
+    opts = PlanOptions(
+        documents=docs, id_field=id_field, text_field=text_field, title_field=title_field, old_index=old_index,
+        id_map=id_map, from_model=from_model, use_case=use_case, task=task, dimensions=dimensions,
+        late_chunking=late_chunking, truncate=truncate, deployment=deployment, commercial=not non_commercial,
+        tokenizer=tokenizer, estimate_only=estimate_only, sample_size=sample_size, full_max_chars=full_max_chars,
+        seed=seed, price_per_million=price_per_million, tier=tier, rpm=rpm, tpm=tpm, concurrency=concurrency,
+        inputs_per_request=inputs_per_request, request_tokens=request_tokens, shard_size=shard_size,
+        local_model=local_model, calibration_seconds=calibration_seconds, bill_prefix=bill_prefix)
+    plan = build_plan(opts)
+    if out is not None:
+        write_json(out, plan)
+    md = None
+    if markdown is not None or step_summary:
+        md = render_markdown(plan)
+    if markdown is not None and str(markdown) != "-":
+        write_text(markdown, md)
+    if step_summary:
+        target = os.environ.get("GITHUB_STEP_SUMMARY")
+        if target:
+            with open(target, "a", encoding="utf-8") as fh:  # appending is how GitHub collects step summaries
+                fh.write(md + "\n")
+    if json_out:
+        typer.echo(json.dumps(plan, indent=2))
+    elif markdown is not None and str(markdown) == "-":
+        typer.echo(md)
+    else:
+        render_terminal(plan)
+        if out is not None:
+            typer.echo(f"plan written to {out} (plan_sha256 {plan['plan_sha256'][:16]})")
+    gate(plan, fail_on)
+
+
+def models_command(
+    json_out: Annotated[bool, typer.Option("--json", help="Print the catalogue as JSON.")] = False,
+) -> None:
+    """List the Jina models jina-migrate knows: dims, context, tokenizer, licence."""
+    from migrate.models import CATALOGUE, USE_CASES
+
+    if json_out:
+        typer.echo(json.dumps({"models": [m.as_dict() for m in CATALOGUE.values()],
+                               "use_cases": {k: {"document_task": v[0], "query_task": v[1]} for k, v in USE_CASES.items()}},
+                              indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title="Jina embedding models")
+    for col in ("model", "dims", "context", "params", "tokenizer", "licence", "notes"):
+        t.add_column(col, overflow="fold")
+    for m in CATALOGUE.values():
+        notes = []
+        if m.bilingual:
+            notes.append("bilingual (obsolete: v3 is multilingual)")
+        if m.code:
+            notes.append("code: v2 still scores higher than v3")
+        if m.matryoshka_dims:
+            notes.append("Matryoshka " + "/".join(map(str, m.matryoshka_dims)))
+        if m.tasks:
+            notes.append("tasks " + ", ".join(m.tasks))
+        t.add_row(m.name, str(m.dimensions), str(m.max_tokens), m.params, m.tokenizer, m.license, "; ".join(notes))
+    Console().print(t)

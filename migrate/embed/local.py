@@ -1,0 +1,221 @@
+"""Local embedding backend on sentence-transformers (torch), registered as ``local:``.
+
+Model from a local folder (or the offline HF cache); device auto (cuda, mps, cpu);
+bf16/fp16 on GPU, fp32 on CPU; batches built by a padded-token budget after sorting by
+length, original order restored; task prefixes taken from the model's own prompt config;
+Matryoshka truncation to ``dimensions`` followed by re-normalisation.
+
+Folders holding jina-embeddings-v3 (native ``jina_embeddings_v3`` or remote-code layout)
+are handed to :mod:`migrate.embed.jina_v3`, which selects LoRA adapters per task.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from migrate.embed.base import TASK_NONE, EmbedderInfo, EmbedResult, truncate_and_normalize
+from migrate.embed.batching import fixed_batches, plan_batches
+from migrate.embed.registry import register
+from migrate.errors import ConfigError, EmbeddingError
+
+#: Which prompt names of a model's config a task may use, most specific first.
+TASK_PROMPT_NAMES: dict[str, tuple[str, ...]] = {
+    "retrieval.query": ("retrieval.query", "query", "search_query"),
+    "retrieval.passage": ("retrieval.passage", "passage", "document", "search_document"),
+    "text-matching": ("text-matching", "query"),
+    "separation": ("separation", "query"),
+    "classification": ("classification", "query"),
+    TASK_NONE: (),
+}
+
+
+def pick_device(device: str = "auto") -> str:
+    if device != "auto":
+        return device
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def pick_dtype(device: str, dtype: str = "auto"):
+    import torch
+
+    names = {"fp32": torch.float32, "float32": torch.float32, "fp16": torch.float16, "float16": torch.float16,
+             "bf16": torch.bfloat16, "bfloat16": torch.bfloat16}
+    if dtype != "auto":
+        if dtype not in names:
+            raise ConfigError(f"unknown dtype {dtype!r}", hint="use auto, fp32, fp16 or bf16")
+        return names[dtype]
+    if device.startswith("cuda"):
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.float32
+
+
+def quiet_transformers() -> None:
+    """Silence load reports and weight-loading bars; our own progress display is the one to read."""
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+    except ImportError:  # pragma: no cover
+        pass
+
+
+def is_jina_v3_dir(path: Path) -> bool:
+    try:
+        cfg = json.loads((path / "config.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return cfg.get("model_type") in ("jina_embeddings_v3", "xlm-roberta-lora") or "lora_adaptations" in cfg
+
+
+def resolve_model_path(model: str) -> Path | str:
+    """A local folder, a stand-in name (``standin:minilm``), or a hub id for the offline cache."""
+    if model.startswith("standin:"):
+        from migrate.testing.standins import model_dir
+
+        return model_dir(model.split(":", 1)[1])
+    p = Path(model).expanduser()
+    if p.exists():
+        if not (p / "config.json").exists() and not (p / "modules.json").exists():
+            raise ConfigError(f"{p}: not a model folder (no config.json or modules.json)")
+        return p
+    if model.startswith((".", "/", "~")) or os.sep in model and not model.count("/") == 1:
+        raise ConfigError(f"{model}: model folder not found")
+    return model  # hub id: only the local HF cache is consulted (HF_HUB_OFFLINE)
+
+
+class LocalEmbedder:
+    """A sentence-transformers model behind the :class:`~migrate.embed.base.Embedder` protocol."""
+
+    def __init__(self, model: str, *, device: str = "auto", dtype: str = "auto", dimensions: int | None = None,
+                 max_tokens: int | None = None, token_budget: int = 16384, max_batch: int = 256,
+                 normalize: bool = True, sort_by_length: bool = True, batch_size: int | None = None,
+                 prompts: dict[str, str] | None = None) -> None:
+        from sentence_transformers import SentenceTransformer
+
+        quiet_transformers()
+        self.model_name = model
+        self.device = pick_device(device)
+        path = resolve_model_path(model)
+        torch_dtype = pick_dtype(self.device, dtype)
+        try:
+            self.model = SentenceTransformer(str(path), device=self.device, local_files_only=True,
+                                             model_kwargs={"dtype": torch_dtype})
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"cannot load local model {model!r}: {str(exc).splitlines()[0][:200]}",
+                              hint="pass a local model folder; the hub is not reachable offline") from None
+        if max_tokens:
+            self.model.max_seq_length = int(max_tokens)
+        self.max_tokens = int(self.model.max_seq_length or 512)
+        self.native_dim = int(self.model.get_embedding_dimension() if hasattr(self.model, "get_embedding_dimension")
+                              else self.model.get_sentence_embedding_dimension())
+        if dimensions is not None and not 0 < dimensions <= self.native_dim:
+            raise ConfigError(f"--dimensions {dimensions} is not possible for {model}: it has {self.native_dim}")
+        self.dimensions = dimensions or self.native_dim
+        self.token_budget = token_budget
+        self.max_batch = max_batch
+        self.batch_size = batch_size  # fixed-size, unsorted batches when set (benchmark baseline)
+        self.sort_by_length = sort_by_length
+        self.normalize = normalize
+        self.dtype_name = str(torch_dtype).replace("torch.", "")
+        self._prompts = dict(getattr(self.model, "prompts", {}) or {})
+        if prompts:
+            self._prompts.update(prompts)
+
+    # -- protocol ---------------------------------------------------------------------------
+
+    def prefix(self, task: str) -> str:
+        for name in TASK_PROMPT_NAMES.get(task, (task,)):
+            if name in self._prompts:
+                return self._prompts[name]
+        return ""
+
+    def info(self) -> EmbedderInfo:
+        tasks = ("retrieval.query", "retrieval.passage", "text-matching", "separation", "classification")
+        return EmbedderInfo(backend="local", model=self.model_name, dimensions=self.dimensions,
+                            normalized=self.normalize, max_tokens=self.max_tokens,
+                            prefixes={t: self.prefix(t) for t in tasks},
+                            extra={"device": self.device, "dtype": self.dtype_name, "native_dimensions": self.native_dim})
+
+    def count_tokens(self, texts: Sequence[str], *, task: str) -> list[int]:
+        """Tokens the model actually sees per input: prefix and special tokens in, cut at max_tokens."""
+        if not texts:
+            return []
+        prefix = self.prefix(task)
+        enc = self.model.tokenizer([prefix + t for t in texts], add_special_tokens=True, truncation=True,
+                                   max_length=self.max_tokens, return_attention_mask=False,
+                                   return_token_type_ids=False, verbose=False)
+        return [len(ids) for ids in enc["input_ids"]]
+
+    def embed(self, texts: Sequence[str], *, task: str, late_chunking: bool = False) -> EmbedResult:
+        texts = list(texts)
+        if not texts:
+            return EmbedResult(np.zeros((0, self.dimensions), np.float32), np.zeros(0, np.int64))
+        if late_chunking:
+            return self._embed_late_chunked(texts, task)
+        lengths = self.count_tokens(texts, task=task)
+        if self.batch_size:
+            batches = fixed_batches(len(texts), self.batch_size)
+        else:
+            batches = plan_batches(lengths, self.token_budget, self.max_batch, sort=self.sort_by_length)
+        prompt = self.prefix(task) or None
+        out = np.empty((len(texts), self.native_dim), dtype=np.float32)
+        for batch in batches:
+            chunk = [texts[i] for i in batch.positions]
+            try:
+                vecs = self.model.encode(chunk, batch_size=len(chunk), prompt=prompt, convert_to_numpy=True,
+                                         normalize_embeddings=False, show_progress_bar=False)
+            except RuntimeError as exc:  # e.g. CUDA OOM
+                raise EmbeddingError(f"local model failed on a batch of {len(chunk)}: {str(exc).splitlines()[0]}",
+                                     hint="lower --token-budget") from None
+            out[batch.positions] = vecs.astype(np.float32, copy=False)
+        vectors = truncate_and_normalize(out, self.dimensions) if self.normalize else out[:, : self.dimensions]
+        return EmbedResult(vectors, np.asarray(lengths))
+
+    def _embed_late_chunked(self, texts: list[str], task: str) -> EmbedResult:
+        """Texts are consecutive chunks of one document: one forward pass, span pooling (API-equivalent)."""
+        import torch
+
+        from migrate.embed import pooling
+
+        plan = pooling.plan_joined(self.model.tokenizer, texts, prefix=self.prefix(task))
+        transformer = self.model[0].auto_model
+
+        def forward(ids: list[int]) -> torch.Tensor:
+            t = torch.tensor([ids], device=self.model.device)
+            with torch.inference_mode():
+                return transformer(input_ids=t, attention_mask=torch.ones_like(t)).last_hidden_state[0]
+
+        vecs = pooling.late_chunk(forward, plan, max_length=self.max_tokens,
+                                  overlap=min(pooling.DEFAULT_OVERLAP, self.max_tokens // 4)).cpu().numpy()
+        tokens = np.array([e - s for s, e in plan.spans])
+        vectors = truncate_and_normalize(vecs, self.dimensions) if self.normalize else vecs[:, : self.dimensions]
+        return EmbedResult(vectors, tokens, total_tokens=plan.n_tokens)
+
+    def close(self) -> None:
+        self.model = None  # type: ignore[assignment]
+
+
+@register("local")
+def make_local(model: str, **options: Any):
+    """``local:PATH`` -> LocalEmbedder, or the v3 backend for jina-embeddings-v3 folders."""
+    path = resolve_model_path(model)
+    if isinstance(path, Path) and is_jina_v3_dir(path):
+        from migrate.embed.jina_v3 import JinaV3Embedder  # issue 6 backend
+
+        return JinaV3Embedder(str(path), **options)
+    known = {"device", "dtype", "dimensions", "max_tokens", "token_budget", "max_batch", "normalize",
+             "sort_by_length", "batch_size", "prompts"}
+    return LocalEmbedder(model, **{k: v for k, v in options.items() if k in known and v is not None})

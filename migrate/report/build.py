@@ -1,0 +1,195 @@
+"""Build comparison sides from what a team has: a migration output, an old index, or a model + corpus.
+
+Each builder returns a :class:`~migrate.report.side.Side` whose ``description`` records
+exactly how documents and queries were embedded (model, backend, task and prefix for
+each, dimensions, normalisation, max tokens, stand-in or real), taken from the
+embedder's own ``EmbedderInfo`` and the migration manifest, so a report can be rerun.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from migrate.atomic import write_json, write_with
+from migrate.embed.base import TASK_NONE, Embedder
+from migrate.errors import ConfigError
+from migrate.report.data import Corpus
+from migrate.report.search import faiss_ann
+from migrate.report.side import AnnIndex, QueryEncoder, Side
+
+_VOLATILE = ("device", "dtype")  # do not change vectors meaningfully; kept out of cache keys
+
+
+def query_encoder(embedder: Embedder, task: str) -> QueryEncoder:
+    """``texts -> vectors`` through ``embedder`` with ``task`` (prefix applied by the backend)."""
+
+    def encode(texts: Sequence[str]) -> np.ndarray:
+        return embedder.embed(list(texts), task=task).vectors
+
+    return encode
+
+
+def describe(embedder: Embedder, *, doc_task: str, query_task: str, source: str,
+             extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Provenance of one side: the embedder's info plus tasks and the prefixes they imply."""
+    info = embedder.info().as_dict()
+    prefixes = info.pop("prefixes", {}) or {}
+    d: dict[str, Any] = {
+        "source": source,
+        "model": info.pop("model"),
+        "backend": info.pop("backend"),
+        "doc_task": doc_task,
+        "doc_prefix": prefixes.get(doc_task, ""),
+        "query_task": query_task,
+        "query_prefix": prefixes.get(query_task, ""),
+        "dimensions": info.pop("dimensions"),
+        "normalized": info.pop("normalized"),
+        "max_tokens": info.pop("max_tokens"),
+        "stand_in": info.get("stand_in"),
+        "model_kind": f"stand-in ({info.pop('stand_in')})" if info.get("stand_in") else "real model",
+    }
+    d.update({k: v for k, v in info.items() if v is not None})
+    d.update(extra or {})
+    return d
+
+
+def _chunk_map(ids: list[str]) -> tuple[list[str], np.ndarray | None]:
+    """Unique document ids (first-seen order) and a row->document map when ids repeat (chunked index)."""
+    if len(set(ids)) == len(ids):
+        return ids, None
+    pos: dict[str, int] = {}
+    rows = np.empty(len(ids), dtype=np.int64)
+    for i, d in enumerate(ids):
+        rows[i] = pos.setdefault(d, len(pos))
+    return list(pos), rows
+
+
+def side_from_vectors(name: str, ids: Sequence[str], vectors: np.ndarray, encode: QueryEncoder,
+                      description: dict[str, Any], ann: AnnIndex | None = None) -> Side:
+    """A side from stored vectors; repeated ids make it a chunked side (document score = best chunk)."""
+    doc_ids, vector_doc = _chunk_map([str(i) for i in ids])
+    if vector_doc is not None:
+        description = dict(description, chunked_vectors=len(ids))
+        ann = None  # an ANN over chunks returns chunk rows, not documents
+    return Side(name, doc_ids, vectors, encode, description, vector_doc, ann)
+
+
+def new_query_task(doc_task: str) -> str:
+    """v3 retrieval is asymmetric: passages used ``retrieval.passage`` -> queries use ``retrieval.query``."""
+    return "retrieval.query" if doc_task == "retrieval.passage" else doc_task
+
+
+def side_from_output(out_dir: Path | str, *, name: str = "new", query_task: str | None = None,
+                     embedder: Embedder | None = None, embedder_options: dict[str, Any] | None = None,
+                     ann: bool = False, nprobe: int | None = None, ef_search: int | None = None) -> Side:
+    """The migrated (v3) index in ``out_dir``; queries embedded like the manifest says."""
+    from migrate.embed.registry import get_embedder
+    from migrate.index import load_output
+
+    out = load_output(out_dir)
+    cfg = out.manifest.get("config", {})
+    doc_task = cfg.get("task") or TASK_NONE
+    qtask = query_task or new_query_task(doc_task)
+    if embedder is None:
+        opts = {"dimensions": cfg.get("dimensions"), "max_tokens": cfg.get("max_tokens")}
+        opts |= embedder_options or {}
+        embedder = get_embedder(cfg["model"], **{k: v for k, v in opts.items() if v is not None})
+    desc = describe(embedder, doc_task=doc_task, query_task=qtask, source=f"migration output {out.out}",
+                    extra={"late_chunking": cfg.get("late_chunking", False), "index_type": cfg.get("index_type"),
+                           "docs_embedded_with": out.manifest.get("embedder"),
+                           "config_fingerprint": out.manifest.get("config_fingerprint")})
+    ann_index = None
+    if ann:
+        index = out.index
+        ann_index = AnnIndex(faiss_ann(index, out.faiss_ids, nprobe=nprobe, ef_search=ef_search),
+                             {"file": str(Path(out_dir) / "index.faiss"), "type": type(index).__name__,
+                              "index_type": cfg.get("index_type"), "ntotal": int(index.ntotal),
+                              "nprobe": nprobe, "ef_search": ef_search})
+    return side_from_vectors(name, out.ids, out.vectors, query_encoder(embedder, qtask), desc, ann_index)
+
+
+def side_from_old_index(path: Path | str, embedder: Embedder, *, name: str = "old", id_map: Path | str | None = None,
+                        query_task: str = TASK_NONE, ann: bool = False) -> Side:
+    """The old (v2) index file; its vectors are reconstructed, queries embedded by ``embedder``."""
+    import faiss
+
+    from migrate.sources import open_old_index
+
+    old = open_old_index(path, id_map=id_map)
+    if old.vectors is None:
+        raise ConfigError(f"{path}: cannot compare against this index: {old.why_no_vectors}",
+                          hint="pass the old vectors as Parquet/JSONL (id + vector), or an exact (Flat) FAISS index")
+    desc = describe(embedder, doc_task="(as stored in the old index)", query_task=query_task,
+                    source=f"old index {path}",
+                    extra={"index_kind": old.kind, "index_metric": old.metric, "lossy": old.lossy})
+    desc["doc_prefix"] = None
+    ann_index = None
+    if ann and Path(path).suffix.lower() in (".faiss", ".index", ".idx", ".bin"):
+        index = faiss.read_index(str(path))
+        fids = old.faiss_ids if old.faiss_ids is not None else np.arange(len(old.ids), dtype=np.int64)
+        ann_index = AnnIndex(faiss_ann(index, fids), {"file": str(path), "type": type(index).__name__,
+                                                      "ntotal": int(index.ntotal), "metric": old.metric})
+    return side_from_vectors(name, old.ids, old.vectors, query_encoder(embedder, query_task), desc, ann_index)
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("JINA_MIGRATE_CACHE", Path.home() / ".cache" / "jina-migrate")) / "compare"
+
+
+def _corpus_key(spec: str, info: dict[str, Any], doc_task: str, corpus: Corpus) -> str:
+    h = hashlib.sha256()
+    stable = {k: v for k, v in info.items() if k not in _VOLATILE}
+    h.update(json.dumps({"spec": spec, "info": stable, "task": doc_task}, sort_keys=True, default=str).encode())
+    for i, t in zip(corpus.ids, corpus.texts):
+        h.update(i.encode() + b"\0" + t.encode() + b"\1")
+    return h.hexdigest()[:32]
+
+
+def embed_corpus(embedder: Embedder, corpus: Corpus, *, doc_task: str, spec: str,
+                 cache: Path | None = None, batch: int = 2048, progress: Any = None) -> tuple[np.ndarray, dict]:
+    """Embed every document (cached under ``cache`` by model, options, task and corpus content)."""
+    info = embedder.info().as_dict()
+    meta: dict[str, Any] = {"cached": False}
+    path = None
+    if cache is not None:
+        key = _corpus_key(spec, info, doc_task, corpus)
+        path = Path(cache) / f"{key}.npy"
+        meta["cache_file"] = str(path)
+        if path.exists():
+            meta["cached"] = True
+            return np.load(path), meta
+    parts = []
+    for i in range(0, len(corpus.texts), batch):
+        parts.append(embedder.embed(corpus.texts[i:i + batch], task=doc_task).vectors)
+        if progress is not None:
+            progress(min(i + batch, len(corpus.texts)), len(corpus.texts))
+    vectors = np.concatenate(parts).astype(np.float32)
+    if path is not None:
+        def save(tmp: Path) -> None:
+            with open(tmp, "wb") as fh:
+                np.save(fh, vectors)
+
+        write_with(path, save)
+        write_json(path.with_suffix(".json"), {"spec": spec, "info": info, "doc_task": doc_task,
+                                               "n_docs": len(corpus.ids)})
+    return vectors, meta
+
+
+def side_from_model(spec: str, corpus: Corpus, *, name: str, doc_task: str, query_task: str,
+                    options: dict[str, Any] | None = None, cache: Path | None = None,
+                    embedder: Embedder | None = None, progress: Any = None) -> Side:
+    """Embed ``corpus`` with the model ``spec`` (documents with ``doc_task``) and build a side from it."""
+    from migrate.embed.registry import get_embedder
+
+    embedder = embedder or get_embedder(spec, **(options or {}))
+    vectors, meta = embed_corpus(embedder, corpus, doc_task=doc_task, spec=spec, cache=cache, progress=progress)
+    desc = describe(embedder, doc_task=doc_task, query_task=query_task, source=f"embedded from corpus by {spec}",
+                    extra={"corpus_vectors_cached": meta["cached"]})
+    return side_from_vectors(name, corpus.ids, vectors, query_encoder(embedder, query_task), desc)

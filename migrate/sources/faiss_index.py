@@ -1,0 +1,90 @@
+"""Read an existing FAISS index: size, dimension, metric, ids, and (where possible) vectors.
+
+Flat, IDMap/IDMap2, HNSW and IVF indexes are understood. Vectors are reconstructed
+when the index stores them (flat, HNSW-flat, IVF-flat: exact; PQ/SQ codes: approximate,
+flagged ``lossy``); otherwise ``vectors`` is None and ``why_no_vectors`` says why.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from migrate.errors import InputError
+
+METRICS = {0: "ip", 1: "l2"}  # faiss.METRIC_INNER_PRODUCT, faiss.METRIC_L2
+
+
+@dataclass
+class FaissInfo:
+    path: Path
+    kind: str  # class name of the innermost index, e.g. IndexFlatIP, IndexHNSWFlat
+    ntotal: int
+    dim: int
+    metric: str
+    faiss_ids: np.ndarray | None  # int64 ids when the index has an id map, else None (= row order)
+    vectors: np.ndarray | None
+    lossy: bool = False
+    why_no_vectors: str | None = None
+
+
+def _downcast(index):
+    import faiss
+
+    return faiss.downcast_index(index)
+
+
+def read_faiss(path: str | Path, reconstruct: bool = True) -> FaissInfo:
+    import faiss
+
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: file not found")
+    try:
+        raw = faiss.read_index(str(path))
+    except RuntimeError as exc:
+        msg = str(exc).strip().splitlines()
+        detail = next((m for m in msg if "Error" in m or "error" in m), msg[-1] if msg else "unreadable")
+        raise InputError(f"{path}: not a readable FAISS index ({detail.strip()[:160]})",
+                         hint="check that the file is complete and was written by faiss.write_index") from None
+    # Keep ``raw`` alive: downcast proxies do not own the C++ object, and the inner index of an
+    # IDMap is freed with its owner.
+    index = _downcast(raw)
+    faiss_ids = None
+    inner = index
+    if isinstance(index, (faiss.IndexIDMap, faiss.IndexIDMap2)):
+        faiss_ids = faiss.vector_to_array(index.id_map).astype(np.int64)
+        inner = _downcast(index.index)
+    info = FaissInfo(path=path, kind=type(inner).__name__, ntotal=int(index.ntotal), dim=int(index.d),
+                     metric=METRICS.get(int(index.metric_type), f"metric-{index.metric_type}"),
+                     faiss_ids=faiss_ids, vectors=None)
+    if faiss_ids is not None and len(np.unique(faiss_ids)) != len(faiss_ids):
+        vals, counts = np.unique(faiss_ids, return_counts=True)
+        raise InputError(f"{path}: duplicate ids in the index id map: {vals[counts > 1][:5].tolist()}")
+    if reconstruct and info.ntotal:
+        info.vectors, info.lossy, info.why_no_vectors = _reconstruct(inner, info.ntotal)
+    elif not info.ntotal:
+        info.vectors = np.zeros((0, info.dim), np.float32)
+    del index, inner, raw
+    return info
+
+
+def _reconstruct(inner, n: int) -> tuple[np.ndarray | None, bool, str | None]:
+    import faiss
+
+    lossy = False
+    if isinstance(inner, faiss.IndexIVF):
+        inner.make_direct_map()
+        lossy = not isinstance(inner, faiss.IndexIVFFlat)
+    elif isinstance(inner, (faiss.IndexPQ, faiss.IndexScalarQuantizer, faiss.IndexLSH)):
+        lossy = True
+    elif isinstance(inner, faiss.IndexHNSW):
+        storage = _downcast(inner.storage)
+        lossy = not isinstance(storage, faiss.IndexFlat)
+    try:
+        vecs = inner.reconstruct_n(0, n)
+    except RuntimeError as exc:
+        return None, False, f"{type(inner).__name__} cannot reconstruct vectors ({str(exc).strip().splitlines()[-1][:120]})"
+    return np.ascontiguousarray(vecs, dtype=np.float32), lossy, None

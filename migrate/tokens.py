@@ -1,0 +1,399 @@
+"""Token counts with the target model's tokenizer, without calling any model.
+
+Three ways, chosen in this order, always labelled in the result:
+
+* ``exact``: the target tokenizer is on this machine (a ``tokenizer.json`` given with
+  ``--tokenizer``, the Hugging Face cache, or the offline stand-in with the same
+  vocabulary); every document is tokenized with the ``tokenizers`` library (batch
+  encode, Rust, all cores).
+* ``sample``: the tokenizer is there but the corpus is too big to tokenize within the
+  time budget. Documents that could be over the 8192-token limit are tokenized
+  exactly (a token covers at least half a character, so short documents cannot be);
+  the rest are estimated by a *regression estimator* calibrated on a seeded random
+  sample: the character model's prediction (known for every document) is the
+  auxiliary variable, so the estimate is tight; the 95 % confidence interval uses
+  the residual variance with the finite-population correction.
+* ``estimate``: no tokenizer. A linear model over byte/character classes (words,
+  ASCII letters, digits, punctuation, 2-, 3- and 4-byte UTF-8 characters), fitted
+  offline on a calibration corpus (``bench/plan_calibrate_charmodel.py``) that does
+  not include the test data, predicts each document; the stated error bound is the
+  worst leave-one-domain-out error of that fit, with a margin.
+
+Counts include the special tokens the tokenizer adds (``<s> ... </s>``) and the task
+instruction prefix, as the API bills them; ``billed`` caps each document at the
+limit when the request truncates.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from migrate.errors import ConfigError
+from migrate.models import MAX_TOKENS, ModelInfo
+
+#: Default cap on characters tokenized exactly before the sample path is taken
+#: (the XLM-R tokenizer does about 1.4 M chars/s on this 2-core machine).
+FULL_COUNT_MAX_CHARS = 24_000_000
+DEFAULT_SAMPLE_SIZE = 4000
+Z95 = 1.959963984540054
+
+# ---------------------------------------------------------------- character model
+
+FEATURES: tuple[str, ...] = ("intercept", "words", "ascii_letters", "digits", "ascii_punct",
+                             "utf8_2byte", "utf8_3byte", "utf8_4byte", "ascii_upper")
+
+
+@dataclass(frozen=True)
+class CharModel:
+    """tokens ~ coefficients . features(text); fitted per tokenizer family.
+
+    ``bound_ascii`` holds for corpora whose bytes are at least 90 % ASCII,
+    ``bound_other`` for any other corpus (both relative, on the corpus total).
+    """
+
+    family: str
+    coefficients: tuple[float, ...]
+    bound_ascii: float
+    bound_other: float
+    fitted_on: str
+
+    def predict_features(self, feats: np.ndarray) -> np.ndarray:
+        return feats @ np.asarray(self.coefficients, dtype=np.float64)
+
+    def predict(self, texts: Sequence[str]) -> np.ndarray:
+        return self.predict_features(char_features(texts))
+
+    def bound_for(self, ascii_share: float) -> float:
+        return self.bound_ascii if ascii_share >= 0.9 else self.bound_other
+
+
+# Fitted by bench/plan_calibrate_charmodel.py (XLM-R Unigram tokenizer of the e5-small
+# stand-in = v3's vocabulary) on vim + Node.js docs (English prose and code) and
+# gettext catalogues in 30 languages; SciFact is not part of the fit.
+CHAR_MODELS: dict[str, CharModel] = {
+    "xlm-roberta": CharModel(
+        family="xlm-roberta",
+        coefficients=(2.10561, 0.08290, 0.25825, 0.67680, 0.97837, 0.29250, 0.65563, 4.76369, 0.17283),
+        bound_ascii=0.13,
+        bound_other=0.23,
+        fitted_on="8250 docs: vim help, Node.js docs, CPython stdlib, gettext in 30 languages",
+    ),
+}
+
+
+def char_features(texts: Sequence[str]) -> np.ndarray:
+    """(n, len(FEATURES)) float64 matrix of byte-class counts, vectorised over the corpus."""
+    n = len(texts)
+    out = np.zeros((n, len(FEATURES)), dtype=np.float64)
+    out[:, 0] = 1.0
+    if n == 0:
+        return out
+    encoded = [t.encode("utf-8", "surrogatepass") for t in texts]
+    lengths = np.fromiter((len(b) for b in encoded), dtype=np.int64, count=n)
+    total = int(lengths.sum())
+    if total == 0:
+        return out
+    arr = np.frombuffer(b"".join(encoded), dtype=np.uint8)
+    starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
+    nonempty = lengths > 0
+    space = (arr == 32) | (arr == 9) | (arr == 10) | (arr == 13)
+    prev_space = np.empty_like(space)
+    prev_space[0] = True
+    prev_space[1:] = space[:-1]
+    prev_space[starts[nonempty]] = True  # a document starts a new word
+    lower = arr | 0x20
+    classes = [
+        (~space) & prev_space,  # word starts
+        (lower >= 97) & (lower <= 122),
+        (arr >= 48) & (arr <= 57),
+        (arr < 128) & (arr > 32) & ~((lower >= 97) & (lower <= 122)) & ~((arr >= 48) & (arr <= 57)) & (arr != 127),
+        (arr >= 0xC0) & (arr < 0xE0),
+        (arr >= 0xE0) & (arr < 0xF0),
+        arr >= 0xF0,
+        (arr >= 65) & (arr <= 90),  # XLM-R is cased: capitals often start a new piece
+    ]
+    idx = starts[nonempty]
+    for j, mask in enumerate(classes, start=1):
+        sums = np.add.reduceat(mask.astype(np.int64), idx) if idx.size else np.zeros(0)
+        out[nonempty, j] = sums
+    return out
+
+
+def ascii_share(texts: Sequence[str]) -> float:
+    chars = sum(len(t) for t in texts)
+    if not chars:
+        return 1.0
+    non_ascii = sum(len(t.encode("utf-8", "surrogatepass")) - len(t) for t in texts)
+    return max(0.0, 1.0 - non_ascii / chars)
+
+
+# ---------------------------------------------------------------- tokenizers
+
+
+@dataclass(frozen=True)
+class TokenizerRef:
+    """Where the tokenizer came from and how far its counts can be trusted."""
+
+    path: Path
+    label: str
+    stand_in: str | None = None  # name in migrate.testing.standins, when a stand-in
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"path": str(self.path), "label": self.label, "stand_in": self.stand_in}
+
+
+def _tokenizer_file(path: Path) -> Path:
+    p = Path(path)
+    if p.is_dir():
+        p = p / "tokenizer.json"
+    if not p.is_file():
+        raise ConfigError(f"no tokenizer.json at {path}", hint="pass a tokenizer.json file or a model folder that has one")
+    return p
+
+
+def find_tokenizer(model: ModelInfo, explicit: str | Path | None = None, *, allow_stand_in: bool = True) -> TokenizerRef | None:
+    """Locate ``model``'s tokenizer on this machine without any network access.
+
+    Order: an explicit file/folder; the Hugging Face cache (offline); the offline
+    stand-in that shares the vocabulary (``migrate.testing.standins``). None if absent.
+    """
+    if explicit:
+        p = _tokenizer_file(Path(explicit))
+        return TokenizerRef(p, f"{p} (given)")
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        cached = try_to_load_from_cache(model.hf_repo, "tokenizer.json")
+        if isinstance(cached, str) and os.path.isfile(cached):
+            return TokenizerRef(Path(cached), f"{model.hf_repo} tokenizer.json (Hugging Face cache)")
+    except Exception:  # noqa: BLE001 - a broken cache only means "not found"
+        pass
+    if allow_stand_in and model.stand_in:
+        try:
+            from migrate.testing.standins import model_dir
+
+            p = model_dir(model.stand_in) / "tokenizer.json"
+        except Exception:  # noqa: BLE001 - stand-in packages not installed
+            return None
+        if p.is_file():
+            return TokenizerRef(p, f"stand-in '{model.stand_in}' with the same vocabulary ({model.tokenizer})", model.stand_in)
+    return None
+
+
+def load_tokenizer(path: str | Path):
+    """A ``tokenizers.Tokenizer`` with truncation and padding off (counts must be raw)."""
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(_tokenizer_file(Path(path))))
+    tok.no_truncation()
+    tok.no_padding()
+    return tok
+
+
+def count_exact(tokenizer, texts: Sequence[str], prefix: str = "", batch: int = 2048) -> np.ndarray:
+    """Tokens per text (special tokens and ``prefix`` included)."""
+    out = np.zeros(len(texts), dtype=np.int64)
+    for i in range(0, len(texts), batch):
+        chunk = [prefix + t for t in texts[i:i + batch]] if prefix else list(texts[i:i + batch])
+        enc = tokenizer.encode_batch_fast(chunk) if hasattr(tokenizer, "encode_batch_fast") else tokenizer.encode_batch(chunk)
+        out[i:i + len(chunk)] = [len(e.ids) for e in enc]
+    return out
+
+
+def _max_tokens_per_char(tokenizer) -> float:
+    """Upper bound on tokens per character: 2 for Unigram/WordPiece (a piece covers >= 1
+    char, plus at most one word marker), 4 for anything that may fall back to bytes."""
+    kind = type(tokenizer.model).__name__
+    if kind in ("Unigram", "WordPiece") and not getattr(tokenizer.model, "byte_fallback", False):
+        return 2.0
+    return 4.0
+
+
+# ---------------------------------------------------------------- corpus counts
+
+
+@dataclass
+class TokenCount:
+    """Token facts for a corpus, with how they were obtained.
+
+    ``total`` counts every token (prefix and specials included); ``billed`` caps each
+    document at ``limit`` when the run truncates. ``low``/``high`` bound ``total``:
+    a 95 % confidence interval for ``sample``, the stated error bound for
+    ``estimate``, equal to ``total`` for ``exact``.
+    """
+
+    method: str  # exact | sample | estimate
+    total: int
+    low: int
+    high: int
+    billed: int
+    n_docs: int
+    n_tokenized: int
+    chars: int
+    max_tokens: int
+    n_over_limit: int
+    over_limit_exact: bool
+    limit: int
+    prefix: str
+    tokenizer: dict[str, Any] | None
+    error_bound_rel: float | None = None
+    confidence: float | None = None
+    sample_size: int | None = None
+    seed: int | None = None
+    per_doc: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def mean(self) -> float:
+        return self.total / self.n_docs if self.n_docs else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "method": self.method,
+            "total": self.total,
+            "low": self.low,
+            "high": self.high,
+            "billed": self.billed,
+            "mean_per_doc": round(self.mean, 2),
+            "n_docs": self.n_docs,
+            "n_tokenized": self.n_tokenized,
+            "chars": self.chars,
+            "max_tokens": self.max_tokens,
+            "n_over_limit": self.n_over_limit,
+            "over_limit_exact": self.over_limit_exact,
+            "limit": self.limit,
+            "prefix": self.prefix,
+            "tokenizer": self.tokenizer,
+            "error_bound_rel": self.error_bound_rel,
+            "confidence": self.confidence,
+            "sample_size": self.sample_size,
+            "seed": self.seed,
+        }
+
+
+def count_corpus(
+    texts: Sequence[str],
+    *,
+    tokenizer=None,
+    tokenizer_ref: TokenizerRef | None = None,
+    family: str = "xlm-roberta",
+    prefix: str = "",
+    limit: int = MAX_TOKENS,
+    truncate: bool = True,
+    full_max_chars: int = FULL_COUNT_MAX_CHARS,
+    sample_size: int = DEFAULT_SAMPLE_SIZE,
+    seed: int = 0,
+    keep_per_doc: bool = False,
+) -> TokenCount:
+    """Count (or estimate) the tokens of ``texts`` as sent with ``prefix``; see module doc."""
+    n = len(texts)
+    char_lens = np.fromiter((len(t) for t in texts), dtype=np.int64, count=n)
+    chars = int(char_lens.sum())
+    ref = tokenizer_ref.as_dict() if tokenizer_ref else None
+
+    def cap(t: np.ndarray) -> int:
+        return int(np.minimum(t, limit).sum()) if truncate else int(t.sum())
+
+    if tokenizer is None:
+        return _estimate(texts, family, prefix, limit, truncate, chars, keep_per_doc)
+
+    if chars <= full_max_chars or n <= sample_size:
+        per = count_exact(tokenizer, texts, prefix)
+        total = int(per.sum())
+        return TokenCount("exact", total, total, total, cap(per), n, n, chars, int(per.max(initial=0)),
+                          int((per > limit).sum()), True, limit, prefix, ref,
+                          per_doc=per if keep_per_doc else None)
+
+    # ---- sample path: long candidates exactly, the rest by a regression estimator.
+    prefix_tokens = int(count_exact(tokenizer, [""], prefix)[0])
+    bound = _max_tokens_per_char(tokenizer)
+    cand = np.flatnonzero(bound * char_lens + prefix_tokens > limit)
+    rest = np.setdiff1d(np.arange(n), cand, assume_unique=True)
+    rng = np.random.default_rng(seed)
+    cand_chars = int(char_lens[cand].sum())
+    model = CHAR_MODELS.get(family) or CHAR_MODELS["xlm-roberta"]
+    x_all = model.predict_features(char_features(texts))
+
+    total_f, var = 0.0, 0.0
+    n_tok = 0
+    over_exact = True
+    if cand_chars <= full_max_chars // 2:
+        t_c = count_exact(tokenizer, [texts[i] for i in cand], prefix)
+        total_f += float(t_c.sum())
+        billed_c = cap(t_c)
+        n_over = int((t_c > limit).sum())
+        max_tok = int(t_c.max(initial=0))
+        n_tok += len(cand)
+    else:  # too many long documents to tokenize: treat them as one more sampled stratum
+        over_exact = False
+        k = min(len(cand), max(sample_size // 4, 1))
+        pick = np.sort(rng.choice(cand, size=k, replace=False))
+        t_c = count_exact(tokenizer, [texts[i] for i in pick], prefix)
+        est, v = _regression_estimate(t_c.astype(np.float64), x_all[pick], x_all[cand])
+        total_f += est
+        var += v
+        frac_over = float((t_c > limit).mean())
+        n_over = int(round(frac_over * len(cand)))
+        billed_c = int(round(est * (np.minimum(t_c, limit).sum() / max(t_c.sum(), 1)))) if truncate else int(round(est))
+        max_tok = int(t_c.max(initial=0))
+        n_tok += k
+
+    billed = billed_c
+    if rest.size:
+        k = min(rest.size, sample_size)
+        pick = np.sort(rng.choice(rest, size=k, replace=False))
+        t_s = count_exact(tokenizer, [texts[i] for i in pick], prefix)
+        est, v = _regression_estimate(t_s.astype(np.float64), x_all[pick], x_all[rest])
+        total_f += est
+        var += v
+        billed += int(round(est))  # nobody in this stratum can exceed the limit
+        max_tok = max(max_tok, int(t_s.max(initial=0)))
+        n_tok += k
+    total = int(round(total_f))
+    half = Z95 * math.sqrt(var)
+    return TokenCount("sample", total, int(math.floor(total_f - half)), int(math.ceil(total_f + half)), billed, n, n_tok,
+                      chars, max_tok, n_over, over_exact, limit, prefix, ref, confidence=0.95,
+                      sample_size=n_tok, seed=seed)
+
+
+def _regression_estimate(y: np.ndarray, x_s: np.ndarray, x_pop: np.ndarray) -> tuple[float, float]:
+    """Simple regression estimator of a population total and its variance (Cochran 7.1).
+
+    y: sampled counts; x_s: auxiliary values of the sample; x_pop: of the whole stratum.
+    """
+    N, k = len(x_pop), len(y)
+    if k == N:
+        return float(y.sum()), 0.0
+    if k < 3 or float(np.var(x_s)) == 0.0:
+        mean = float(y.mean())
+        s2 = float(np.var(y, ddof=1)) if k > 1 else mean ** 2
+        return N * mean, N * N * (1 - k / N) * s2 / k
+    b = float(np.cov(x_s, y, ddof=1)[0, 1] / np.var(x_s, ddof=1))
+    est_mean = float(y.mean() + b * (x_pop.mean() - x_s.mean()))
+    resid = y - y.mean() - b * (x_s - x_s.mean())
+    s2e = float((resid ** 2).sum() / (k - 2))
+    return N * est_mean, N * N * (1 - k / N) * s2e / k
+
+
+def _estimate(texts: Sequence[str], family: str, prefix: str, limit: int, truncate: bool, chars: int,
+              keep_per_doc: bool) -> TokenCount:
+    model = CHAR_MODELS.get(family)
+    if model is None:
+        raise ConfigError(f"no calibrated character model for tokenizer family {family!r}",
+                          hint="pass --tokenizer with the model's tokenizer.json")
+    per_f = model.predict(texts)
+    if prefix:
+        per_f = per_f + (model.predict([prefix])[0] - model.coefficients[0])  # prefix tokens, no extra specials
+    per = np.maximum(np.rint(per_f), 1).astype(np.int64)
+    total = int(per.sum())
+    rel = model.bound_for(ascii_share(texts))
+    billed = int(np.minimum(per, limit).sum()) if truncate else total
+    return TokenCount("estimate", total, int(math.floor(total * (1 - rel))), int(math.ceil(total * (1 + rel))), billed,
+                      len(texts), 0, chars, int(per.max(initial=0)), int((per > limit).sum()), False, limit, prefix,
+                      None, error_bound_rel=rel, per_doc=per if keep_per_doc else None)
