@@ -172,9 +172,9 @@ class _LoopThread:
 
 
 _KNOWN_OPTIONS = {
-    "base_url", "api_key_env", "dimensions", "embedding_type", "normalized", "truncate", "tier", "rpm", "tpm",
-    "concurrency", "max_retries", "timeout", "max_request_tokens", "max_inputs", "tokenizer", "max_tokens",
-    "headroom", "backoff_max_s",
+    "base_url", "api_key_env", "api_key_file", "dimensions", "embedding_type", "normalized", "normalize", "truncate",
+    "tier", "rpm", "tpm", "concurrency", "max_retries", "timeout", "max_request_tokens", "max_inputs", "tokenizer",
+    "max_tokens", "token_limit", "headroom", "backoff_max_s",
 }
 
 
@@ -187,6 +187,7 @@ class JinaAPIEmbedder:
         *,
         base_url: str | None = None,
         api_key_env: str = DEFAULT_API_KEY_ENV,
+        api_key_file: str | os.PathLike[str] | None = None,
         dimensions: int | None = None,
         embedding_type: str = "float",
         normalized: bool = True,
@@ -201,6 +202,7 @@ class JinaAPIEmbedder:
         max_inputs: int = MAX_INPUTS_PER_REQUEST,
         tokenizer: str | None = None,
         max_tokens: int | None = None,
+        token_limit: int | None = None,
         headroom: float = 0.98,
         backoff_max_s: float = 30.0,
     ) -> None:
@@ -212,6 +214,11 @@ class JinaAPIEmbedder:
             raise ConfigError(f"dimensions must be positive, got {dimensions}")
         if not 1 <= int(max_inputs) <= MAX_INPUTS_PER_REQUEST:
             raise ConfigError(f"max_inputs must be between 1 and {MAX_INPUTS_PER_REQUEST}, got {max_inputs}")
+        if max_tokens is not None and int(max_tokens) < MAX_TOKENS_PER_INPUT:
+            raise ConfigError(
+                f"max_tokens={max_tokens}: the Jina API always reads up to {MAX_TOKENS_PER_INPUT} tokens per text",
+                hint="drop --max-tokens for jina-api (use --truncate to let the API cut longer texts)",
+            )
         if max_retries < 0:
             raise ConfigError(f"max_retries must be >= 0, got {max_retries}")
         self.model = model
@@ -221,6 +228,7 @@ class JinaAPIEmbedder:
         if not self.base_url.startswith(("http://", "https://")):
             raise ConfigError(f"base URL {_redact_url(self.base_url)!r} must start with http:// or https://")
         self.api_key_env = api_key_env or DEFAULT_API_KEY_ENV
+        self.api_key_file = api_key_file
         self.dimensions = int(dimensions) if dimensions is not None else None
         self.embedding_type = embedding_type
         self.normalized = bool(normalized)
@@ -231,7 +239,7 @@ class JinaAPIEmbedder:
         self.max_inputs = int(max_inputs)
         per_req = max(MAX_TOKENS_PER_INPUT, min(131_072, self.limits.tpm * headroom / 60.0 * 2.0))
         self.max_request_tokens = int(max_request_tokens or per_req)
-        self.max_tokens_budget = max_tokens
+        self.token_limit = token_limit
         self.headroom = headroom
         self.backoff_max_s = backoff_max_s
         self.estimator = TokenEstimator(model, tokenizer)
@@ -257,7 +265,8 @@ class JinaAPIEmbedder:
             stand_in=self.stand_in,
             extra={
                 "base_url": _redact_url(self.base_url),
-                "api_key_env": self.api_key_env,
+                "api_key_env": self.api_key_env if self.api_key_file is None else None,
+                "api_key_file": str(self.api_key_file) if self.api_key_file is not None else None,
                 "embedding_type": self.embedding_type,
                 "truncate": self.truncate,
                 "requested_dimensions": self.dimensions,
@@ -331,19 +340,19 @@ class JinaAPIEmbedder:
 
     def _api_key(self) -> str:
         if self._key is None:
-            key = os.environ.get(self.api_key_env, "").strip()
-            if not key:
-                raise ConfigError(
-                    f"no API key: environment variable {self.api_key_env} is not set",
-                    hint=f"export {self.api_key_env}=... or name another variable with --api-key-env",
-                )
+            from migrate.secrets import read_api_key
+
+            key = read_api_key(self.api_key_env, self.api_key_file, required=True)
+            assert key is not None
             self._key = key
         return self._key
 
     def _scrub(self, text: str) -> str:
+        from migrate.secrets import redact
+
         if self._key and self._key in text:
-            text = text.replace(self._key, "***")
-        return text
+            text = text.replace(self._key, "[REDACTED]")
+        return redact(text)
 
     def _run(self, coro: Coroutine[Any, Any, T]) -> T:
         if self._loop is None:
@@ -412,6 +421,8 @@ class JinaAPIEmbedder:
         batches, est = self._plan(texts, late_chunking, groups)
         self._check_budget(sum(b.tokens for b in batches))
         client, limiter = self._ensure_client()
+        if self._dims is None and self.embedding_type in BINARY_TYPES:
+            await self._discover_dims(client, limiter, task)
         vectors: list[np.ndarray | None] = [None] * len(batches)
         billed = [0] * len(batches)
         tasks = [
@@ -483,19 +494,29 @@ class JinaAPIEmbedder:
         if b.tokens > 0 and used > 0:
             self._calib = 0.8 * self._calib + 0.2 * (used / b.tokens)
 
+    async def _discover_dims(self, client: httpx.AsyncClient, limiter: AsyncRateLimiter, task: str) -> None:
+        """Bits of a binary embedding do not say the dimension (the last byte is padded):
+        learn the model's native size from one tiny float request."""
+        saved = self.embedding_type
+        self.embedding_type = "float"
+        try:
+            await self._one_batch(client, limiter, [PROBE_TEXT], Batch(0, 1, 8), task, False, 0, [None], [0])
+        finally:
+            self.embedding_type = saved
+
     def _check_budget(self, estimated: int) -> None:
         """Refuse a call whose (calibrated) estimate would take spending past ``max_tokens``.
 
         Checked before any request of the call is sent, so nothing is spent on a shard
         that cannot finish; earlier shards stay done.
         """
-        if self.max_tokens_budget is None:
+        if self.token_limit is None:
             return
         need = int(math.ceil(estimated * self._calib))
-        if self.stats.billed_tokens + need > self.max_tokens_budget:
+        if self.stats.billed_tokens + need > self.token_limit:
             raise BudgetExceeded(
                 f"token budget: {self.stats.billed_tokens} tokens spent, the next shard needs about {need}, "
-                f"the limit is {self.max_tokens_budget}",
+                f"the limit is {self.token_limit}",
                 hint="raise --max-tokens and run again to resume",
             )
 
@@ -632,4 +653,8 @@ def _factory(model: str, **options: Any) -> JinaAPIEmbedder:
     unknown = sorted(set(options) - _KNOWN_OPTIONS)
     if unknown:
         warnings.warn(f"jina-api ignores options it does not know: {', '.join(unknown)}", stacklevel=2)
-    return JinaAPIEmbedder(model, **{k: v for k, v in options.items() if k in _KNOWN_OPTIONS and v is not None})
+    opts = {k: v for k, v in options.items() if k in _KNOWN_OPTIONS and v is not None}
+    if "normalize" in opts:
+        opts.setdefault("normalized", opts["normalize"])
+        del opts["normalize"]
+    return JinaAPIEmbedder(model, **opts)

@@ -72,6 +72,16 @@ def quiet_transformers() -> None:
         pass
 
 
+def is_model2vec_dir(path: Path) -> bool:
+    """A model2vec-style static model: tokenizer.json + safetensors table, no transformer config."""
+    try:
+        cfg = json.loads((path / "config.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return (path / "tokenizer.json").exists() and "model_type" not in cfg and not (path / "modules.json").exists() \
+        and ("embedding_dtype" in cfg or cfg.get("model_type") == "model2vec" or "normalize" in cfg)
+
+
 def is_jina_v3_dir(path: Path) -> bool:
     try:
         cfg = json.loads((path / "config.json").read_text())
@@ -111,14 +121,20 @@ class LocalEmbedder:
         path = resolve_model_path(model)
         torch_dtype = pick_dtype(self.device, dtype)
         try:
-            self.model = SentenceTransformer(str(path), device=self.device, local_files_only=True,
-                                             model_kwargs={"dtype": torch_dtype})
-        except (OSError, ValueError) as exc:
+            if isinstance(path, Path) and is_model2vec_dir(path):
+                from sentence_transformers.sentence_transformer.modules import StaticEmbedding
+
+                self.model = SentenceTransformer(modules=[StaticEmbedding.from_model2vec(str(path))], device=self.device)
+            else:
+                self.model = SentenceTransformer(str(path), device=self.device, local_files_only=True,
+                                                 model_kwargs={"dtype": torch_dtype})
+        except (OSError, ValueError, ImportError) as exc:
             raise ConfigError(f"cannot load local model {model!r}: {str(exc).splitlines()[0][:200]}",
                               hint="pass a local model folder; the hub is not reachable offline") from None
         if max_tokens:
             self.model.max_seq_length = int(max_tokens)
-        self.max_tokens = int(self.model.max_seq_length or 512)
+        limit = self.model.max_seq_length
+        self.max_tokens = int(limit) if limit and limit != float("inf") else 512
         self.native_dim = int(self.model.get_embedding_dimension() if hasattr(self.model, "get_embedding_dimension")
                               else self.model.get_sentence_embedding_dimension())
         if dimensions is not None and not 0 < dimensions <= self.native_dim:
@@ -154,9 +170,12 @@ class LocalEmbedder:
         if not texts:
             return []
         prefix = self.prefix(task)
-        enc = self.model.tokenizer([prefix + t for t in texts], add_special_tokens=True, truncation=True,
-                                   max_length=self.max_tokens, return_attention_mask=False,
-                                   return_token_type_ids=False, verbose=False)
+        tok = self.model.tokenizer
+        batch = [prefix + t for t in texts]
+        if hasattr(tok, "encode_batch"):  # a bare tokenizers.Tokenizer (static models)
+            return [min(len(e.ids), self.max_tokens) for e in tok.encode_batch(batch, add_special_tokens=True)]
+        enc = tok(batch, add_special_tokens=True, truncation=True, max_length=self.max_tokens,
+                  return_attention_mask=False, return_token_type_ids=False, verbose=False)
         return [len(ids) for ids in enc["input_ids"]]
 
     def embed(self, texts: Sequence[str], *, task: str, late_chunking: bool = False) -> EmbedResult:

@@ -124,25 +124,6 @@ def token_spans_from_char_ranges(offsets: Sequence[tuple[int, int]], char_ranges
     return spans
 
 
-def cover_spans(spans: Sequence[Span], n_tokens: int) -> list[Span]:
-    """Make spans contiguous over ``[0, n_tokens)``: the first starts at 0, each next
-    starts where the previous ended, the last ends at ``n_tokens``.
-
-    Used for the API-equivalent mode, where the single-space separators and any token
-    that straddles two inputs must still land in exactly one chunk.
-    """
-    if not spans:
-        return []
-    out: list[Span] = []
-    prev_end = 0
-    for i, (_, end) in enumerate(spans):
-        start = prev_end
-        end = n_tokens if i == len(spans) - 1 else max(end, start)
-        out.append((start, end))
-        prev_end = end
-    return out
-
-
 # --------------------------------------------------------------------------- tokenizer access
 
 

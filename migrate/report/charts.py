@@ -16,9 +16,10 @@ LOSS_COLOR = "#cf222e"
 
 
 def _svg(width: int, height: int, body: list[str], label: str) -> str:
-    return (f'<svg class="chart" role="img" aria-label="{escape(label)}" xmlns="http://www.w3.org/2000/svg" '
+    return (f'<figure class="chart"><figcaption>{escape(label)}</figcaption>'
+            f'<svg class="chart" role="img" aria-label="{escape(label)}" xmlns="http://www.w3.org/2000/svg" '
             f'width="{width}" height="{height}" viewBox="0 0 {width} {height}">'
-            f'<title>{escape(label)}</title>' + "".join(body) + "</svg>")
+            f'<title>{escape(label)}</title>' + "".join(body) + "</svg></figure>")
 
 
 def grouped_bars(groups: Sequence[str], series: Sequence[tuple[str, str, Sequence[float]]], *,
@@ -85,7 +86,10 @@ def line_chart(xs: Sequence[float], series: Sequence[tuple[str, str, Sequence[fl
     if hi - lo < 1e-6:
         lo, hi = lo - 0.05, hi + 0.05
     margin = (hi - lo) * 0.1
+    bounded = all(0.0 <= v <= 1.0 for v in vals)
     lo, hi = lo - margin, hi + margin
+    if bounded:  # rates: keep the axis inside [0, 1]
+        lo, hi = max(0.0, lo), min(1.0, hi)
     n = max(1, len(xs) - 1)
 
     def px(i: int) -> float:

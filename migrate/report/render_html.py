@@ -34,7 +34,8 @@ td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 .doc{font-size:12px;color:#444;white-space:pre-wrap;word-break:break-word}
 .rel{background:#dafbe1}.new-in{background:#fff8c5}
 .muted{color:#656d76;font-size:12px}
-svg.chart{background:#fff;border:1px solid #d0d7de;margin:6px 8px 6px 0;font-family:inherit}
+svg.chart{background:#fff;border:1px solid #d0d7de;font-family:inherit;max-width:100%;height:auto}
+figure.chart{display:inline-block;margin:6px 12px 10px 0}figcaption{font-size:12px;color:#444;margin-bottom:2px}
 code{background:#f6f8fa;padding:1px 4px;border-radius:4px}
 """
 

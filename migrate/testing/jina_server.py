@@ -220,6 +220,16 @@ class JinaCompatServer:
             ]
         )
 
+    def set_faults(self, faults: FaultConfig) -> None:
+        """Change fault injection on the running server (counts start again at zero)."""
+        self.config.faults = faults
+        self.faults = FaultInjector(faults)
+
+    def set_limits(self, limits: ServerLimits) -> None:
+        """Change rate limits on the running server (buckets start full)."""
+        self.config.limits = limits
+        self.limiter = KeyLimiter(limits)
+
     # ----------------------------------------------------------------- small endpoints
 
     async def health(self, request: Request) -> Response:
@@ -326,10 +336,17 @@ class JinaCompatServer:
             headers.update(self._retry_after(decision.retry_after_s))
             raise _Reject(429, decision.reason, headers)
         try:
-            prefix = model.prefix_for(req.task) if model.supports_task else ""
-            vectors = await run_in_threadpool(self._compute, rt, texts, prefix, req)
+            return await self._admitted(kid, rt, texts, model, req, billed, fault)
         finally:
             self.limiter.done(kid)
+
+    async def _admitted(
+        self, kid: str, rt: Any, texts: list[str], model: ServedModel, req: ParsedRequest, billed: int, fault: str | None
+    ) -> Response:
+        """Compute, bill and answer an admitted request (its concurrency slot is held throughout)."""
+        cfg = self.config
+        prefix = model.prefix_for(req.task) if model.supports_task else ""
+        vectors = await run_in_threadpool(self._compute, rt, texts, prefix, req)
         self.usage.total_tokens += billed
         self.usage.requests_ok += 1
         self.usage.tokens_by_key[kid] += billed
@@ -351,7 +368,7 @@ class JinaCompatServer:
             "usage": {"total_tokens": billed, "prompt_tokens": billed},
             "data": data,
         }
-        headers = dict(decision.headers or {})
+        headers = self.limiter.headers(kid) if cfg.limits.active else {}
         headers[STAND_IN_HEADER] = model.stand_in
         raw = json.dumps(payload, separators=(",", ":")).encode()
         if fault == "slow":

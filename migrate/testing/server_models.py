@@ -289,20 +289,21 @@ class StaticRuntime(Runtime):
         return out
 
 
-class RuntimePool:
-    """Loads each stand-in once, on first use."""
+_LOADED: dict[str, Runtime] = {}
+_LOAD_LOCK = threading.Lock()
 
-    def __init__(self) -> None:
-        self._runtimes: dict[str, Runtime] = {}
-        self._lock = threading.Lock()
+
+class RuntimePool:
+    """Loads each stand-in once per process, on first use (runtimes are read-only, so
+    several servers in one process, e.g. in a test session, share them)."""
 
     def get(self, stand_in: str) -> Runtime:
-        with self._lock:
-            rt = self._runtimes.get(stand_in)
+        with _LOAD_LOCK:
+            rt = _LOADED.get(stand_in)
             if rt is None:
                 from migrate.testing.standins import model_dir
 
                 directory = model_dir(stand_in)
                 rt = StaticRuntime(directory) if stand_in == "static" else TransformerRuntime(directory, stand_in)
-                self._runtimes[stand_in] = rt
+                _LOADED[stand_in] = rt
             return rt

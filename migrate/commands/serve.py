@@ -1,0 +1,93 @@
+"""``jina-migrate serve-api``: run the local Jina-compatible server in the foreground.
+
+What: the same server the tests and the demo use (``migrate.testing``), on a loopback
+port, with real stand-in models, optional rate limits and seeded fault injection.
+Why: users can rehearse a migration (or point their CI) at it for free:
+``jina-migrate run --base-url http://127.0.0.1:8080 ...`` with a key from the key file.
+
+Keys come from ``--api-key-file`` (one per line) or ``--api-key-env``; with neither, a
+random key is written to a new 0600 file whose *path* is printed (never the key).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from migrate.errors import ConfigError
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve-api")(serve_api)
+
+
+def serve_api(
+    host: Annotated[str, typer.Option(help="Address to listen on (keep it loopback unless you mean it).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on (0 = any free port).")] = 8080,
+    api_key_file: Annotated[Optional[Path], typer.Option(help="File with the accepted API keys, one per line.")] = None,
+    api_key_env: Annotated[Optional[str], typer.Option(help="Environment variable holding the accepted key.")] = None,
+    models: Annotated[Optional[Path], typer.Option("--models", help="JSON/TOML model map: {models: {NAME: {stand_in, prefixes}}}.")] = None,
+    fast: Annotated[bool, typer.Option("--fast", help="Serve every model name with the fast static model (load tests).")] = False,
+    rpm: Annotated[Optional[int], typer.Option(help="Requests per minute per key (default unlimited).")] = None,
+    tpm: Annotated[Optional[int], typer.Option(help="Tokens per minute per key (default unlimited).")] = None,
+    concurrency: Annotated[Optional[int], typer.Option(help="Requests in flight per key (default unlimited).")] = None,
+    window: Annotated[float, typer.Option(help="Rate-limit burst window in seconds (60 = a full minute's budget at once).")] = 60.0,
+    balance: Annotated[Optional[int], typer.Option(help="Tokens each key may spend; then 402 (see --balance-status).")] = None,
+    balance_status: Annotated[int, typer.Option(help="Status for an exhausted balance: 402 or 403.")] = 402,
+    faults: Annotated[float, typer.Option(help="Mixed fault rate, split evenly over all fault kinds.")] = 0.0,
+    fault_429: Annotated[float, typer.Option("--fault-429", help="Fraction of requests answered 429.")] = 0.0,
+    fault_500: Annotated[float, typer.Option("--fault-500", help="Fraction answered 500.")] = 0.0,
+    fault_503: Annotated[float, typer.Option("--fault-503", help="Fraction answered 503.")] = 0.0,
+    fault_drop: Annotated[float, typer.Option("--fault-drop", help="Fraction whose connection is dropped mid-response.")] = 0.0,
+    fault_slow: Annotated[float, typer.Option("--fault-slow", help="Fraction answered after --slow-s seconds.")] = 0.0,
+    fault_truncated: Annotated[float, typer.Option("--fault-truncated", help="Fraction with a truncated JSON body.")] = 0.0,
+    fault_wrong_count: Annotated[float, typer.Option("--fault-wrong-count", help="Fraction with one embedding missing.")] = 0.0,
+    slow_s: Annotated[float, typer.Option(help="Delay of a slow response, seconds.")] = 2.0,
+    seed: Annotated[int, typer.Option(help="Fault seed (same seed + same requests = same faults).")] = 0,
+) -> None:
+    """Serve the Jina Embeddings API locally with real stand-in models (not Jina's weights)."""
+    from migrate.testing.faults import FaultConfig
+    from migrate.testing.server_limits import ServerLimits
+    from migrate.testing.server_run import build_config, new_api_key, read_key_file, serve_forever, write_key_file
+
+    if balance_status not in (402, 403):
+        raise ConfigError(f"--balance-status must be 402 or 403, got {balance_status}")
+    keys: set[str] = set()
+    if api_key_file is not None:
+        keys |= read_key_file(api_key_file)
+    if api_key_env:
+        v = os.environ.get(api_key_env, "").strip()
+        if not v:
+            raise ConfigError(f"--api-key-env {api_key_env}: the variable is empty")
+        keys.add(v)
+    if not keys:
+        keys.add(new_api_key())
+        path = write_key_file(keys, Path.cwd())
+        typer.echo(f"no key given: wrote a new API key to {path} (mode 600)", err=True)
+    try:
+        if faults:
+            fc = FaultConfig.mixed(faults, seed=seed, slow_s=slow_s)
+        else:
+            fc = FaultConfig(p429=fault_429, p500=fault_500, p503=fault_503, drop=fault_drop, slow=fault_slow,
+                             truncated=fault_truncated, wrong_count=fault_wrong_count, slow_s=slow_s, seed=seed)
+    except ValueError as exc:
+        raise ConfigError(str(exc), hint="fault rates are fractions in [0, 1] that add up to at most 1") from None
+    config = build_config(
+        api_keys=keys,
+        model_config=models,
+        fast=fast,
+        limits=ServerLimits(rpm=rpm, tpm=tpm, concurrency=concurrency, window_s=window),
+        faults=fc,
+        balance_tokens=balance,
+        balance_status=balance_status,
+    )
+    names = ", ".join(f"{n} -> {m.stand_in}" for n, m in config.models.items())
+
+    def ready(url: str) -> None:
+        typer.echo(f"Jina-compatible stand-in server at {url}  (POST {url}/v1/embeddings)", err=True)
+        typer.echo(f"models (stand-ins, not Jina's weights): {names}", err=True)
+
+    serve_forever(config, host, port, on_ready=ready)
