@@ -64,6 +64,7 @@ def run(
     task: Annotated[Optional[str], typer.Option(help="v3 task: text-matching (default, mimics v2), retrieval.passage, retrieval.query, separation, classification, none.")] = None,
     use_case: Annotated[Optional[str], typer.Option(help="Pick the task by use: search, dedup, sts, classification, clustering.")] = None,
     dimensions: Annotated[Optional[int], typer.Option(help="Matryoshka size (v3: 1024 default; 768 keeps v2's width).")] = None,
+    allow_any_dimensions: Annotated[bool, typer.Option("--allow-any-dimensions", help="Local v3: allow sizes outside the model's Matryoshka list.")] = False,
     late_chunking: Annotated[Optional[bool], typer.Option("--late-chunking/--no-late-chunking", help="Embed chunks of each document in one context.")] = None,
     chunker: Annotated[Optional[str], typer.Option(help="With --late-chunking: tokens:256, sentences:3, ...")] = None,
     max_input_tokens: Annotated[Optional[int], typer.Option(help="Cut each input at this many tokens (local models).")] = None,
@@ -105,6 +106,7 @@ def run(
 
     flags = dict(documents=docs, out=out, old_index=old_index, id_map=id_map, id_field=id_field,
                  text_field=text_field, title_field=title_field, model=model, task=task, dimensions=dimensions,
+                 allow_any_dimensions=allow_any_dimensions or None,
                  late_chunking=late_chunking, chunker=chunker, max_tokens=max_input_tokens, shard_size=shard_size,
                  shard=shard, restart=restart or None, on_missing=on_missing, on_empty=on_empty, cache=cache or None,
                  index_type=index_type, hnsw_m=hnsw_m, ivf_nlist=ivf_nlist, pq_m=pq_m, device=device, dtype=dtype,

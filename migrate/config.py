@@ -36,6 +36,7 @@ class RunConfig:
     model: str = DEFAULT_MODEL  # embedder spec: local:PATH | jina-api:MODEL
     task: str = "text-matching"
     dimensions: int | None = None
+    allow_any_dimensions: bool = False
     normalized: bool = True
     max_tokens: int | None = None
     late_chunking: bool = False
@@ -83,6 +84,14 @@ class RunConfig:
             raise ConfigError("--shard-size must be at least 1")
         if self.dimensions is not None and self.dimensions < 1:
             raise ConfigError("--dimensions must be positive")
+        if self.chunker and not self.late_chunking:
+            raise ConfigError("--chunker only applies with --late-chunking")
+        if self.late_chunking and not self.chunker:
+            self.chunker = "sentences:3"
+        if self.chunker:
+            from migrate.embed.chunking import parse_chunker
+
+            self.chunker = parse_chunker(self.chunker).describe()
         if self.max_cost is not None and not self.price_per_million:
             raise ConfigError("--max-cost needs --price-per-million (no price is assumed)")
         self.worker()
@@ -107,8 +116,9 @@ class RunConfig:
         """Options passed to ``get_embedder``; each backend takes what it knows."""
         opts: dict[str, Any] = {"dimensions": self.dimensions, "normalized": self.normalized,
                                 "normalize": self.normalized, "max_tokens": self.max_tokens}
-        if self.model.startswith("local:"):
-            opts |= {"device": self.device, "dtype": self.dtype, "token_budget": self.token_budget}
+        if self.model.startswith(("local:", "jina-local:")):
+            opts |= {"device": self.device, "dtype": self.dtype, "token_budget": self.token_budget,
+                     "allow_any_dimensions": self.allow_any_dimensions or None}
         else:
             opts |= {"base_url": self.base_url, "api_key_env": self.api_key_env, "api_key_file": self.api_key_file,
                      "rpm": self.rpm, "tpm": self.tpm, "concurrency": self.concurrency, "tier": self.tier,

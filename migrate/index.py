@@ -68,16 +68,23 @@ def finalize(out: Path | str) -> dict[str, Any]:
                          f"(first: {missing[0]})", hint="run the remaining workers (or `jina-migrate run`) first")
     tables = [job.store.read(s) for s in job.plan.shards]
     ids = [x for t in tables for x in t.column("id").to_pylist()]
-    if ids != job.ids:
+    chunked = "chunk" in tables[0].column_names
+    doc_order = list(dict.fromkeys(ids)) if chunked else ids
+    if doc_order != job.ids:
         raise StateError(f"{out}: shard contents do not match the plan", hint="rerun with --restart")
     vectors = np.concatenate([arrow_to_vectors(t.column("vector")) for t in tables])
     hashes = pa.concat_arrays([t.column("text_sha256").combine_chunks() for t in tables])
-    faiss_ids = np.asarray(job.faiss_ids, dtype=np.int64)
+    # Documents keep their (old) int64 ids; late-chunked rows are numbered in order instead.
+    faiss_ids = np.arange(len(ids), dtype=np.int64) if chunked else np.asarray(job.faiss_ids, dtype=np.int64)
 
-    emb = pa.table({"id": pa.array(ids, pa.string()), "vector": vectors_to_arrow(vectors), "text_sha256": hashes,
-                    "faiss_id": pa.array(faiss_ids, pa.int64())})
+    cols = {"id": pa.array(ids, pa.string())}
+    if chunked:
+        cols["chunk"] = pa.concat_arrays([t.column("chunk").combine_chunks() for t in tables])
+    emb = pa.table(cols | {"vector": vectors_to_arrow(vectors), "text_sha256": hashes,
+                           "faiss_id": pa.array(faiss_ids, pa.int64())})
     write_with(out / EMBEDDINGS, lambda tmp: pq.write_table(emb, tmp, compression="zstd"))
-    idmap = pa.table({"faiss_id": pa.array(faiss_ids, pa.int64()), "id": pa.array(ids, pa.string())})
+    idmap = pa.table({"faiss_id": pa.array(faiss_ids, pa.int64()), "id": pa.array(ids, pa.string())}
+                     | ({"chunk": cols["chunk"]} if chunked else {}))
     write_with(out / ID_MAP, lambda tmp: pq.write_table(idmap, tmp))
 
     import faiss
@@ -89,7 +96,8 @@ def finalize(out: Path | str) -> dict[str, Any]:
     manifest = load_manifest(out) or job.manifest
     manifest["outputs"] = {name: {"sha256": sha256_file(out / name), "bytes": (out / name).stat().st_size}
                            for name in (EMBEDDINGS, ID_MAP, INDEX)}
-    manifest["result"] = {"rows": len(ids), "dimensions": int(vectors.shape[1]),
+    manifest["result"] = {"rows": len(ids), "documents": len(doc_order), "chunked": chunked,
+                          "dimensions": int(vectors.shape[1]),
                           "index_type": cfg.get("type", "flat"),
                           "tokens": sum(int((job.store.record(s) or {}).get("tokens", 0)) for s in job.plan.shards)}
     manifest["state"] = "complete"

@@ -197,7 +197,8 @@ def _output_bytes(n: int, dims: int, id_bytes: float) -> dict[str, int]:
 
 
 def _local_model_path(spec: str) -> str:
-    return spec if ":" in spec.split("/")[0] and not Path(spec).exists() else f"local:{spec}"
+    """An embedder spec: ``local:...`` / ``jina-api:...`` as given, anything else is a local folder or name."""
+    return spec if spec.startswith(("local:", "jina-api:")) else f"local:{spec}"
 
 
 def calibrate_local(spec: str, texts: list[str], task: str, *, dimensions: int | None, seed: int,

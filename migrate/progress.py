@@ -53,7 +53,7 @@ class JsonReporter:
                     "done_rows": done_rows})
 
     def shard_done(self, record: dict[str, Any]) -> None:
-        rates = self.rates.add(record["rows"], record.get("tokens", 0))
+        rates = self.rates.add(record.get("docs", record["rows"]), record.get("tokens", 0))
         self._emit({"event": "shard_done", **{k: record[k] for k in ("shard", "rows", "tokens", "embedded", "cached")
                                               if k in record}, **rates})
 
@@ -86,8 +86,9 @@ class RichReporter:
         self.task = self.progress.add_task("embedding", total=rows, completed=done_rows, rate="")
 
     def shard_done(self, record: dict[str, Any]) -> None:
-        r = self.rates.add(record["rows"], record.get("tokens", 0))
-        self.progress.update(self.task, advance=record["rows"],
+        docs = record.get("docs", record["rows"])
+        r = self.rates.add(docs, record.get("tokens", 0))
+        self.progress.update(self.task, advance=docs,
                              rate=f"{r['docs_per_s']:.1f} docs/s  {r['tokens_per_s']:.0f} tok/s")
 
     def event(self, name: str, **fields: Any) -> None:

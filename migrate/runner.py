@@ -214,8 +214,57 @@ def build_cache(job: Job, reporter: Reporter) -> EmbeddingCache:
 
 # --------------------------------------------------------------------------- the step
 
+def chunk_hash(doc_hash: str, chunker: str, k: int) -> str:
+    """A late-chunked vector depends on the whole document, the chunker and the position."""
+    return text_hash(f"{doc_hash}\x00{chunker}\x00{k}")
+
+
+def _tokenizer_of(embedder: Embedder):
+    tok = getattr(embedder, "tokenizer", None)
+    if tok is None:
+        model = getattr(embedder, "model", None)
+        tok = getattr(model, "tokenizer", None)
+    return tok
+
+
+def run_shard_late_chunked(job: Job, shard: Shard, embedder: Embedder,
+                           cache: EmbeddingCache | None = None) -> dict[str, Any]:
+    """Late chunking: each document is chunked, then embedded in one context (one vector per chunk)."""
+    from migrate.embed.chunking import chunk_document, parse_chunker
+
+    t0 = time.monotonic()
+    ids, texts, hashes = job.shard_rows(shard)
+    spec = parse_chunker(job.config.chunker or "sentences:3")
+    chunker = spec.describe()
+    tokenizer = _tokenizer_of(embedder)
+    out_ids: list[str] = []
+    out_chunks: list[int] = []
+    out_hashes: list[str] = []
+    blocks: list[np.ndarray] = []
+    tokens = embedded = cached_n = 0
+    for doc_id, text, h in zip(ids, texts, hashes):
+        chunks = chunk_document(text, spec, tokenizer) or [text]
+        keys = [chunk_hash(h, chunker, k) for k in range(len(chunks))]
+        hit, vecs = cache.lookup(keys) if cache is not None and len(cache) else (np.zeros(len(keys), bool), None)
+        if hit.all():
+            cached_n += 1
+        else:
+            result = embedder.embed(chunks, task=job.config.task, late_chunking=True)
+            vecs, tokens, embedded = result.vectors, tokens + int(result.total_tokens), embedded + 1
+        blocks.append(vecs)
+        out_ids += [doc_id] * len(chunks)
+        out_chunks += list(range(len(chunks)))
+        out_hashes += keys
+    meta = {"config_fingerprint": job.config_fingerprint, "tokens": tokens, "embedded": embedded,
+            "cached": cached_n, "chunker": chunker, "seconds": round(time.monotonic() - t0, 3)}
+    return job.store.write(shard, out_ids, np.concatenate(blocks), out_hashes, meta,
+                           chunks=np.asarray(out_chunks, dtype=np.int32))
+
+
 def run_shard(job: Job, shard: Shard, embedder: Embedder, cache: EmbeddingCache | None = None) -> dict[str, Any]:
     """Embed one shard and write it; returns its completion record."""
+    if job.config.late_chunking:
+        return run_shard_late_chunked(job, shard, embedder, cache)
     t0 = time.monotonic()
     ids, texts, hashes = job.shard_rows(shard)
     task = job.config.task

@@ -107,12 +107,10 @@ class ShardPlan:
 
 # --------------------------------------------------------------------------- shard files
 
-def shard_schema(dim: int) -> pa.Schema:
-    return pa.schema([
-        ("id", pa.string()),
-        ("vector", pa.list_(pa.float32(), dim)),
-        ("text_sha256", pa.string()),
-    ])
+def shard_schema(dim: int, chunked: bool = False) -> pa.Schema:
+    """id, [chunk,] vector, text_sha256. Late-chunked shards hold one row per chunk (id repeats)."""
+    fields = [("id", pa.string())] + ([("chunk", pa.int32())] if chunked else [])
+    return pa.schema(fields + [("vector", pa.list_(pa.float32(), dim)), ("text_sha256", pa.string())])
 
 
 def vectors_to_arrow(vectors: np.ndarray) -> pa.FixedSizeListArray:
@@ -144,16 +142,23 @@ class ShardStore:
         clean_temp_files(self.dir)
 
     def write(self, shard: Shard, ids: list[str], vectors: np.ndarray, hashes: list[str],
-              meta: dict[str, Any]) -> dict[str, Any]:
-        """Write the shard's Parquet file, then its completion record (both atomically)."""
-        if len(ids) != shard.rows or vectors.shape[0] != shard.rows:
-            raise StateError(f"shard {shard.name}: got {vectors.shape[0]} vectors for {shard.rows} rows")
-        table = pa.table({"id": pa.array(ids, pa.string()), "vector": vectors_to_arrow(vectors),
-                          "text_sha256": pa.array(hashes, pa.string())}, schema=shard_schema(vectors.shape[1]))
+              meta: dict[str, Any], chunks: np.ndarray | None = None) -> dict[str, Any]:
+        """Write the shard's Parquet file, then its completion record (both atomically).
+
+        Without ``chunks`` there is one row per document of the shard; with them (late
+        chunking) one row per chunk, ``ids`` repeating the document id.
+        """
+        if vectors.shape[0] != len(ids) or (chunks is None and len(ids) != shard.rows):
+            raise StateError(f"shard {shard.name}: got {vectors.shape[0]} vectors for {shard.rows} documents")
+        cols = {"id": pa.array(ids, pa.string())}
+        if chunks is not None:
+            cols["chunk"] = pa.array(chunks, pa.int32())
+        cols |= {"vector": vectors_to_arrow(vectors), "text_sha256": pa.array(hashes, pa.string())}
+        table = pa.table(cols, schema=shard_schema(vectors.shape[1], chunked=chunks is not None))
         path = self.data_path(shard)
         write_with(path, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
-        record = {"shard": shard.name, "index": shard.index, "rows": shard.rows, "dim": int(vectors.shape[1]),
-                  "sha256": sha256_file(path)} | meta
+        record = {"shard": shard.name, "index": shard.index, "docs": shard.rows, "rows": len(ids),
+                  "dim": int(vectors.shape[1]), "sha256": sha256_file(path)} | meta
         write_json(self.record_path(shard), record)
         return record
 
@@ -167,7 +172,7 @@ class ShardStore:
         """Done = record present, file present, checksum and row count agree (and same config)."""
         rec = self.record(shard)
         path = self.data_path(shard)
-        if not rec or not path.exists() or rec.get("rows") != shard.rows:
+        if not rec or not path.exists() or rec.get("docs", rec.get("rows")) != shard.rows:
             return False
         if config_fingerprint and rec.get("config_fingerprint") != config_fingerprint:
             return False

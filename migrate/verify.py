@@ -57,10 +57,13 @@ def verify(out: Path | str, norm_tol: float = 1e-3) -> dict[str, Any]:
         problems.append(f"{EMBEDDINGS} unreadable: {str(exc).splitlines()[0]}")
         return {"ok": False, "problems": problems, "checks": checks}
     ids = emb.column("id").to_pylist()
+    chunked = "chunk" in emb.column_names
+    keys = list(zip(ids, emb.column("chunk").to_pylist())) if chunked else ids
     checks["rows"] = len(ids)
-    if len(ids) != job.plan.total_rows:
-        problems.append(f"{len(ids)} rows, plan has {job.plan.total_rows}")
-    dups = [i for i, c in Counter(ids).items() if c > 1]
+    n_docs = len(set(ids))
+    if n_docs != job.plan.total_rows or (not chunked and len(ids) != job.plan.total_rows):
+        problems.append(f"{n_docs} documents in {len(ids)} rows, plan has {job.plan.total_rows} documents")
+    dups = [i for i, c in Counter(keys).items() if c > 1]
     if dups:
         problems.append(f"{len(dups)} ids appear more than once (e.g. {dups[:3]})")
     if set(ids) != set(job.ids):

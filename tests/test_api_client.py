@@ -76,10 +76,15 @@ def test_field_combinations(srv, key, etype, dims, late):
         assert np.array_equal(res.vectors > 0, ref > 0)
     assert res.tokens.shape == (len(texts),) and int(res.tokens.sum()) == res.total_tokens
     if late:
-        assert res.total_tokens == j["usage"]["total_tokens"]  # one request, same bill
-    else:
-        assert res.total_tokens == sum(raw(srv, {"model": V3, "input": [t]})[1]["usage"]["total_tokens"] for t in texts[:1]) \
-            + sum(raw(srv, {"model": V3, "input": texts[1:]})[1]["usage"]["total_tokens"] for _ in [0])
+        assert res.total_tokens == j["usage"]["total_tokens"]  # one request, one bill
+
+
+def test_total_tokens_is_the_servers_bill(srv, key):
+    before = srv.usage()["total_tokens"]
+    with client(srv, max_request_tokens=100) as e:
+        res = e.embed(TEXTS[:50], task="retrieval.passage")
+        assert e.stats.requests > 1
+    assert res.total_tokens == srv.usage()["total_tokens"] - before
 
 
 def test_normalized_false_and_task_none(srv, key):
@@ -94,12 +99,12 @@ def test_normalized_false_and_task_none(srv, key):
 
 
 def test_big_shard_is_split_and_reassembled_in_order(srv, key):
-    texts = [f"t{i} " + "w " * (i % 50) for i in range(5000)]
+    texts = [f"t{i} " + "w " * (i % 50) for i in range(2500)]
     with client(srv) as e:
         res = e.embed(texts, task="retrieval.passage")
         assert e.stats.requests >= 3  # > 2048 inputs cannot go in one request
     ref = np.concatenate([raw(srv, {"model": V3, "input": texts[i : i + 2000], "task": "retrieval.passage",
-                                    "normalized": True})[0] for i in range(0, 5000, 2000)])
+                                    "normalized": True})[0] for i in range(0, 2500, 2000)])
     assert np.array_equal(res.vectors, ref)
 
 
@@ -109,8 +114,7 @@ def test_truncate_flag(srv, key):
         assert e.embed(["short", long_text], task="retrieval.passage").vectors.shape == (2, 64)
     with client(srv) as e, pytest.raises(InputError, match="exceed 8192 tokens"):
         e.embed(["short", long_text], task="retrieval.passage")  # exact tokenizer: refused before sending
-    with client(srv, tokenizer=None) as e:
-        e.estimator = type(e.estimator)("unknown-model", auto=False)  # heuristic estimate only
+    with client(srv, tokenizer="heuristic") as e:  # no tokenizer: the server has to refuse it
         with pytest.raises(EmbeddingError, match="HTTP 400.*Single text cannot exceed 8192"):
             e.embed(["short", long_text], task="retrieval.passage")
 
@@ -250,11 +254,11 @@ def test_mixed_10pct_faults_full_run_identical(monkeypatch, clean_vectors, caplo
     caplog.set_level(logging.DEBUG)
     with run_server(fast=True, faults=FaultConfig.mixed(0.10, seed=11, slow_s=1.5)) as h:
         monkeypatch.setenv(ENV, h.api_key)
-        with client(h, max_request_tokens=150, timeout=1.0) as e:
+        with client(h, max_request_tokens=60, timeout=1.0) as e:
             res = e.embed(TEXTS, task="retrieval.passage")
             n_requests = e.stats.requests
         usage = h.usage()
-    assert sum(usage["faults"].values()) >= 3
+    assert n_requests >= 80 and sum(usage["faults"].values()) >= 5
     assert res.vectors.shape == clean_vectors.shape  # every vector present, none twice
     assert np.array_equal(res.vectors, clean_vectors)  # and identical to the fault-free run
     assert n_requests == usage["requests"]

@@ -105,3 +105,36 @@ def test_compare_cli_without_judgments_and_user_errors(workspace: Path, capsys):
     assert _cli(["compare", "--new", str(d / "out"), "--old", str(d / "old.parquet"),
                  "--queries", str(d / "queries.csv"), "--report-dir", str(d / "rep3")]) == 2
     assert "--old-model" in capsys.readouterr().err
+
+
+def test_corpus_embedding_cache_resumes_after_interruption(tmp_path: Path):
+    import numpy as np
+
+    from migrate.embed.registry import get_embedder
+    from migrate.report.build import embed_corpus
+    from migrate.report.data import Corpus
+
+    emb = get_embedder("local:standin:static", device="cpu")
+    corpus = Corpus([f"d{i}" for i in range(50)], [f"{TOPICS[i % 10]} number {i}" for i in range(50)])
+    fresh, meta = embed_corpus(emb, corpus, doc_task="none", spec="local:standin:static", cache=None)
+    assert not meta["cached"] and fresh.shape == (50, 64)
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_two(done: int, total: int) -> None:
+        if done >= 32:
+            raise Stop
+
+    with pytest.raises(Stop):
+        embed_corpus(emb, corpus, doc_task="none", spec="local:standin:static", cache=tmp_path, batch=16,
+                     progress=stop_after_two)
+    assert len(list(tmp_path.glob("*.part*.npy"))) == 2 and not list(tmp_path.glob("*[0-9a-f].npy"))
+    resumed, meta = embed_corpus(emb, corpus, doc_task="none", spec="local:standin:static", cache=tmp_path, batch=16)
+    assert meta["resumed_blocks"] == 2 and np.allclose(resumed, fresh, atol=1e-6)
+    assert not list(tmp_path.glob("*.part*.npy"))
+    again, meta = embed_corpus(emb, corpus, doc_task="none", spec="local:standin:static", cache=tmp_path, batch=16)
+    assert meta["cached"] and np.array_equal(again, resumed)
+    # a different task (or corpus) is a different cache entry
+    _, meta = embed_corpus(emb, corpus, doc_task="retrieval.passage", spec="local:standin:static", cache=tmp_path)
+    assert not meta["cached"]

@@ -76,6 +76,7 @@ def run_compare(
     k: int, dims: list[int], ann: bool, nprobe: int | None, ef_search: int | None, examples: int,
     fail_if: list[str], report_dir: Path, html: Path | None, markdown: Path | None, json_path: Path | None,
     github_summary: bool, cache: Path | None, title: str | None, base_url: str | None,
+    also: list[str] | None = None,
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """Build both sides, compare, evaluate gates and write the outputs; returns (report, written files)."""
     from migrate.atomic import write_text
@@ -90,15 +91,34 @@ def run_compare(
     from migrate.secrets import redact
 
     from migrate.report.gates import parse_gate
+    from migrate.report.metrics import METRICS
 
-    for g in fail_if:  # a typo in a gate should fail before any embedding work
-        parse_gate(g, {"old", "new"})
     if beir is not None:
         queries = queries or beir
         qrels = qrels or beir
         corpus = corpus or beir
+    # Every user mistake that can be seen from the flags fails here, before any model loads.
     if queries is None:
         raise ConfigError("compare needs queries", hint="pass --queries FILE (JSONL/CSV/TSV) or --beir DIR")
+    if new is None and not (new_model and corpus is not None):
+        raise ConfigError("no new side", hint="pass --new OUT_DIR (a finished migration), or --new-model SPEC with --corpus")
+    if old is not None and not old_model:
+        raise ConfigError("--old needs --old-model to embed the queries the old way",
+                          hint="e.g. --old-model jina-api:jina-embeddings-v2-base-en or local:PATH")
+    if old is None and not (old_model and corpus is not None):
+        raise ConfigError("no old side", hint="pass --old INDEX with --old-model SPEC, or --old-model SPEC with --corpus")
+    extra_specs: list[tuple[str, Path]] = []
+    for item in also or []:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path or name in ("old", "new"):
+            raise ConfigError(f"--also {item!r} must be NAME=OUT_DIR with a NAME other than old/new",
+                              hint="e.g. --also late-chunked=runs/v3-late")
+        extra_specs.append((name, Path(path)))
+    for g in fail_if:
+        gate = parse_gate(g, {"old", "new"} | {n for n, _ in extra_specs})
+        if qrels is None and gate.metric in METRICS:
+            raise ConfigError(f"gate {g!r} needs relevance judgments for {gate.metric}",
+                              hint="pass --qrels, or gate on overlap@10 / rbo instead")
     if base_url:
         for opts, spec in ((new_options, new_model), (old_options, old_model)):
             if spec and spec.startswith("jina-api:"):
@@ -117,26 +137,26 @@ def run_compare(
         new_side = build.side_from_model(new_model, text_corpus, name="new", doc_task=new_doc_task,
                                          query_task=new_task or build.new_query_task(new_doc_task),
                                          options=new_options, cache=cache_dir)
-    else:
-        raise ConfigError("no new side", hint="pass --new OUT_DIR (a finished migration), or --new-model SPEC with --corpus")
+    else:  # pragma: no cover - rejected above
+        raise ConfigError("no new side")
 
     # ---- old side
-    if old is not None:
-        if not old_model:
-            raise ConfigError("--old needs --old-model to embed the queries the old way",
-                              hint="e.g. --old-model jina-api:jina-embeddings-v2-base-en or local:PATH")
+    if old is not None and old_model:
         old_side = build.side_from_old_index(old, get_embedder(old_model, **old_options), name="old", id_map=id_map,
                                              query_task=old_task, ann=ann)
     elif old_model and text_corpus is not None:
         old_side = build.side_from_model(old_model, text_corpus, name="old", doc_task=old_doc_task,
                                          query_task=old_task, options=old_options, cache=cache_dir)
-    else:
-        raise ConfigError("no old side", hint="pass --old INDEX with --old-model SPEC, or --old-model SPEC with --corpus")
+    else:  # pragma: no cover - rejected above
+        raise ConfigError("no old side")
+
+    extra = [build.side_from_output(path, name=name, embedder_options=new_options) for name, path in extra_specs]
 
     cfg = CompareConfig(k=k, dims=dims, ann=ann, examples=examples,
                         **({"title": title} if title else {}))
     doc_text = text_corpus.lookup() if text_corpus is not None else None
-    report = compare(old_side, new_side, qs, judgments, cfg, doc_text=doc_text, run_dir=report_dir / "runs")
+    report = compare(old_side, new_side, qs, judgments, cfg, extra=extra, doc_text=doc_text,
+                     run_dir=report_dir / "runs")
     evaluate_gates(report, fail_if)
 
     written: dict[str, str] = {}
@@ -194,6 +214,7 @@ def register(app: typer.Typer) -> None:
         old_doc_task: Annotated[str, typer.Option(help="Document task when the old side embeds --corpus.")] = "none",
         old_option: Annotated[Optional[list[str]], typer.Option(help="Backend option for the old embedder, key=value (repeatable).")] = None,
         id_map: Annotated[OptPath, typer.Option(help="Id map of the old FAISS index (faiss_id -> id).")] = None,
+        also: Annotated[Optional[list[str]], typer.Option("--also", help="Extra migration output reported beside new, NAME=OUT_DIR (repeatable), e.g. a late-chunked run; repeated ids = chunks, scored by their best chunk.")] = None,
         queries: Annotated[OptPath, typer.Option(help="Queries: JSONL, CSV or TSV (id + text), or a BEIR folder.")] = None,
         qrels: Annotated[OptPath, typer.Option(help="Relevance judgments: BEIR qrels TSV or TREC qrels (optional).")] = None,
         corpus: Annotated[OptPath, typer.Option(help="Documents (BEIR corpus.jsonl or a documents file): snippets, or a side built from a model.")] = None,
@@ -228,7 +249,7 @@ def register(app: typer.Typer) -> None:
             queries=queries, qrels=qrels, corpus=corpus, beir=beir, split=split, k=k, dims=_dims(dims), ann=ann,
             nprobe=nprobe, ef_search=ef_search, examples=examples, fail_if=fail_if or [], report_dir=report_dir,
             html=html, markdown=markdown, json_path=json_path, github_summary=github_summary, cache=cache,
-            title=title, base_url=base_url)
+            title=title, base_url=base_url, also=also)
         if json_out:
             typer.echo(redact(render_json(report)), nl=False)
         else:

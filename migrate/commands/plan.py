@@ -41,7 +41,7 @@ def plan_command(
     non_commercial: Annotated[bool, typer.Option("--non-commercial", help="Local use is non-commercial (CC BY-NC is fine).")] = False,
     tokenizer: Annotated[Optional[Path], typer.Option(help="v3 tokenizer.json (or folder) for exact counts.")] = None,
     estimate_only: Annotated[bool, typer.Option("--estimate-only", help="Skip the tokenizer; estimate from characters.")] = False,
-    sample_size: Annotated[int, typer.Option(help="Documents tokenized when the corpus is too big to count all.")] = 4000,
+    sample_size: Annotated[int, typer.Option(help="Documents tokenized when the corpus is too big to count all.")] = 2000,
     full_max_chars: Annotated[int, typer.Option(help="Count every document up to this many characters, else sample.")] = 24_000_000,
     seed: Annotated[int, typer.Option(help="Seed of the sample (same seed, same plan).")] = 0,
     price_per_million: Annotated[Optional[float], typer.Option(help="Price per million tokens (none assumed).")] = None,

@@ -126,6 +126,16 @@ def _retry_after(headers: httpx.Headers) -> float | None:
     return None
 
 
+def request_token_budget(limits: RateLimits) -> int:
+    """Default tokens per request: a quarter second of the TPM budget, so a request is
+    always much smaller than the server's bucket (then arrival jitter cannot cause 429s
+    while the long-run pace sits at the limit), but at least 2x TPM/RPM so the RPM limit
+    is never the one that binds, and at most 131,072."""
+    quarter_second = limits.tpm / 60.0 * 0.25
+    rpm_floor = 2.0 * limits.tpm / limits.rpm
+    return int(min(131_072, max(512, quarter_second, rpm_floor)))
+
+
 @dataclass
 class ProbeResult:
     """What the one-request probe learned."""
@@ -237,8 +247,7 @@ class JinaAPIEmbedder:
         self.max_retries = int(max_retries)
         self.timeout = float(timeout)
         self.max_inputs = int(max_inputs)
-        per_req = max(MAX_TOKENS_PER_INPUT, min(131_072, self.limits.tpm * headroom / 60.0 * 2.0))
-        self.max_request_tokens = int(max_request_tokens or per_req)
+        self.max_request_tokens = int(max_request_tokens or request_token_budget(self.limits))
         self.token_limit = token_limit
         self.headroom = headroom
         self.backoff_max_s = backoff_max_s
@@ -561,13 +570,14 @@ class JinaAPIEmbedder:
         status = resp.status_code
         if status == 429:
             self.stats.failed("429")
+            needed = permit.tokens
             permit.settle(0)  # the server did not count a refused request
             ra = _retry_after(resp.headers)
             limiter.rate_limited(
                 ra if ra is not None else 1.0,
                 remaining_requests=_header_int(resp.headers, "x-ratelimit-remaining-requests"),
                 remaining_tokens=_header_int(resp.headers, "x-ratelimit-remaining-tokens"),
-                needed_tokens=permit.tokens,
+                needed_tokens=needed,
             )
             raise _Retryable(f"429 {self._scrub(error_detail(resp.content))}", ra)
         if status >= 500 or status == 408:

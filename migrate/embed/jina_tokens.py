@@ -8,7 +8,7 @@ Why: the API bills and limits by its own tokenizer's count, which the client onl
 learns after the fact (``usage.total_tokens``). The estimator uses, in order:
 
 1. an explicit ``tokenizer.json`` (option ``tokenizer=PATH``), exact if it is the
-   model's tokenizer;
+   model's tokenizer (``tokenizer="heuristic"`` forces rule 3);
 2. the tokenizer of the tokenizer family the model uses, if the local stand-in models
    are installed: XLM-R Unigram (multilingual-e5-small's) for ``jina-embeddings-v3``,
    BERT uncased WordPiece (all-MiniLM-L6-v2's) for ``jina-embeddings-v2-*-en``;
@@ -21,6 +21,7 @@ server bills; the real API's exact rule is [UNCONFIRMED]).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +47,21 @@ def _family_tokenizer(model: str) -> Path | None:
     return path if path.is_file() else None
 
 
+@functools.lru_cache(maxsize=8)
+def _load_tokenizer(path: str) -> Any:
+    """Parse a tokenizer.json once per process (big vocabularies take seconds)."""
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(path)
+    tok.no_truncation()
+    tok.no_padding()
+    return tok
+
+
+#: ``tokenizer=HEURISTIC`` skips tokenizers altogether.
+HEURISTIC = "heuristic"
+
+
 class TokenEstimator:
     """Tokens per text, exact when a tokenizer is available, otherwise a high estimate."""
 
@@ -53,7 +69,9 @@ class TokenEstimator:
         self._tok: Any = None
         self.source = "heuristic: utf-8 bytes / 3 + 2"
         path: Path | None = None
-        if tokenizer:
+        if tokenizer == HEURISTIC:
+            auto = False
+        elif tokenizer:
             path = Path(tokenizer)
             if path.is_dir():
                 path = path / "tokenizer.json"
@@ -62,11 +80,7 @@ class TokenEstimator:
         elif auto:
             path = _family_tokenizer(model)
         if path is not None:
-            from tokenizers import Tokenizer
-
-            self._tok = Tokenizer.from_file(str(path))
-            self._tok.no_truncation()
-            self._tok.no_padding()
+            self._tok = _load_tokenizer(str(path))
             self.source = f"tokenizer {path}"
 
     @property

@@ -82,14 +82,6 @@ def is_model2vec_dir(path: Path) -> bool:
         and ("embedding_dtype" in cfg or cfg.get("model_type") == "model2vec" or "normalize" in cfg)
 
 
-def is_jina_v3_dir(path: Path) -> bool:
-    try:
-        cfg = json.loads((path / "config.json").read_text())
-    except (OSError, ValueError):
-        return False
-    return cfg.get("model_type") in ("jina_embeddings_v3", "xlm-roberta-lora") or "lora_adaptations" in cfg
-
-
 def resolve_model_path(model: str) -> Path | str:
     """A local folder, a stand-in name (``standin:minilm``), or a hub id for the offline cache."""
     if model.startswith("standin:"):
@@ -149,6 +141,10 @@ class LocalEmbedder:
         self._prompts = dict(getattr(self.model, "prompts", {}) or {})
         if prompts:
             self._prompts.update(prompts)
+
+    @property
+    def tokenizer(self):
+        return self.model.tokenizer
 
     # -- protocol ---------------------------------------------------------------------------
 
@@ -231,9 +227,9 @@ class LocalEmbedder:
 def make_local(model: str, **options: Any):
     """``local:PATH`` -> LocalEmbedder, or the v3 backend for jina-embeddings-v3 folders."""
     path = resolve_model_path(model)
-    if isinstance(path, Path) and is_jina_v3_dir(path):
-        from migrate.embed.jina_v3 import JinaV3Embedder  # issue 6 backend
+    from migrate.embed.jina_v3 import JinaV3Embedder, is_jina_model_dir
 
+    if isinstance(path, Path) and is_jina_model_dir(path):
         return JinaV3Embedder(str(path), **options)
     known = {"device", "dtype", "dimensions", "max_tokens", "token_budget", "max_batch", "normalize",
              "sort_by_length", "batch_size", "prompts"}

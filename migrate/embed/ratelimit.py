@@ -84,22 +84,23 @@ class TokenBucket:
         self._clock = clock
         self._t = clock()
 
-    def refill(self) -> None:
+    def refill(self, rate_factor: float = 1.0) -> None:
         now = self._clock()
-        self.level = min(self.capacity, self.level + (now - self._t) * self.rate)
+        self.level = min(self.capacity, self.level + (now - self._t) * self.rate * rate_factor)
         self._t = now
 
     def wait_for(self, cost: float, rate_factor: float = 1.0) -> float:
         """Seconds until ``min(cost, capacity)`` is available (0 if it is now)."""
-        self.refill()
+        self.refill(rate_factor)
         need = min(cost, self.capacity)
         if self.level >= need:
             return 0.0
         return (need - self.level) / (self.rate * rate_factor)
 
     def take(self, cost: float) -> None:
+        """Spend ``cost`` (a negative cost is a refund, capped at the capacity)."""
         self.refill()
-        self.level -= cost
+        self.level = min(self.capacity, self.level - cost)
 
     def clamp(self, at_most: float) -> None:
         self.refill()

@@ -28,6 +28,7 @@ def register(prefix: str) -> Callable[[Factory], Factory]:
 
 def _load_builtin() -> None:
     # Imported lazily so API-only installs never import torch.
+    import migrate.embed.jina_v3  # noqa: F401
     import migrate.embed.local  # noqa: F401
 
     try:

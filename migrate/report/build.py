@@ -181,9 +181,21 @@ def _corpus_key(spec: str, info: dict[str, Any], doc_task: str, corpus: Corpus) 
     return h.hexdigest()[:32]
 
 
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    def save(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:
+            np.save(fh, array)
+
+    write_with(path, save)
+
+
 def embed_corpus(embedder: Embedder, corpus: Corpus, *, doc_task: str, spec: str,
-                 cache: Path | None = None, batch: int = 2048, progress: Any = None) -> tuple[np.ndarray, dict]:
-    """Embed every document (cached under ``cache`` by model, options, task and corpus content)."""
+                 cache: Path | None = None, batch: int = 1024, progress: Any = None) -> tuple[np.ndarray, dict]:
+    """Embed every document (cached under ``cache`` by model, options, task and corpus content).
+
+    With a cache, each block of ``batch`` documents is saved as it finishes, so an
+    interrupted run (a long corpus on a slow machine) resumes where it stopped.
+    """
     info = embedder.info().as_dict()
     meta: dict[str, Any] = {"cached": False}
     path = None
@@ -195,19 +207,24 @@ def embed_corpus(embedder: Embedder, corpus: Corpus, *, doc_task: str, spec: str
             meta["cached"] = True
             return np.load(path), meta
     parts = []
-    for i in range(0, len(corpus.texts), batch):
-        parts.append(embedder.embed(corpus.texts[i:i + batch], task=doc_task).vectors)
+    n = len(corpus.texts)
+    for b, i in enumerate(range(0, n, batch)):
+        part = path.with_name(f"{path.stem}.part{b:05d}-{batch}.npy") if path is not None else None
+        if part is not None and part.exists():
+            parts.append(np.load(part))
+            meta["resumed_blocks"] = meta.get("resumed_blocks", 0) + 1
+        else:
+            parts.append(embedder.embed(corpus.texts[i:i + batch], task=doc_task).vectors.astype(np.float32))
+            if part is not None:
+                _save_npy(part, parts[-1])
         if progress is not None:
-            progress(min(i + batch, len(corpus.texts)), len(corpus.texts))
-    vectors = np.concatenate(parts).astype(np.float32)
+            progress(min(i + batch, n), n)
+    vectors = np.concatenate(parts).astype(np.float32) if parts else np.zeros((0, 0), np.float32)
     if path is not None:
-        def save(tmp: Path) -> None:
-            with open(tmp, "wb") as fh:
-                np.save(fh, vectors)
-
-        write_with(path, save)
-        write_json(path.with_suffix(".json"), {"spec": spec, "info": info, "doc_task": doc_task,
-                                               "n_docs": len(corpus.ids)})
+        _save_npy(path, vectors)
+        write_json(path.with_suffix(".json"), {"spec": spec, "info": info, "doc_task": doc_task, "n_docs": n})
+        for p in path.parent.glob(f"{path.stem}.part*.npy"):
+            p.unlink(missing_ok=True)
     return vectors, meta
 
 
