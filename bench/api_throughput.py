@@ -13,10 +13,12 @@ texts:
 
 For each: useful tokens (the billed usage of the responses the caller kept) per minute
 divided by the limit (``ratio``), the same computed from everything the server billed
-(``billed_ratio``, includes tokens wasted on faulty responses), and a burst-corrected
-``steady_ratio`` = (useful tokens - one window of budget) / elapsed / limit, which cannot
-exceed 1 however a client uses the initial full bucket. Elapsed runs from the first
-request sent to the last response received.
+(``billed_ratio``, includes tokens wasted on faulty responses), and ``steady_ratio``:
+(server-billed tokens - (bucket level before - bucket level after)) / elapsed / limit,
+i.e. the fraction of the limit's refill the client actually used. It removes what a
+client gains from the initial full bucket or from ending in debt, so it cannot exceed 1
+whatever the burst pattern. Elapsed runs from the first request sent to the last
+response received.
 
     python bench/api_throughput.py [--tpm 600000] [--seconds 40] [--faults 0.05] [--json]
 
@@ -74,16 +76,26 @@ def load_texts(target_tokens: int) -> tuple[list[str], str]:
     return out, source
 
 
-def run_tool(url: str, texts: list[str], tpm: int, rpm: int, concurrency: int) -> dict:
+def _level(usage: dict) -> float:
+    """The key's token-bucket level (a fresh key has a full bucket)."""
+    rl = usage["rate_limit"]
+    levels = list(rl["levels"].values())
+    return levels[0]["tokens"] if levels else rl["capacity"]["tokens"]
+
+
+def run_tool(url: str, texts: list[str], tpm: int, rpm: int, concurrency: int, u0: dict, h) -> dict:
     e = JinaAPIEmbedder(MODEL, base_url=url, api_key_env=ENV, tpm=tpm, rpm=rpm, concurrency=concurrency, timeout=30)
     try:
         e.probe()  # connection + dims, as the CLI does; not timed
+        time.sleep(1.0)  # let the bucket refill after the probe
+        u1 = h.usage()
         billed0 = e.stats.billed_tokens
         t0 = time.monotonic()
         res = e.embed(texts, task="retrieval.passage")
         elapsed = time.monotonic() - t0
         assert res.vectors.shape[0] == len(texts)
         return {"useful_tokens": res.total_tokens, "elapsed_s": elapsed, "requests": e.stats.requests - 1,
+                "billed_before": u1["total_tokens"], "level_before": _level(u1),
                 "retries": e.stats.retries, "failures": dict(e.stats.failures), "vectors": res.vectors,
                 "client_billed": e.stats.billed_tokens - billed0}
     finally:
@@ -122,15 +134,16 @@ def measure(kind: str, faults: float, args, texts: list[str]) -> dict:
     limits = ServerLimits(tpm=args.tpm, rpm=args.rpm, concurrency=args.concurrency, window_s=args.window)
     with run_server(fast=True, limits=limits, faults=fc, mode="process") as h:
         os.environ[ENV] = h.api_key
-        before = h.usage()["total_tokens"]
+        u0 = h.usage()
         if kind == "tool":
-            r = run_tool(h.base_url, texts, args.tpm, args.rpm, args.concurrency)
+            r = run_tool(h.base_url, texts, args.tpm, args.rpm, args.concurrency, u0, h)
         else:
             r = run_sequential(h.base_url, h.api_key, texts)
+            r["level_before"] = _level(u0)
         usage = h.usage()
     limit_per_s = args.tpm / 60.0
-    billed = usage["total_tokens"] - before - (0 if kind != "tool" else 0)
-    burst = args.tpm * args.window / 60.0
+    billed = usage["total_tokens"] - r.pop("billed_before", u0["total_tokens"])
+    level_change = r["level_before"] - _level(usage)
     r.update(
         kind=kind,
         faults=faults,
@@ -139,7 +152,7 @@ def measure(kind: str, faults: float, args, texts: list[str]) -> dict:
         injected=usage["faults"],
         ratio=r["useful_tokens"] / r["elapsed_s"] / limit_per_s,
         billed_ratio=billed / r["elapsed_s"] / limit_per_s,
-        steady_ratio=(r["useful_tokens"] - burst) / r["elapsed_s"] / limit_per_s,
+        steady_ratio=(billed - level_change) / r["elapsed_s"] / limit_per_s,
         tokens_per_min=r["useful_tokens"] / r["elapsed_s"] * 60,
     )
     return r

@@ -371,10 +371,10 @@ def map_v2_to_v3(
         est = "" if tokens.exact else " (estimated)"
         n, longest = tokens.n_over_limit, tokens.max_tokens
         if late_chunking:
-            findings.append(Finding("long-documents", "warning",
+            findings.append(Finding("long-documents", "error",
                                     f"{n} document(s) exceed {MAX_TOKENS} tokens{est} (longest {longest}); one late-chunking "
-                                    "request cannot hold them",
-                                    "split them into chunks first; each request group must stay under 8192 tokens"))
+                                    "request holds all chunks of a document and at most 8192 tokens, so the run would stop",
+                                    "split those documents into several records first, or turn late chunking off"))
         elif truncate:
             findings.append(Finding("long-documents", "warning",
                                     f"{n} document(s) exceed {MAX_TOKENS} tokens{est} (longest {longest}); their tail will be truncated",

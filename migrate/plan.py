@@ -143,17 +143,15 @@ def _source_model(opts: PlanOptions, index_dim: int | None) -> tuple[ModelInfo, 
     return m, [note], "assumed"
 
 
-def _requests(tokens: np.ndarray, shard_size: int, max_inputs: int, budget: int | None, late: bool) -> np.ndarray:
-    """Requests per shard: inputs packed in order, at most ``max_inputs`` each and, when a
-    budget is set (or late chunking caps the total at 8192), at most ``budget`` tokens."""
-    if late:
-        budget = min(budget or MAX_TOKENS, MAX_TOKENS)
-    n = len(tokens)
+def _requests(tokens: np.ndarray, shard_size: int, max_inputs: int, budget: int, late: bool) -> np.ndarray:
+    """Requests per shard, packed as the API client packs them (``jina_tokens.pack_requests``):
+    in order, a request closes when the next input would pass ``max_inputs`` or ``budget``
+    tokens. With late chunking every document (all of its chunks) is a request of its own."""
     out = []
-    for start in range(0, n, shard_size):
+    for start in range(0, len(tokens), shard_size):
         t = tokens[start:start + shard_size]
-        if budget is None:
-            out.append(math.ceil(len(t) / max_inputs))
+        if late:
+            out.append(len(t))
             continue
         reqs, count, used = 0, 0, 0
         for x in t.tolist():
@@ -164,6 +162,18 @@ def _requests(tokens: np.ndarray, shard_size: int, max_inputs: int, budget: int 
             used += x
         out.append(reqs + (1 if count else 0))
     return np.asarray(out, dtype=np.int64)
+
+
+def request_budget(limits: dict[str, int]) -> int:
+    """The client's default tokens per request for these limits (``jina_api.request_token_budget``)."""
+    try:
+        from migrate.embed.jina_api import request_token_budget
+        from migrate.embed.ratelimit import RateLimits
+
+        return int(request_token_budget(RateLimits(rpm=limits["rpm"], tpm=limits["tpm"],
+                                                   concurrency=limits["concurrency"])))
+    except Exception:  # noqa: BLE001 - client not installed: the same rule, written out
+        return int(min(131_072, max(512, limits["tpm"] / 60.0 * 0.25, 2.0 * limits["tpm"] / limits["rpm"])))
 
 
 def _api_time(requests: int, tokens: int, limits: dict[str, int]) -> dict[str, Any]:
@@ -293,8 +303,6 @@ def build_plan(opts: PlanOptions) -> dict[str, Any]:
     # ---- per-document tokens for request packing (exact, or scaled estimates)
     per_doc = _per_doc_tokens(counted, texts, target.tokenizer_family)
     billed_per_doc = np.minimum(per_doc, MAX_TOKENS) if opts.truncate else per_doc
-    reqs = _requests(billed_per_doc, opts.shard_size, opts.inputs_per_request, opts.request_tokens, opts.late_chunking)
-    n_requests = int(reqs.sum())
     billed = counted.billed
     tiers = _tiers()
     chosen_name = opts.tier or DEFAULT_TIER
@@ -302,9 +310,20 @@ def build_plan(opts: PlanOptions) -> dict[str, Any]:
     for k in ("rpm", "tpm", "concurrency"):
         if getattr(opts, k):
             chosen[k] = int(getattr(opts, k))
+
+    def packed(limits: dict[str, int]) -> tuple[np.ndarray, int]:
+        budget = opts.request_tokens or request_budget(limits)
+        return _requests(billed_per_doc, opts.shard_size, opts.inputs_per_request, budget, opts.late_chunking), budget
+
+    reqs, budget = packed(chosen)
+    n_requests = int(reqs.sum())
+    by_tier = {}
+    for name, lim in tiers.items():
+        r, b = packed(lim)
+        by_tier[name] = _api_time(int(r.sum()), billed, lim) | {"requests": int(r.sum()), "request_tokens": b}
     api = {"tier": chosen_name if not any(getattr(opts, k) for k in ("rpm", "tpm", "concurrency")) else f"{chosen_name}+custom",
-           "chosen": _api_time(n_requests, billed, chosen),
-           "by_tier": {name: _api_time(n_requests, billed, lim) for name, lim in tiers.items()}}
+           "chosen": _api_time(n_requests, billed, chosen) | {"requests": n_requests, "request_tokens": budget},
+           "by_tier": by_tier}
 
     cost = None
     if opts.price_per_million is not None:
@@ -349,7 +368,9 @@ def build_plan(opts: PlanOptions) -> dict[str, Any]:
                                                   "not counted (whether Jina bills it is unconfirmed; "
                                                   "add document_prefix_tokens per document if it does)")},
         "requests": {"total": n_requests, "inputs_per_request": opts.inputs_per_request,
-                     "request_tokens": opts.request_tokens, "late_chunking": opts.late_chunking},
+                     "request_tokens": budget, "late_chunking": opts.late_chunking,
+                     "packing": "in order per shard, closed at inputs_per_request inputs or request_tokens tokens "
+                                "(late chunking: one request per document), as the API client packs"},
         "cost": cost,
         "api_time": api,
         "local_time": None,

@@ -75,7 +75,7 @@ def test_dims_mismatch_is_an_error(fx):
 def test_source_model_inferred_or_assumed(fx):
     assert plan(fx["long_docs"])["sources"]["source_model_from"] == "assumed"
     assert codes(plan(fx["long_docs"]))["source-model-assumed"] == "warning"
-    p = build_plan(PlanOptions(documents=fx["dims_mismatch"]))  # no index: nothing to infer from dims... docs carry vectors
+    p = build_plan(PlanOptions(documents=fx["dims_mismatch"]))  # 384-d vectors in the docs match no v2 model
     assert p["mapping"]["source_model"] == "jina-embeddings-v2-base-en"
 
 
@@ -97,10 +97,10 @@ def test_predictions_cost_time_storage_requests(fx):
     assert p["cost"] is not None and plan(fx["bilingual_de"], from_model="base-de")["cost"] is None
 
 
-def test_late_chunking_requests_stay_under_8192_tokens(fx):
+def test_late_chunking_one_request_per_document(fx):
     p = plan(fx["long_docs"], from_model="base-en", late_chunking=True, truncate=True)
-    assert p["requests"]["total"] >= 3  # the two long documents cannot share a request
-    assert codes(p)["long-documents"] == "warning"
+    assert p["requests"]["total"] == p["sources"]["documents"]  # one request per document
+    assert codes(p)["long-documents"] == "error"
 
 
 def test_same_inputs_same_json(fx):

@@ -253,7 +253,10 @@ class JinaCompatServer:
         return _json(200, {"object": "list", "data": data})
 
     async def usage_endpoint(self, request: Request) -> Response:
-        return _json(200, self.usage.as_dict(self.faults.counts))
+        d = self.usage.as_dict(self.faults.counts)
+        if self.config.limits.active:
+            d["rate_limit"] = {"capacity": self.limiter.capacity(), "levels": self.limiter.levels()}
+        return _json(200, d)
 
     # ----------------------------------------------------------------- embeddings
 

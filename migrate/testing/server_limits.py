@@ -100,6 +100,23 @@ class KeyLimiter:
             h["X-RateLimit-Remaining-Tokens"] = str(max(0, math.floor(tb.level)))
         return h
 
+    def levels(self) -> dict[str, dict[str, float]]:
+        """Current bucket levels per key (may be negative: debt), for accounting."""
+        with self._lock:
+            now = self._clock()
+            out: dict[str, dict[str, float]] = {}
+            for key in set(self._req) | set(self._tok):
+                rb, tb = self._buckets(key, now)
+                out[key] = {"requests": rb.level if rb else None, "tokens": tb.level if tb else None}  # type: ignore[dict-item]
+            return out
+
+    def capacity(self) -> dict[str, float | None]:
+        lim = self.limits
+        return {
+            "requests": max(1.0, lim.rpm * lim.window_s / 60.0) if lim.rpm else None,
+            "tokens": max(1.0, lim.tpm * lim.window_s / 60.0) if lim.tpm else None,
+        }
+
     def admit(self, key: str, tokens: int) -> Decision:
         """Take one request and ``tokens`` from ``key``'s budget, or say why not."""
         with self._lock:
