@@ -121,12 +121,13 @@ def run(
     if plan is not None:
         reviewed, flags = _apply_plan(plan, flags)
     cfg = load_config(flags, config)
+    if reviewed is not None:  # before anything is written: the sources must be the reviewed ones
+        from migrate.plan import check_plan_matches
+        from migrate.shards import fingerprint_sources
+
+        check_plan_matches(reviewed, fingerprint_sources([cfg.documents, cfg.old_index, cfg.id_map]))
     reporter = make_reporter(cfg.json)
     job = runner.prepare(cfg, reporter)
-    if reviewed is not None:
-        from migrate.plan import check_plan_matches
-
-        check_plan_matches(reviewed, job.manifest["sources"])
     todo, _ = runner.pending_shards(job)
     if todo and _is_paid(cfg) and not cfg.yes:
         if not sys.stdin.isatty():
