@@ -163,7 +163,7 @@ def main() -> None:
     ap.add_argument("--tpm", type=int, default=600_000)
     ap.add_argument("--rpm", type=int, default=3_000)
     ap.add_argument("--concurrency", type=int, default=8)
-    ap.add_argument("--window", type=float, default=1.0, help="server bucket size in seconds of budget")
+    ap.add_argument("--window", type=float, default=5.0, help="server bucket size in seconds of budget")
     ap.add_argument("--seconds", type=float, default=40.0, help="workload size: this many seconds at the limit")
     ap.add_argument("--faults", type=float, default=0.05)
     ap.add_argument("--seed", type=int, default=1)

@@ -6,6 +6,7 @@ exists under its final name was fully flushed to disk before it got that name.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -15,7 +16,22 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from migrate.errors import StateError
+
 TMP_PREFIX = ".tmp-"
+
+#: OS errors a user fixes by freeing space or picking a writable place; reported in one line.
+_ENV_ERRNOS = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is used up",
+               errno.EROFS: "the file system is read-only", errno.EACCES: "permission denied",
+               errno.EPERM: "permission denied", errno.EFBIG: "the file is too large for this file system"}
+
+
+def write_failed(path: Path, exc: OSError) -> StateError:
+    """A one-line error for a write the environment refused (disk full, read-only, no permission)."""
+    why = _ENV_ERRNOS.get(exc.errno or -1, exc.strerror or type(exc).__name__)
+    return StateError(f"{path}: cannot write: {why}",
+                      hint="free space or make the output directory writable, then run the same command "
+                           "again to resume (finished shards are kept)")
 
 
 def fsync_dir(path: Path) -> None:
@@ -39,8 +55,13 @@ def atomic_path(final: Path | str) -> Iterator[Path]:
     On any exception the temp file is removed and ``final`` is left untouched.
     """
     final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=TMP_PREFIX + final.name + ".", dir=final.parent)
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=TMP_PREFIX + final.name + ".", dir=final.parent)
+    except OSError as exc:
+        if exc.errno in _ENV_ERRNOS:
+            raise write_failed(final, exc) from None
+        raise
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -49,9 +70,22 @@ def atomic_path(final: Path | str) -> Iterator[Path]:
             os.fsync(fh.fileno())
         os.replace(tmp, final)
         fsync_dir(final.parent)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
+    except BaseException as exc:
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+        if isinstance(exc, OSError) and exc.errno in _ENV_ERRNOS:
+            raise write_failed(final, exc) from None
+        if isinstance(exc, Exception) and not isinstance(exc, OSError) and _disk_full_cause(exc):
+            raise write_failed(final, OSError(errno.ENOSPC, "No space left on device")) from None
         raise
+
+
+def _disk_full_cause(exc: BaseException) -> bool:
+    """Writers like pyarrow and faiss wrap ENOSPC in their own exception types; recognise it by text."""
+    text = str(exc).lower()
+    return "no space left on device" in text or "errno 28" in text or "disk quota exceeded" in text
 
 
 def write_bytes(final: Path | str, data: bytes) -> None:
@@ -86,6 +120,11 @@ def clean_temp_files(directory: Path) -> int:
     n = 0
     if directory.is_dir():
         for p in directory.glob(TMP_PREFIX + "*"):
-            p.unlink(missing_ok=True)
+            try:
+                p.unlink(missing_ok=True)
+            except OSError as exc:
+                if exc.errno in _ENV_ERRNOS:
+                    raise write_failed(p, exc) from None
+                raise
             n += 1
     return n

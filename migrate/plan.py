@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -90,8 +90,8 @@ class PlanOptions:
     request_tokens: int | None = None
     shard_size: int = 1000
     local_model: str | None = None  # embedder spec or folder for the calibration run
-    calibration_seconds: float = 15.0
-    calibration_max_docs: int = 256
+    calibration_seconds: float = 20.0
+    calibration_max_docs: int = 2048
     bill_prefix: bool = False
 
     def validate(self) -> None:
@@ -183,7 +183,7 @@ def _api_time(requests: int, tokens: int, limits: dict[str, int]) -> dict[str, A
             "seconds": round(max(by_req, by_tok), 1), "bound_by": "tokens per minute" if by_tok >= by_req else "requests per minute"}
 
 
-def _storage(n: int, dims_list: list[int], id_bytes: float) -> list[dict[str, Any]]:
+def _storage(n: int, dims_list: list[int]) -> list[dict[str, Any]]:
     rows = []
     for d in dims_list:
         for fmt, per in STORAGE_FORMATS.items():
@@ -222,38 +222,48 @@ def calibrate_local(spec: str, texts: list[str], task: str, *, dimensions: int |
     from migrate.embed.registry import get_embedder
 
     spec = _local_model_path(spec)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     emb = get_embedder(spec, dimensions=dimensions) if dimensions else get_embedder(spec)
-    load_s = time.perf_counter() - t0
+    load_s, load_cpu = time.perf_counter() - t0, time.process_time() - c0
     try:
         info = emb.info()
         cap = info.max_tokens or 10 ** 9
         n = len(texts)
         rng = np.random.default_rng(seed)
         order = rng.permutation(n)
-        emb.embed([texts[int(order[0])]], task=task)  # warm-up: first call pays lazy initialisation
+        warm = min(8, n)
+        emb.embed([texts[int(i)] for i in order[:warm]], task=task)  # warm-up (lazy init, allocator), not timed
         all_tokens = np.minimum(np.asarray(emb.count_tokens(texts, task=task), dtype=np.int64), cap)
-        used, spent, k = 0, 0.0, 16
-        while True:
-            pick = order[used:min(used + k, n, max_docs)]
-            if len(pick) == 0:
-                break
-            t1 = time.perf_counter()
+        # timed calls of 32, 64, 128, ... documents, so batches are as full as in a real run
+        timed = order[warm:] if n > warm else order
+        used, spent, cpu, k = 0, 0.0, 0.0, 32
+        limit = min(len(timed), max_docs)
+        while used < limit:
+            pick = timed[used:min(used + k, limit)]
+            t1, c1 = time.perf_counter(), time.process_time()
             emb.embed([texts[int(i)] for i in pick], task=task)
             spent += time.perf_counter() - t1
+            cpu += time.process_time() - c1
             used += len(pick)
-            if spent >= seconds or used >= min(n, max_docs):
+            if spent >= seconds:
                 break
             k *= 2
+        order = timed
         sample_tokens = int(all_tokens[order[:used]].sum())
         total_tokens = int(all_tokens.sum())
         rate = sample_tokens / spent if spent > 0 else float("inf")
         predicted = total_tokens / rate + load_s
+        predicted_cpu = total_tokens * (cpu / max(sample_tokens, 1)) + load_cpu
         return {
             "model": spec, "backend": info.backend, "model_max_tokens": info.max_tokens,
-            "sample_docs": used, "sample_tokens": sample_tokens, "corpus_model_tokens": total_tokens,
-            "measured": {"load_seconds": round(load_s, 2), "sample_seconds": round(spent, 2),
-                         "tokens_per_second": round(rate, 1), "predicted_seconds": round(predicted, 1)},
+            "corpus_model_tokens": total_tokens, "seed": seed,
+            "method": "time a seeded random sample (after a warm-up), extrapolate by the model's own token count, "
+                      "add the measured load time",
+            "measured": {"sample_docs": used, "sample_tokens": sample_tokens, "load_seconds": round(load_s, 2),
+                         "sample_seconds": round(spent, 2), "tokens_per_second": round(rate, 1),
+                         "predicted_seconds": round(predicted, 1),
+                         # CPU seconds of this process: less sensitive to other work on a shared machine
+                         "sample_cpu_seconds": round(cpu, 2), "predicted_cpu_seconds": round(predicted_cpu, 1)},
         }
     finally:
         emb.close()
@@ -355,6 +365,9 @@ def build_plan(opts: PlanOptions) -> dict[str, Any]:
         "task": mapping.document_task, "dimensions": mapping.dimensions, "late_chunking": mapping.late_chunking,
         "truncate": mapping.truncate, "shard_size": opts.shard_size,
     }
+    for key in ("tier", "rpm", "tpm", "concurrency", "price_per_million"):
+        if getattr(opts, key) is not None:
+            run_config[key] = getattr(opts, key)
     plan: dict[str, Any] = {
         "tool": "jina-migrate", "kind": "plan", "schema_version": SCHEMA_VERSION, "version": __version__,
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -375,7 +388,7 @@ def build_plan(opts: PlanOptions) -> dict[str, Any]:
         "api_time": api,
         "local_time": None,
         "storage": {"documents": n, "id_bytes_mean": round(id_bytes, 1),
-                    "options": _storage(n, dims_list, id_bytes),
+                    "options": _storage(n, dims_list),
                     "run_output": _output_bytes(n, mapping.dimensions, id_bytes) | {"dimensions": mapping.dimensions}},
         "shards": {"shard_size": opts.shard_size, "count": len(shard_plan.shards), "list": shard_rows},
         "findings": [f.as_dict() for f in findings],
@@ -530,7 +543,7 @@ def summary_rows(plan: dict[str, Any]) -> list[tuple[str, str]]:
     if plan.get("local_time"):
         meas = (plan.get("measured") or {}).get("local_calibration", {})
         rows.append(("local time", f"{human_seconds(meas.get('predicted_seconds'))} "
-                     f"({meas.get('tokens_per_second')} tok/s measured on {plan['local_time']['sample_docs']} docs)"))
+                     f"({meas.get('tokens_per_second')} tok/s measured on {meas.get('sample_docs')} docs)"))
     o = plan["storage"]["run_output"]
     rows.append(("run output on disk", f"{human_bytes(o['total'])} ({o['dimensions']} dims float32)"))
     rows.append(("shards", f"{plan['shards']['count']} of {plan['shards']['shard_size']} documents"))

@@ -26,8 +26,8 @@ from migrate.config import RunConfig
 from migrate.embed.base import Embedder
 from migrate.errors import BudgetExceeded, InputError, StateError
 from migrate.progress import NullReporter, Reporter
-from migrate.shards import (Shard, ShardPlan, ShardStore, arrow_to_vectors, canonical_hash, fingerprint_sources,
-                            load_manifest, reset_output, save_manifest, text_hash)
+from migrate.shards import (Shard, ShardPlan, ShardStore, arrow_to_vectors, canonical_hash, ensure_inside,
+                            fingerprint_sources, load_manifest, reset_output, save_manifest, text_hash)
 from migrate.sources import Corpus, build_corpus, open_documents, open_old_index
 
 PLAN_TABLE = "plan.parquet"
@@ -88,14 +88,20 @@ def prepare(config: RunConfig, reporter: Reporter | None = None) -> Job:
     existing = load_manifest(out) if out.exists() else None
     if existing and existing.get("config_fingerprint") != fp:
         if not config.restart:
-            changed = sorted(k for k, v in config.embedding_config().items() if existing.get("config", {}).get(k) != v)
+            old_cfg = existing.get("config") if isinstance(existing.get("config"), dict) else {}
+            changed = sorted(k for k, v in config.embedding_config().items() if old_cfg.get(k) != v)
             raise StateError(f"{out}: holds shards of another configuration (changed: {', '.join(changed) or 'model'})",
                              hint="use a new --out, or --restart to discard them")
     if config.restart:
         reset_output(out)
         existing = None
         reporter.event("restart", message=f"cleared shards and outputs in {out}")
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        from migrate.atomic import write_failed
+
+        raise write_failed(out, exc) from None
     store = ShardStore(out)
     store.prepare()
 
@@ -143,12 +149,27 @@ def open_job(out: Path) -> Job:
     manifest = load_manifest(out)
     if manifest is None:
         raise StateError(f"{out}: no manifest.json here", hint="run `jina-migrate run` first")
-    cfg = RunConfig(out=out, **{k: v for k, v in manifest["config"].items()})
-    table = pq.read_table(out / PLAN_TABLE)
+    edited = StateError(f"{out / 'manifest.json'}: the manifest is damaged or was edited by hand",
+                        hint="restore it, or rerun `jina-migrate run` with --restart")
+    try:
+        cfg = RunConfig(out=out, **{k: v for k, v in manifest["config"].items()})
+        fingerprint = str(manifest["config_fingerprint"])
+    except (KeyError, TypeError, AttributeError):
+        raise edited from None
+    plan = ShardPlan.from_dict(manifest["plan"], out / "manifest.json")
+    store = ShardStore(out)
+    store.check_inside()
+    try:
+        table = pq.read_table(ensure_inside(out, Path(PLAN_TABLE)), columns=["id", "text_sha256", "faiss_id"])
+    except (OSError, pa.ArrowException, KeyError) as exc:
+        raise StateError(f"{out / PLAN_TABLE}: missing or unreadable ({str(exc).strip().splitlines()[0][:120]})",
+                         hint="rerun `jina-migrate run` with the same sources to rebuild it") from None
+    if table.num_rows != plan.total_rows:
+        raise edited
     return Job(config=cfg, out=out, ids=table.column("id").to_pylist(), texts=None,
                hashes=table.column("text_sha256").to_pylist(),
-               faiss_ids=table.column("faiss_id").to_numpy(), plan=ShardPlan.from_dict(manifest["plan"]),
-               store=ShardStore(out), config_fingerprint=manifest["config_fingerprint"], manifest=manifest)
+               faiss_ids=table.column("faiss_id").to_numpy(), plan=plan,
+               store=store, config_fingerprint=fingerprint, manifest=manifest)
 
 
 # --------------------------------------------------------------------------- content-hash cache

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
@@ -52,6 +53,8 @@ def fingerprint_sources(paths: Iterable[Path | str | None]) -> list[dict[str, An
 
 
 # --------------------------------------------------------------------------- plan
+
+_SHARD_KEY = re.compile(r"[0-9a-f]{16}")
 
 @dataclass(frozen=True)
 class Shard:
@@ -100,9 +103,27 @@ class ShardPlan:
                 "shards": [asdict(s) | {"name": s.name} for s in self.shards]}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> ShardPlan:
-        return cls(shard_size=d["shard_size"], total_rows=d["total_rows"],
-                   shards=[Shard(s["index"], s["start"], s["stop"], s["key"]) for s in d["shards"]])
+    def from_dict(cls, d: dict[str, Any], source: Path | str = MANIFEST) -> ShardPlan:
+        """Rebuild a plan from a manifest; a plan edited into something unsafe or inconsistent is refused.
+
+        Shard names become file names, so each key must be 16 hex digits (no ``/``, no ``..``) and the
+        shards must tile ``0..total_rows`` in order.
+        """
+        bad = StateError(f"{source}: the shard plan in the manifest is damaged or was edited",
+                         hint="restore the manifest, or rerun with --restart")
+        try:
+            shards = [Shard(int(s["index"]), int(s["start"]), int(s["stop"]), str(s["key"])) for s in d["shards"]]
+            plan = cls(shard_size=int(d["shard_size"]), total_rows=int(d["total_rows"]), shards=shards)
+        except (KeyError, TypeError, ValueError, AttributeError):
+            raise bad from None
+        pos = 0
+        for i, s in enumerate(plan.shards):
+            if s.index != i or s.start != pos or not s.start < s.stop or not _SHARD_KEY.fullmatch(s.key):
+                raise bad
+            pos = s.stop
+        if pos != plan.total_rows:
+            raise bad
+        return plan
 
 
 # --------------------------------------------------------------------------- shard files
@@ -137,8 +158,20 @@ class ShardStore:
     def record_path(self, shard: Shard) -> Path:
         return self.dir / f"{shard.name}.done.json"
 
+    def check_inside(self) -> None:
+        """Refuse a ``shards/`` that is a symlink leading out of the output directory."""
+        if self.dir.is_symlink() or self.dir.exists():
+            ensure_inside(self.out_dir, Path(SHARDS_DIR))
+
     def prepare(self) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True)
+        """Create ``shards/`` (refusing one that is a symlink out of the output) and drop crash leftovers."""
+        self.check_inside()
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            from migrate.atomic import write_failed
+
+            raise write_failed(self.dir, exc) from None
         clean_temp_files(self.dir)
 
     def write(self, shard: Shard, ids: list[str], vectors: np.ndarray, hashes: list[str],
@@ -164,15 +197,18 @@ class ShardStore:
 
     def record(self, shard: Shard) -> dict[str, Any] | None:
         try:
-            return json.loads(self.record_path(shard).read_text())
+            rec = json.loads(self.record_path(shard).read_text())
         except (OSError, ValueError):
             return None
+        return rec if isinstance(rec, dict) else None
 
     def is_complete(self, shard: Shard, config_fingerprint: str | None = None) -> bool:
         """Done = record present, file present, checksum and row count agree (and same config)."""
         rec = self.record(shard)
         path = self.data_path(shard)
-        if not rec or not path.exists() or rec.get("docs", rec.get("rows")) != shard.rows:
+        if not rec or path.is_symlink() or not path.is_file() or rec.get("docs", rec.get("rows")) != shard.rows:
+            return False
+        if rec.get("shard", shard.name) != shard.name:  # a record (and file) renamed from another shard
             return False
         if config_fingerprint and rec.get("config_fingerprint") != config_fingerprint:
             return False
@@ -201,8 +237,9 @@ class ShardStore:
 
 def load_manifest(out_dir: Path) -> dict[str, Any] | None:
     path = Path(out_dir) / MANIFEST
-    if not path.exists():
+    if not path.exists() and not path.is_symlink():
         return None
+    ensure_inside(Path(out_dir), Path(MANIFEST))  # a manifest symlinked out of the output is refused
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError) as exc:

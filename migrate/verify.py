@@ -40,11 +40,18 @@ def verify(out: Path | str, norm_tol: float = 1e-3) -> dict[str, Any]:
     if bad_shards:
         problems.append(f"{len(bad_shards)} shards missing or failing their checksum (first: {bad_shards[0]})")
 
-    for name, meta in (manifest.get("outputs") or {}).items():
+    outputs = manifest.get("outputs") or {}
+    if not isinstance(outputs, dict) or set(outputs) - {EMBEDDINGS, ID_MAP, INDEX}:
+        problems.append("manifest lists unexpected outputs (edited by hand?)")
+        outputs = {k: v for k, v in outputs.items() if k in (EMBEDDINGS, ID_MAP, INDEX)} \
+            if isinstance(outputs, dict) else {}
+    for name, meta in outputs.items():
         path = out / name
-        if not path.exists():
+        if path.is_symlink():
+            problems.append(f"{name} is a symlink (outputs must be files inside the output directory)")
+        elif not path.exists():
             problems.append(f"{name} is missing")
-        elif sha256_file(path) != meta.get("sha256"):
+        elif not isinstance(meta, dict) or sha256_file(path) != meta.get("sha256"):
             problems.append(f"{name} does not match the checksum in the manifest")
     if not manifest.get("outputs"):
         problems.append("manifest lists no outputs (finalize has not run)")

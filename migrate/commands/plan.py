@@ -25,7 +25,7 @@ def register(app: typer.Typer) -> None:
 
 
 def plan_command(
-    docs: Annotated[Path, typer.Option("--docs", "-d", help="Documents: Parquet, JSONL or CSV/TSV.")],
+    docs: Annotated[Optional[Path], typer.Option("--docs", "-d", help="Documents: Parquet, JSONL or CSV/TSV.")] = None,
     old_index: Annotated[Optional[Path], typer.Option("--old-index", help="The v2 index (FAISS file or Parquet/JSONL with vectors).")] = None,
     id_map: Annotated[Optional[Path], typer.Option("--id-map", help="FAISS id -> document id map.")] = None,
     id_field: Annotated[Optional[str], typer.Option(help="Document id field (default: id/_id).")] = None,
@@ -53,7 +53,7 @@ def plan_command(
     request_tokens: Annotated[Optional[int], typer.Option(help="Token budget per API request (packing).")] = None,
     shard_size: Annotated[int, typer.Option(help="Documents per shard (as in run).")] = 1000,
     local_model: Annotated[Optional[str], typer.Option(help="Local model (folder or local:PATH) to time a short calibration run.")] = None,
-    calibration_seconds: Annotated[float, typer.Option(help="Seconds of embedding to time in the calibration.")] = 15.0,
+    calibration_seconds: Annotated[float, typer.Option(help="Seconds of embedding to time in the calibration.")] = 20.0,
     bill_prefix: Annotated[bool, typer.Option("--bill-prefix", help="Count the task instruction prefix as billed tokens.")] = False,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write the plan JSON here (for `run --plan`).")] = None,
     markdown: Annotated[Optional[Path], typer.Option("--markdown", help="Write the Markdown report here ('-' for stdout).")] = None,
@@ -68,9 +68,11 @@ def plan_command(
     if schema:
         typer.echo(json.dumps(PLAN_SCHEMA, indent=2))
         return
-    if fail_on not in ("warning", "error", "never"):
-        from migrate.errors import ConfigError
+    from migrate.errors import ConfigError
 
+    if docs is None:
+        raise ConfigError("plan needs --docs FILE (the documents to migrate)")
+    if fail_on not in ("warning", "error", "never"):
         raise ConfigError(f"--fail-on {fail_on!r}", hint="use warning, error or never")
     opts = PlanOptions(
         documents=docs, id_field=id_field, text_field=text_field, title_field=title_field, old_index=old_index,

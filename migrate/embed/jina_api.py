@@ -126,6 +126,35 @@ def _retry_after(headers: httpx.Headers) -> float | None:
     return None
 
 
+#: Texts counted per step when a big call is streamed into requests.
+STREAM_CHUNK = 512
+
+
+class _StreamPacker:
+    """``pack_requests`` fed incrementally: yields each request as soon as it is full."""
+
+    def __init__(self, max_inputs: int, max_tokens: int) -> None:
+        self.max_inputs = max_inputs
+        self.max_tokens = max_tokens
+        self.pos = 0
+        self.start = 0
+        self.acc = 0
+
+    def feed(self, counts: Sequence[int]) -> list[Batch]:
+        out = []
+        for n in counts:
+            i = self.pos
+            if i > self.start and (i - self.start >= self.max_inputs or self.acc + n > self.max_tokens):
+                out.append(Batch(self.start, i, self.acc))
+                self.start, self.acc = i, 0
+            self.acc += n
+            self.pos += 1
+        return out
+
+    def close(self) -> list[Batch]:
+        return [Batch(self.start, self.pos, self.acc)] if self.pos > self.start else []
+
+
 def request_token_budget(limits: RateLimits) -> int:
     """Default tokens per request: a quarter second of the TPM budget, so a request is
     always much smaller than the server's bucket (then arrival jitter cannot cause 429s
@@ -422,23 +451,67 @@ class JinaAPIEmbedder:
                 )
         return pack_requests(est, max_inputs=self.max_inputs, max_tokens=self.max_request_tokens), est
 
+    def _precheck_long(self, texts: list[str]) -> None:
+        """Refuse texts over the per-input limit before anything is sent. A text has at
+        most one token per character plus its special tokens, so only texts longer than
+        the limit in characters need counting."""
+        if not self.estimator.exact or self.truncate:
+            return
+        idx = [i for i, t in enumerate(texts) if len(t) + 4 > MAX_TOKENS_PER_INPUT]
+        if not idx:
+            return
+        counts = self.estimator.count([texts[i] for i in idx])
+        too_long = [(i, n) for i, n in zip(idx, counts) if n > MAX_TOKENS_PER_INPUT]
+        if too_long:
+            raise InputError(
+                f"{len(too_long)} text(s) exceed {MAX_TOKENS_PER_INPUT} tokens (first: text {too_long[0][0]}, "
+                f"{too_long[0][1]} tokens)",
+                hint="pass --truncate to let the API cut them, or split them",
+            )
+
     # ----------------------------------------------------------------- sending
 
     async def _embed_async(
         self, texts: list[str], task: str, late_chunking: bool, groups: Sequence[int] | None
     ) -> EmbedResult:
-        batches, est = self._plan(texts, late_chunking, groups)
-        self._check_budget(sum(b.tokens for b in batches))
         client, limiter = self._ensure_client()
+        streaming = not late_chunking and self.token_limit is None and len(texts) > STREAM_CHUNK
+        if streaming:
+            self._precheck_long(texts)
+            batches, est = [], []
+        else:
+            batches, est = self._plan(texts, late_chunking, groups)
+            self._check_budget(sum(b.tokens for b in batches))
         if self._dims is None and self.embedding_type in BINARY_TYPES:
             await self._discover_dims(client, limiter, task)
-        vectors: list[np.ndarray | None] = [None] * len(batches)
-        billed = [0] * len(batches)
-        tasks = [
-            asyncio.ensure_future(self._one_batch(client, limiter, texts, b, task, late_chunking, i, vectors, billed))
-            for i, b in enumerate(batches)
-        ]
+        vectors: list[np.ndarray | None] = []
+        billed: list[int] = []
+        tasks: list[asyncio.Future] = []
+
+        def launch(b: Batch) -> None:
+            vectors.append(None)
+            billed.append(0)
+            tasks.append(asyncio.ensure_future(
+                self._one_batch(client, limiter, texts, b, task, late_chunking, len(tasks), vectors, billed)))
+
         try:
+            if streaming:
+                # Count tokens chunk by chunk in a worker thread and send each request as
+                # soon as it is packed: sending starts after one chunk, not after all texts.
+                loop = asyncio.get_running_loop()
+                packer = _StreamPacker(self.max_inputs, self.max_request_tokens)
+                for c in range(0, len(texts), STREAM_CHUNK):
+                    counts = await loop.run_in_executor(None, self.estimator.count, texts[c : c + STREAM_CHUNK])
+                    est.extend(counts)
+                    for b in packer.feed(counts):
+                        batches.append(b)
+                        launch(b)
+                for b in packer.close():
+                    batches.append(b)
+                    launch(b)
+            else:
+                for b in batches:
+                    launch(b)
             await asyncio.gather(*tasks)
         except BaseException:
             # First failure wins; stop the other requests before reporting it.

@@ -10,7 +10,7 @@ Why an actor and not a task per shard: loading a model costs seconds to minutes;
 actor pays it once and keeps the GPU (``num_gpus``) for the whole run.
 
 The worker gets only what a shard step needs: a ``JobSpec`` (configuration, output
-path, plan; shared once through the object store) and per shard the shard's rows.
+path, configuration fingerprint) and per shard the shard's rows.
 """
 
 from __future__ import annotations
@@ -26,16 +26,17 @@ import numpy as np
 from migrate.config import RunConfig
 from migrate.embed.ratelimit import RateLimits
 from migrate.errors import StateError
-from migrate.shards import MANIFEST, Shard, ShardPlan, ShardStore
+from migrate.shards import MANIFEST, Shard, ShardPlan, ShardStore, load_manifest
 
 
 @dataclass
 class JobSpec:
-    """The part of a ``runner.Job`` every worker needs (no document texts)."""
+    """The part of a ``runner.Job`` every worker needs: no document texts, and no plan
+    (each worker reads the plan from the manifest on the shared output directory, which
+    also proves that it sees that directory)."""
 
     config: RunConfig
     out: str
-    plan: ShardPlan
     config_fingerprint: str
 
 
@@ -79,7 +80,7 @@ class ShardWorker:
     """Runs shard steps on one node (decorated with ``ray.remote`` by the executor)."""
 
     def __init__(self, make_embedder: Any, spec: JobSpec, name: str, secret: Secret | None = None,
-                 limiter: Any = None) -> None:
+                 limiter: str | None = None) -> None:
         self.make_embedder = make_embedder
         self.spec = spec
         self.name = name
@@ -92,6 +93,8 @@ class ShardWorker:
             register_secret(secret.value)
         self.embedder: Any = None
         self.cache: Any = None
+        self.plan: ShardPlan | None = None
+        self.limiter_installed = False
         self.identity = node_identity()
         self.shards_run = 0
 
@@ -101,28 +104,40 @@ class ShardWorker:
 
         import migrate
 
-        out = Path(self.spec.out)
-        if not (out / MANIFEST).is_file():
-            raise StateError(f"{out}: the output directory is not visible on Ray node {self.identity['node_ip']} "
-                             f"({self.identity['host']})",
-                             hint="put --out on storage that every node mounts at the same path (NFS, a shared disk)")
         self._ensure_embedder()
         return self.identity | {"worker": self.name, "version": migrate.__version__, "gpus": ray.get_gpu_ids(),
-                                "embedder": self.embedder.info().as_dict(), "shared_limiter": self.limiter is not None}
+                                "embedder": self.embedder.info().as_dict(), "shared_limiter": self.limiter_installed}
+
+    def _load_plan(self) -> ShardPlan:
+        """The plan from the shared output's manifest, checked against the driver's configuration."""
+        out = Path(self.spec.out)
+        where = f"Ray node {self.identity['node_ip']} ({self.identity['host']})"
+        manifest = load_manifest(out) if (out / MANIFEST).is_file() else None
+        if manifest is None:
+            raise StateError(f"{out}: the output directory is not visible on {where}",
+                             hint="put --out on storage that every node mounts at the same path (NFS, a shared disk)")
+        if manifest.get("config_fingerprint") != self.spec.config_fingerprint:
+            raise StateError(f"{out}: the manifest seen on {where} is of another configuration",
+                             hint="another run is using this output directory; use a separate --out")
+        return ShardPlan.from_dict(manifest["plan"])
 
     def _ensure_embedder(self) -> None:
         if self.embedder is not None:
             return
-        from migrate.runner import build_cache
         from migrate.progress import NullReporter
+        from migrate.runner import build_cache
 
+        self.plan = self._load_plan()
         embedder = self.make_embedder()
         if self.limiter is not None:
+            import ray
+
             from migrate.executors.ray_limiter import SharedLimiterProxy, install
 
             limits = getattr(embedder, "limits", None)
             if isinstance(limits, RateLimits):
-                install(embedder, SharedLimiterProxy(self.limiter, self.name, limits))
+                handle = ray.get_actor(self.limiter, namespace=ray.get_runtime_context().namespace)
+                self.limiter_installed = install(embedder, SharedLimiterProxy(handle, self.name, limits))
         self.embedder = embedder
         self.cache = build_cache(self._job([], [], []), NullReporter())
 
@@ -131,7 +146,7 @@ class ShardWorker:
 
         spec = self.spec
         return Job(config=spec.config, out=Path(spec.out), ids=ids, texts=texts, hashes=hashes,
-                   faiss_ids=np.zeros(0, np.int64), plan=spec.plan, store=ShardStore(Path(spec.out)),
+                   faiss_ids=np.zeros(0, np.int64), plan=self.plan, store=ShardStore(Path(spec.out)),
                    config_fingerprint=spec.config_fingerprint, manifest={})
 
     def run(self, task: ShardTask) -> dict[str, Any]:

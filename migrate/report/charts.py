@@ -79,8 +79,8 @@ def histogram(bins: Sequence[str], counts: Sequence[int], *, label: str, color: 
 def line_chart(xs: Sequence[float], series: Sequence[tuple[str, str, Sequence[float]]], *, label: str,
                x_labels: Sequence[str], width: int = 640, height: int = 260) -> str:
     """Lines over categorical x positions (e.g. Matryoshka dims), points labelled."""
-    pad_l, pad_b, pad_t = 44, 44, 24
-    plot_w, plot_h = width - pad_l - 20, height - pad_b - pad_t
+    pad_l, pad_b, pad_t, pad_r = 44, 44, 24, 48
+    plot_w, plot_h = width - pad_l - pad_r, height - pad_b - pad_t
     vals = [v for _, _, ys in series for v in ys]
     lo, hi = (min(vals), max(vals)) if vals else (0.0, 1.0)
     if hi - lo < 1e-6:
@@ -98,11 +98,11 @@ def line_chart(xs: Sequence[float], series: Sequence[tuple[str, str, Sequence[fl
     def py(v: float) -> float:
         return pad_t + plot_h * (1 - (v - lo) / (hi - lo))
 
-    body = [f'<line x1="{pad_l}" y1="{pad_t + plot_h}" x2="{width - 20}" y2="{pad_t + plot_h}" stroke="#555"/>']
+    body = [f'<line x1="{pad_l}" y1="{pad_t + plot_h}" x2="{width - pad_r}" y2="{pad_t + plot_h}" stroke="#555"/>']
     for frac in (0.0, 0.5, 1.0):
         v = lo + (hi - lo) * frac
         body.append(f'<text x="{pad_l - 4}" y="{py(v) + 4:.1f}" font-size="10" text-anchor="end">{v:.3f}</text>')
-        body.append(f'<line x1="{pad_l}" y1="{py(v):.1f}" x2="{width - 20}" y2="{py(v):.1f}" stroke="#eee"/>')
+        body.append(f'<line x1="{pad_l}" y1="{py(v):.1f}" x2="{width - pad_r}" y2="{py(v):.1f}" stroke="#eee"/>')
     for i, xl in enumerate(x_labels):
         body.append(f'<text x="{px(i):.1f}" y="{height - pad_b + 16}" font-size="10" text-anchor="middle">'
                     f'{escape(xl)}</text>')

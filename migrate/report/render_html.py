@@ -104,6 +104,8 @@ def _provenance(report: dict) -> str:
             v = s.get(k) if k in s and k != "description" else (s.get("description") or {}).get(k)
             if isinstance(v, (dict, list)):
                 v = json.dumps(v, ensure_ascii=False, sort_keys=True)
+            elif isinstance(v, str) and k.endswith("prefix"):
+                v = json.dumps(v, ensure_ascii=False) + ("" if v else " (none)")  # show spaces and emptiness
             cells.append(f"<td>{_e(v) if v is not None else '–'}</td>")
         rows.append(f"<tr><th>{_e(k)}</th>{''.join(cells)}</tr>")
     head = "".join(f"<th>{_e(role)}</th>" for role, _ in sides)

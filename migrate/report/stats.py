@@ -60,8 +60,8 @@ def _ci(x: np.ndarray, level: float) -> tuple[float, float]:
     return (lo, hi)
 
 
-def _mean_diff(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
-    return np.mean(x - y, axis=axis)
+def _mean(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    return np.mean(x, axis=axis)
 
 
 def paired(old: np.ndarray, new: np.ndarray, *, level: float = 0.95, tie_eps: float = 1e-9) -> PairedStats:
@@ -74,7 +74,8 @@ def paired(old: np.ndarray, new: np.ndarray, *, level: float = 0.95, tie_eps: fl
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             p_t = float(stats.ttest_rel(new, old).pvalue)
-            p_r = float(stats.permutation_test((new, old), _mean_diff, permutation_type="samples",
+            # one sample of differences + "samples" = flip each sign at random (the paired randomization test)
+            p_r = float(stats.permutation_test((d,), _mean, permutation_type="samples",
                                                n_resamples=N_RESAMPLES, alternative="two-sided", vectorized=True,
                                                random_state=np.random.default_rng(SEED)).pvalue)
     else:

@@ -64,12 +64,22 @@ class Documents:
         return self.table.num_rows
 
 
+#: Longest JSONL record accepted (bytes). A longer line is refused before it is read into memory:
+#: no embedding model takes that much text, and a corrupt export can be one endless line.
+MAX_JSONL_LINE = 64 * 1024 * 1024
+
+
 def _read_jsonl(path: Path) -> pa.Table:
     """Parse JSONL line by line so a bad record is reported with its line number."""
     rows = []
     try:
         with open(path, "rb") as fh:
-            for lineno, raw in enumerate(fh, 1):
+            lineno = 0
+            while raw := fh.readline(MAX_JSONL_LINE + 1):
+                lineno += 1
+                if len(raw) > MAX_JSONL_LINE and not raw.endswith(b"\n"):
+                    raise InputError(f"{path}:{lineno}: record is longer than {MAX_JSONL_LINE >> 20} MiB",
+                                     hint="split or shorten that document; no embedding model reads that much text")
                 if not raw.strip():
                     continue
                 try:
@@ -82,6 +92,8 @@ def _read_jsonl(path: Path) -> pa.Table:
                 except json.JSONDecodeError as exc:
                     raise InputError(f"{path}:{lineno}: invalid JSON ({exc.msg} at column {exc.colno})",
                                      hint="fix or remove that line") from None
+                except RecursionError:
+                    raise InputError(f"{path}:{lineno}: JSON nested too deeply", hint="fix or remove that line") from None
                 if not isinstance(obj, dict):
                     raise InputError(f"{path}:{lineno}: expected a JSON object per line, got {type(obj).__name__}")
                 rows.append(obj)
@@ -91,8 +103,9 @@ def _read_jsonl(path: Path) -> pa.Table:
         raise InputError(f"{path}: no records found", hint="the file is empty")
     try:
         return pa.Table.from_pylist(rows)
-    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-        raise InputError(f"{path}: records have inconsistent field types ({str(exc).splitlines()[0]})") from None
+    except (pa.ArrowException, OverflowError, TypeError, ValueError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise InputError(f"{path}: records have inconsistent field types ({first[:160]})") from None
 
 
 def read_table(path: Path) -> pa.Table:
@@ -104,12 +117,16 @@ def read_table(path: Path) -> pa.Table:
     fmt = detect_format(path)
     try:
         if fmt == "parquet":
-            return pq.read_table(path)
+            table = pq.read_table(path)
+            table.validate(full=True)  # e.g. strings that are not UTF-8 in a damaged file
+            return table
         if fmt == "jsonl":
             return _read_jsonl(path)
         opts = pacsv.ParseOptions(delimiter="\t" if fmt == "tsv" else ",", newlines_in_values=True)
-        return pacsv.read_csv(path, parse_options=opts,
-                              convert_options=pacsv.ConvertOptions(strings_can_be_null=False))
+        table = pacsv.read_csv(path, parse_options=opts,
+                               convert_options=pacsv.ConvertOptions(strings_can_be_null=False))
+        table.column_names  # noqa: B018 - header names are decoded lazily; a non-UTF-8 header fails here
+        return table
     except InputError:
         raise
     except (pa.ArrowException, OSError, UnicodeDecodeError) as exc:

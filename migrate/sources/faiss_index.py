@@ -44,9 +44,14 @@ def read_faiss(path: str | Path, reconstruct: bool = True) -> FaissInfo:
         raise InputError(f"{path}: file not found")
     try:
         raw = faiss.read_index(str(path))
+    except MemoryError:
+        raise InputError(f"{path}: not a readable FAISS index (its header asks for an impossible amount of memory)",
+                         hint="check that the file is complete and was written by faiss.write_index") from None
     except RuntimeError as exc:
         msg = str(exc).strip().splitlines()
         detail = next((m for m in msg if "Error" in m or "error" in m), msg[-1] if msg else "unreadable")
+        # faiss prefixes its message with the C++ function and source line; keep the reason after it.
+        detail = detail.split("Error: ", 1)[-1] if "Error: " in detail else detail.rsplit(": ", 1)[-1]
         raise InputError(f"{path}: not a readable FAISS index ({detail.strip()[:160]})",
                          hint="check that the file is complete and was written by faiss.write_index") from None
     # Keep ``raw`` alive: downcast proxies do not own the C++ object, and the inner index of an
@@ -57,6 +62,10 @@ def read_faiss(path: str | Path, reconstruct: bool = True) -> FaissInfo:
     if isinstance(index, (faiss.IndexIDMap, faiss.IndexIDMap2)):
         faiss_ids = faiss.vector_to_array(index.id_map).astype(np.int64)
         inner = _downcast(index.index)
+        if inner.d != index.d or inner.ntotal != index.ntotal or len(faiss_ids) != index.ntotal:
+            raise InputError(f"{path}: not a readable FAISS index (id map header says {index.ntotal} x {index.d}, "
+                             f"the index inside holds {inner.ntotal} x {inner.d})",
+                             hint="check that the file is complete and was written by faiss.write_index")
     info = FaissInfo(path=path, kind=type(inner).__name__, ntotal=int(index.ntotal), dim=int(index.d),
                      metric=METRICS.get(int(index.metric_type), f"metric-{index.metric_type}"),
                      faiss_ids=faiss_ids, vectors=None)
@@ -65,6 +74,13 @@ def read_faiss(path: str | Path, reconstruct: bool = True) -> FaissInfo:
         raise InputError(f"{path}: duplicate ids in the index id map: {vals[counts > 1][:5].tolist()}")
     if reconstruct and info.ntotal:
         info.vectors, info.lossy, info.why_no_vectors = _reconstruct(inner, info.ntotal)
+        if info.vectors is not None and info.vectors.shape != (info.ntotal, info.dim):
+            raise InputError(f"{path}: not a readable FAISS index (holds {info.vectors.shape} vectors, header says "
+                             f"{info.ntotal} x {info.dim})")
+        if info.vectors is not None and not np.isfinite(info.vectors).all():
+            bad = np.nonzero(~np.isfinite(info.vectors).all(axis=1))[0][:5].tolist()
+            raise InputError(f"{path}: vectors at rows {bad} hold NaN or infinite values",
+                             hint="rebuild those vectors, or remove them from the index")
     elif not info.ntotal:
         info.vectors = np.zeros((0, info.dim), np.float32)
     del index, inner, raw

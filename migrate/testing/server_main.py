@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> None:
         d = json.load(fh)
     config = config_from_dict(d)
     serve_forever(config, args.host, args.port, preload=bool(d.get("preload", True)),
-                  on_ready=lambda url: print(READY_PREFIX + url, flush=True))
+                  on_ready=lambda url: print(READY_PREFIX + url, flush=True), log_level=d.get("log_level", "warning"))
 
 
 if __name__ == "__main__":

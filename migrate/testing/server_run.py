@@ -139,10 +139,11 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _uvicorn_server(app: Any) -> Any:
+def _uvicorn_server(app: Any, log_level: str = "warning") -> Any:
+    """uvicorn without access logs (request lines are not needed and never hold keys anyway)."""
     import uvicorn
 
-    cfg = uvicorn.Config(app, log_level="error", access_log=False, lifespan="off", timeout_keep_alive=30)
+    cfg = uvicorn.Config(app, log_level=log_level, access_log=False, lifespan="off", timeout_keep_alive=30)
     return uvicorn.Server(cfg)
 
 
@@ -153,6 +154,7 @@ def serve_forever(
     *,
     preload: bool = True,
     on_ready: Callable[[str], None] | None = None,
+    log_level: str = "warning",
 ) -> None:
     """Run the server in the foreground until interrupted."""
     server = JinaCompatServer(config)
@@ -161,7 +163,7 @@ def serve_forever(
             server.runtimes.get(m)
     sock = _bind(host, port)
     url = f"http://{host}:{sock.getsockname()[1]}"
-    uv = _uvicorn_server(server.app)
+    uv = _uvicorn_server(server.app, log_level)
     if on_ready is not None:
         threading.Thread(target=_announce_when_started, args=(uv, url, on_ready), daemon=True).start()
     uv.run(sockets=[sock])
@@ -228,7 +230,7 @@ def _run_thread(config: ServerConfig, key: str, host: str, preload: tuple[str, .
     for name in preload:
         server.runtimes.get(name)
     sock = _bind(host, 0)
-    uv = _uvicorn_server(server.app)
+    uv = _uvicorn_server(server.app, "critical")  # injected drops would log errors
     t = threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, name="jina-compat-server", daemon=True)
     t.start()
     deadline = time.monotonic() + timeout
@@ -250,6 +252,7 @@ def _run_process(config: ServerConfig, key: str, host: str, preload: tuple[str, 
         cfg_path = Path(tmp) / "server.json"
         d = config_to_dict(config, key_file)
         d["preload"] = list(preload)
+        d["log_level"] = "critical"
         cfg_path.write_text(json.dumps(d), encoding="utf-8")
         proc = subprocess.Popen(
             [sys.executable, "-m", "migrate.testing.server_main", str(cfg_path), "--host", host, "--port", "0"],

@@ -1,0 +1,146 @@
+"""Fast checks of the pieces under the jina-api client: wire codecs, packing, the limiter."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from migrate.embed.jina_api import _StreamPacker, request_token_budget
+from migrate.embed.jina_tokens import TokenEstimator, pack_requests, spread_tokens
+from migrate.embed.jina_wire import decode_embedding, encode_embedding, error_detail
+from migrate.embed.ratelimit import TIERS, AsyncRateLimiter, RateLimits, resolve_limits
+from migrate.errors import ConfigError
+
+
+@pytest.mark.parametrize("dims", [1, 7, 8, 9, 64, 100])
+def test_codecs_round_trip(dims):
+    rng = np.random.default_rng(dims)
+    v = rng.standard_normal(dims).astype(np.float32)
+    assert np.array_equal(decode_embedding(encode_embedding(v, "float"), "float"), v)
+    assert np.array_equal(decode_embedding(encode_embedding(v, "base64"), "base64"), v)
+    for t in ("binary", "ubinary"):
+        enc = encode_embedding(v, t)
+        assert len(enc) == (dims + 7) // 8
+        assert np.array_equal(decode_embedding(enc, t, dims), np.where(v > 0, 1.0, -1.0).astype(np.float32))
+    # llama-index's documented decoder reads our `binary` (jina-spec §1.3)
+    bits = np.unpackbits((np.array(encode_embedding(v, "binary")) + 128).astype(np.uint8))[:dims]
+    assert np.array_equal(bits, (v > 0).astype(np.uint8))
+
+
+def test_decoders_reject_garbage():
+    for value, t in (("not-a-list", "float"), ([1, 2], "base64"), ("!!!", "base64"),
+                     (base64.b64encode(b"abc").decode(), "base64"), ([300], "ubinary"), ([-129], "binary")):
+        with pytest.raises(ValueError):
+            decode_embedding(value, t, 8)
+
+
+def test_error_detail_shapes():
+    assert error_detail(b'{"detail": "Invalid API key"}') == "Invalid API key"
+    assert error_detail(b'{"detail": [{"loc": ["body", "task"], "msg": "bad"}]}') == "body.task: bad"
+    assert error_detail(b'{"error": {"message": "Invalid input"}}') == "Invalid input"
+    assert error_detail(b"<html>502 Bad Gateway</html>") == "<html>502 Bad Gateway</html>"
+
+
+@given(st.lists(st.integers(1, 5000), max_size=300), st.integers(1, 50), st.integers(1, 20000))
+@settings(max_examples=200, deadline=None)
+def test_packing_keeps_order_and_limits(counts, max_inputs, max_tokens):
+    batches = pack_requests(counts, max_inputs=max_inputs, max_tokens=max_tokens)
+    assert [i for b in batches for i in range(b.start, b.end)] == list(range(len(counts)))
+    for b in batches:
+        assert b.end - b.start <= max_inputs
+        assert b.tokens == sum(counts[b.start : b.end])
+        assert b.tokens <= max_tokens or b.end - b.start == 1
+    # the streaming packer, fed in arbitrary pieces, packs identically
+    p = _StreamPacker(max_inputs, max_tokens)
+    streamed = []
+    for c in range(0, len(counts), 7):
+        streamed += p.feed(counts[c : c + 7])
+    streamed += p.close()
+    assert streamed == batches
+
+
+@given(st.lists(st.integers(0, 1000), min_size=1, max_size=50), st.integers(0, 100000))
+def test_spread_tokens_adds_up(estimates, billed):
+    out = spread_tokens(estimates, billed)
+    assert sum(out) == billed and len(out) == len(estimates) and min(out) >= 0
+
+
+def test_heuristic_estimate_is_high_for_english():
+    est = TokenEstimator("some-model", "heuristic")
+    assert not est.exact
+    text = "The quick brown fox jumps over the lazy dog."  # 12 tokens for a BERT tokenizer
+    assert est.count([text])[0] >= 12
+
+
+def test_request_budget_follows_the_limits():
+    assert request_token_budget(TIERS["conservative"]) == 2000  # 2 x TPM/RPM: RPM never binds
+    assert request_token_budget(RateLimits(rpm=3000, tpm=600_000, concurrency=8)) == 2500  # 0.25 s of TPM
+    assert request_token_budget(TIERS["tier2"]) == 131_072
+
+
+def test_resolve_limits():
+    assert resolve_limits() == TIERS["conservative"]
+    assert resolve_limits("tier1", tpm=123) == RateLimits(rpm=500, tpm=123, concurrency=50)
+    with pytest.raises(ConfigError):
+        resolve_limits("gold")
+    with pytest.raises(ConfigError):
+        RateLimits(rpm=0, tpm=1, concurrency=1)
+
+
+def test_limiter_paces_tokens_per_minute():
+    async def go() -> float:
+        lim = AsyncRateLimiter(RateLimits(rpm=100_000, tpm=60_000, concurrency=4), headroom=1.0, burst_s=0.1)
+        t0 = time.monotonic()
+        for _ in range(12):  # 12 x 100 tokens at 1000 tokens/s, 100 of them free at the start
+            p = await lim.acquire(100)
+            p.settle(100)
+            p.release()
+        return time.monotonic() - t0
+
+    elapsed = asyncio.run(go())
+    assert 0.95 <= elapsed <= 1.6
+
+
+def test_limiter_settles_refunds_and_caps_concurrency():
+    async def go() -> tuple[float, int]:
+        lim = AsyncRateLimiter(RateLimits(rpm=100_000, tpm=60_000, concurrency=2), headroom=1.0, burst_s=1.0)
+        p1 = await lim.acquire(900)
+        p1.settle(100)  # estimate was high: 800 tokens come back
+        level = lim.tokens.level
+        p2 = await lim.acquire(1)
+        blocked = asyncio.ensure_future(lim.acquire(1))
+        await asyncio.sleep(0.05)
+        assert not blocked.done()  # 2 in flight
+        p1.release()
+        p3 = await asyncio.wait_for(blocked, 1)
+        p2.release()
+        p3.release()
+        return level, lim.stats.acquired
+
+    level, n = asyncio.run(go())
+    assert level > 850 and n == 3
+
+
+def test_limiter_429_exhaustion_vs_transient():
+    async def go() -> AsyncRateLimiter:
+        lim = AsyncRateLimiter(RateLimits(rpm=600, tpm=60_000, concurrency=2))
+        assert not lim.rate_limited(1.0, remaining_requests=10, remaining_tokens=5000, needed_tokens=100)
+        assert lim.pause_until == 0.0 and lim.rate_factor == 1.0
+        assert lim.rate_limited(0.3, remaining_requests=10, remaining_tokens=50, needed_tokens=100)
+        t0 = time.monotonic()
+        p = await lim.acquire(1)
+        p.release()
+        assert time.monotonic() - t0 >= 0.25  # everyone waited for Retry-After
+        assert lim.rate_factor == pytest.approx(0.9)
+        lim.succeeded()
+        assert lim.rate_factor == pytest.approx(0.91)
+        return lim
+
+    lim = asyncio.run(go())
+    assert lim.stats.transient_429 == 1 and lim.stats.rate_limited == 1

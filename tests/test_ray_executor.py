@@ -1,0 +1,219 @@
+"""``run --executor ray`` on a real multi-node Ray cluster on loopback.
+
+The cluster is real: ``ray start --head`` and ``ray start --address`` as separate
+process trees (``migrate.executors.ray_cluster``), one CPU each. Each test runs the CLI
+as a user would, once with the local executor and once on the cluster, and compares
+the outputs byte for byte (ids, vectors, hashes, FAISS ids); the completion records
+say on which node each shard ran.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+pytest.importorskip("ray")
+pytest.importorskip("static_model")
+
+from conftest import REPO, cli, json_lines
+
+from migrate.executors.ray_cluster import LocalRayCluster
+from migrate.shards import arrow_to_vectors
+from migrate.testing.faults import FaultConfig
+from migrate.testing.server_limits import ServerLimits
+from migrate.testing.server_run import run_server
+
+STATIC = "local:standin:static"
+V3 = "jina-api:jina-embeddings-v3"
+KEY_ENV = "JINA_MIGRATE_RAY_TEST_KEY"
+NODE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+#: Wait for every worker before handing out shards, so that each node gets some.
+RAY_ENV = {"JINA_MIGRATE_RAY_START_GRACE": "180", "JINA_MIGRATE_RAY_READY_TIMEOUT": "300"}
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """Head node plus one worker node, one CPU each, as separate process trees."""
+    with LocalRayCluster(env=NODE_ENV) as c:
+        c.add_node(num_cpus=1)
+        assert c.alive_nodes() == 2
+        yield c
+
+
+@pytest.fixture(scope="module")
+def docs(tmp_path_factory) -> Path:
+    lines = (REPO / "fixtures" / "sample" / "docs.jsonl").read_text().splitlines()[:48]
+    path = tmp_path_factory.mktemp("ray-docs") / "docs.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def server():
+    """One local Jina-compatible server (static stand-in); tests change its limits and faults."""
+    with run_server(fast=True) as h:
+        yield h
+
+
+def api_args(h) -> list[str]:
+    return ["--base-url", h.base_url, "--api-key-env", KEY_ENV, "--rpm", "6000", "--concurrency", "4"]
+
+
+@pytest.fixture(scope="module")
+def api_reference(server, docs, tmp_path_factory) -> Path:
+    """The API migration run in one process with the local executor (no limits, no faults)."""
+    out = tmp_path_factory.mktemp("ray-api-ref") / "single"
+    migrate(docs, out, V3, *api_args(server), "--tpm", "60000", env={KEY_ENV: server.api_key})
+    return out
+
+
+def single_process(docs: Path, out: Path, model: str, shard_size: int = 6) -> None:
+    """The reference: the same configuration through the local executor, in this process."""
+    from migrate import runner
+    from migrate.config import load_config
+    from migrate.embed.registry import get_embedder
+
+    cfg = load_config({"documents": docs, "out": out, "title_field": "title", "model": model,
+                       "shard_size": shard_size})
+    job = runner.prepare(cfg)
+    runner.execute(job, lambda: get_embedder(cfg.model, **cfg.backend_options()))
+
+
+def migrate(docs: Path, out: Path, model: str, *extra: str, cluster: LocalRayCluster | None = None,
+            env: dict | None = None, shard_size: int = 6) -> list[dict]:
+    args = ["run", "--docs", str(docs), "--title-field", "title", "--model", model, "--shard-size", str(shard_size),
+            "--out", str(out), "--json", *extra]
+    run_env = {**RAY_ENV, **(env or {})}
+    if cluster is not None:
+        args += ["--executor", "ray", "--ray-address", cluster.address]
+        run_env |= cluster.driver_env
+    proc = cli(*args, env=run_env, check=True, timeout=600)
+    assert proc.stdout.lstrip().startswith("{"), "stdout must hold only JSON lines"
+    return json_lines(proc.stdout)
+
+
+def assert_same_output(a: Path, b: Path) -> None:
+    ta, tb = pq.read_table(a / "embeddings.parquet"), pq.read_table(b / "embeddings.parquet")
+    for col in ("id", "text_sha256", "faiss_id"):
+        assert ta.column(col).to_pylist() == tb.column(col).to_pylist(), col
+    va, vb = arrow_to_vectors(ta.column("vector")), arrow_to_vectors(tb.column("vector"))
+    assert va.shape == vb.shape and np.array_equal(va, vb)
+    assert pq.read_table(a / "id_map.parquet").equals(pq.read_table(b / "id_map.parquet"))
+
+
+def records(out: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted((out / "shards").glob("*.done.json"))]
+
+
+def test_local_model_on_two_nodes_matches_one_process(cluster, docs, tmp_path):
+    single, on_ray = tmp_path / "single", tmp_path / "ray"
+    single_process(docs, single, STATIC)
+    events = migrate(docs, on_ray, STATIC, cluster=cluster)
+
+    assert_same_output(single, on_ray)
+    finish = events[-1]
+    assert finish["state"] == "complete" and finish["shards_run"] == 8 and finish["embedded"] == 48
+    recs = records(on_ray)
+    assert sorted(r["index"] for r in recs) == list(range(8))
+    nodes = Counter(r["node"] for r in recs)
+    assert len(nodes) == 2, nodes  # shards ran on the head and on the worker node
+    manifest = json.loads((on_ray / "manifest.json").read_text())
+    assert manifest["executor"]["kind"] == "ray"
+    assert {k: v["shards"] for k, v in manifest["executor"]["nodes"].items()} == dict(nodes)
+    start = next(e for e in events if e["event"] == "ray_start")
+    assert start["workers"] == 2 and start["cluster"]["nodes"] == 2 and start["shared_rate_limit"] is False
+    progress = next(e for e in events if e["event"] == "ray_done")
+    assert progress["shards_done"] == 8 and progress["docs"] == 48 and len(progress["nodes"]) == 2
+
+
+def test_api_workers_share_one_rate_budget(cluster, docs, server, api_reference, tmp_path):
+    """Two workers against a server that allows 60k TPM: together they stay inside it.
+
+    Each worker's own client is told the key's limit; with two private limiters they
+    would send up to twice the limit and be answered 429. Through the shared budget the
+    server never refuses a request.
+    """
+    tpm = 60_000
+    on_ray = tmp_path / "ray"
+    assert server.server is not None
+    server.server.set_limits(ServerLimits(tpm=tpm, window_s=1.0))
+    try:
+        before = server.usage()
+        events = migrate(docs, on_ray, V3, *api_args(server), "--tpm", str(tpm), cluster=cluster,
+                         env={KEY_ENV: server.api_key})
+        after = server.usage()
+    finally:
+        server.server.set_limits(ServerLimits())
+
+    assert_same_output(api_reference, on_ray)
+    assert after["rate_limited"] - before["rate_limited"] == 0, after
+    assert after["total_tokens"] - before["total_tokens"] >= events[-1]["tokens"] > 0
+    start = next(e for e in events if e["event"] == "ray_start")
+    assert start["shared_rate_limit"] is True
+    assert all(e["shared_limiter"] for e in events if e["event"] == "ray_worker_ready")
+    nodes = Counter(r["node"] for r in records(on_ray))
+    assert len(nodes) == 2, nodes
+    # The key went to the workers in memory only: not in the output, the events or the records.
+    blob = "".join(p.read_text(errors="ignore") for p in on_ray.rglob("*.json")) + json.dumps(events)
+    assert server.api_key not in blob
+
+
+@pytest.mark.slow
+def test_worker_node_killed_mid_run(cluster, docs, server, api_reference, tmp_path):
+    """A third node dies (SIGKILL of its whole process tree) while it holds shards.
+
+    The run completes; the lost shards run again elsewhere; each shard is counted once;
+    the output is identical to a one-process run.
+    """
+    victim = cluster.add_node(num_cpus=1)
+    shard_size = 3  # 16 shards
+    on_ray = tmp_path / "ray"
+    assert server.server is not None
+    server.server.set_faults(FaultConfig(slow=1.0, slow_s=0.6))  # every answer takes 0.6 s
+    try:
+        args = ["run", "--docs", str(docs), "--title-field", "title", "--model", V3, "--shard-size", str(shard_size),
+                "--out", str(on_ray), "--json", "--executor", "ray", "--ray-address", cluster.address,
+                *api_args(server), "--tpm", "10000000"]
+        proc = subprocess.Popen([sys.executable, "-m", "migrate", *args], cwd=REPO, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                env={**os.environ, **RAY_ENV, **cluster.driver_env, KEY_ENV: server.api_key})
+        killed_after = None
+        deadline = time.monotonic() + 400
+        while proc.poll() is None and time.monotonic() < deadline:
+            if victim.node_id and (on_ray / "shards").is_dir():
+                on_victim = [r for r in records(on_ray) if r.get("node") == victim.node_id]
+                if on_victim:  # the victim finished one shard and holds the next ones: kill it now
+                    cluster.kill_node(victim)
+                    killed_after = len(records(on_ray))
+                    break
+            time.sleep(0.05)
+        stdout, stderr = proc.communicate(timeout=400)
+    finally:
+        server.server.set_faults(FaultConfig())
+    assert proc.returncode == 0, stderr[-3000:]
+    assert killed_after is not None, "the victim node never ran a shard"
+    events = json_lines(stdout)
+    finish = events[-1]
+    assert finish["state"] == "complete"
+    assert finish["shards_run"] == 16 == finish["shards_total"]  # counted once each
+    assert finish["embedded"] == 48
+    done = next(e for e in events if e["event"] == "ray_done")
+    assert done["workers_lost"] >= 1 and done["shards_redone"] >= 1 and done["shards_done"] == 16
+    assert any(e["event"] == "shard_retry" for e in events)
+    recs = records(on_ray)
+    assert sorted(r["index"] for r in recs) == list(range(16))  # one record per shard
+    assert killed_after < 16
+    assert_same_output(api_reference, on_ray)
+    assert cli("verify", "--out", str(on_ray)).returncode == 0
+    # every shard file on disk is one that a completion record vouches for
+    names = {p.name.removesuffix(".parquet") for p in (on_ray / "shards").glob("shard-*.parquet")}
+    assert names == {r["shard"] for r in recs}

@@ -1,0 +1,64 @@
+"""``jina-migrate serve-api`` as a user runs it: a child process on a loopback port."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import httpx
+import pytest
+
+pytest.importorskip("static_model")
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_serve_api_command(tmp_path):
+    key_file = tmp_path / "keys.txt"
+    key_file.write_text("# local keys\njina_cli_test_key_1\njina_cli_test_key_2\n")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "migrate", "serve-api", "--port", "0", "--fast", "--api-key-file", str(key_file),
+         "--rpm", "600", "--tpm", "60000", "--window", "5", "--fault-500", "0.0"],
+        cwd=REPO, env={**os.environ, "HF_HUB_OFFLINE": "1"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    lines: list[str] = []
+
+    def read() -> None:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            lines.append(line)
+
+    threading.Thread(target=read, daemon=True).start()
+    try:
+        url = None
+        for _ in range(600):
+            found = [re.search(r"(http://127\.0\.0\.1:\d+)", s) for s in lines]
+            url = next((m.group(1) for m in found if m), None)
+            if url or proc.poll() is not None:
+                break
+            threading.Event().wait(0.1)
+        assert url, "".join(lines)
+        for key in ("jina_cli_test_key_1", "jina_cli_test_key_2"):
+            r = httpx.post(url + "/v1/embeddings", json={"model": "jina-embeddings-v2-base-en", "input": ["hi"]},
+                           headers={"Authorization": f"Bearer {key}"})
+            assert r.status_code == 200 and r.headers["x-ratelimit-limit-tokens"] == "60000"
+            assert r.headers["x-jina-migrate-stand-in"] == "static"
+        r = httpx.post(url + "/v1/embeddings", json={"model": "jina-embeddings-v3", "input": ["hi"]},
+                       headers={"Authorization": "Bearer jina_other"})
+        assert r.status_code == 401
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    text = "".join(lines)
+    assert "stand-in" in text and "jina_cli_test_key" not in text
+
+
+def test_serve_api_rejects_impossible_fault_rates():
+    r = subprocess.run([sys.executable, "-m", "migrate", "serve-api", "--fast", "--api-key-env", "SERVE_TEST_KEY",
+                        "--fault-500", "0.9", "--fault-503", "0.9"], cwd=REPO, capture_output=True, text=True,
+                       timeout=120, env={**os.environ, "HF_HUB_OFFLINE": "1", "SERVE_TEST_KEY": "k"})
+    assert r.returncode == 2 and "add up to at most 1" in r.stderr
