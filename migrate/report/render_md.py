@@ -104,7 +104,9 @@ def render_markdown(report: dict[str, Any], *, examples: int = 3) -> str:
         vals = []
         for s in sides:
             v = s.get(key) if key in ("n_docs", "dim", "chunked") else (s.get("description") or {}).get(key)
-            vals.append(md_escape(json.dumps(v, ensure_ascii=False, sort_keys=True) if isinstance(v, (dict, list)) else v))
+            if isinstance(v, (dict, list)) or (isinstance(v, str) and key.endswith("prefix")):
+                v = json.dumps(v, ensure_ascii=False, sort_keys=True)  # prefixes: show spaces and emptiness
+            vals.append(md_escape(v))
         rows.append([md_escape(key)] + vals)
     out += _table(["", *[s["name"] for s in sides]], rows)
     if examples and report.get("examples"):
