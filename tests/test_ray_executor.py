@@ -24,13 +24,14 @@ import pytest
 pytest.importorskip("ray")
 pytest.importorskip("static_model")
 
-from conftest import REPO, cli, json_lines
+from conftest import REPO, cli, json_lines  # noqa: E402
 
-from migrate.executors.ray_cluster import LocalRayCluster
-from migrate.shards import arrow_to_vectors
-from migrate.testing.faults import FaultConfig
-from migrate.testing.server_limits import ServerLimits
-from migrate.testing.server_run import run_server
+from migrate.executors.ray_cluster import LocalRayCluster  # noqa: E402
+from migrate.executors.ray_executor import node_summary  # noqa: E402
+from migrate.shards import ShardPlan, ShardStore, arrow_to_vectors  # noqa: E402
+from migrate.testing.faults import FaultConfig  # noqa: E402
+from migrate.testing.server_limits import ServerLimits  # noqa: E402
+from migrate.testing.server_run import run_server  # noqa: E402
 
 STATIC = "local:standin:static"
 V3 = "jina-api:jina-embeddings-v3"
@@ -129,6 +130,9 @@ def test_local_model_on_two_nodes_matches_one_process(cluster, docs, tmp_path):
     manifest = json.loads((on_ray / "manifest.json").read_text())
     assert manifest["executor"]["kind"] == "ray"
     assert {k: v["shards"] for k, v in manifest["executor"]["nodes"].items()} == dict(nodes)
+    # `status` can aggregate the same per-node counts from the records alone
+    plan = ShardPlan.from_dict(manifest["plan"])
+    assert node_summary(ShardStore(on_ray), plan.shards) == manifest["executor"]["nodes"]
     start = next(e for e in events if e["event"] == "ray_start")
     assert start["workers"] == 2 and start["cluster"]["nodes"] == 2 and start["shared_rate_limit"] is False
     progress = next(e for e in events if e["event"] == "ray_done")

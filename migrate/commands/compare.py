@@ -120,7 +120,9 @@ def run_compare(
             raise ConfigError(f"gate {g!r} needs relevance judgments for {gate.metric}",
                               hint="pass --qrels, or gate on overlap@10 / rbo instead")
     if base_url:
-        for opts, spec in ((new_options, new_model), (old_options, old_model)):
+        # The new side's model may come from the manifest (no --new-model): give it the URL too.
+        for opts, spec in ((new_options, new_model or ("jina-api:" if new is not None else None)),
+                           (old_options, old_model)):
             if spec and spec.startswith("jina-api:"):
                 opts.setdefault("base_url", base_url)
     judgments = read_qrels(qrels, split=split) if qrels is not None else None
