@@ -90,6 +90,7 @@ class PlanOptions:
     request_tokens: int | None = None
     shard_size: int = 1000
     local_model: str | None = None  # embedder spec or folder for the calibration run
+    calibrate: bool = True  # time a sample with local_model (False: only record the model in run_config)
     calibration_seconds: float = 20.0
     calibration_max_docs: int = 2048
     bill_prefix: bool = False
@@ -396,7 +397,7 @@ def build_plan(opts: PlanOptions) -> dict[str, Any]:
         "run_config": run_config,
         "measured": None,
     }
-    if opts.local_model:
+    if opts.local_model and opts.calibrate:
         cal = calibrate_local(opts.local_model, texts, mapping.document_task, dimensions=None, seed=opts.seed,
                               seconds=opts.calibration_seconds, max_docs=opts.calibration_max_docs)
         measured = cal.pop("measured")

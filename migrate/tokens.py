@@ -26,6 +26,7 @@ limit when the request truncates.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from collections.abc import Sequence
@@ -211,10 +212,19 @@ def find_tokenizer(model: ModelInfo, explicit: str | Path | None = None, *, allo
 
 
 def load_tokenizer(path: str | Path):
-    """A ``tokenizers.Tokenizer`` with truncation and padding off (counts must be raw)."""
+    """A ``tokenizers.Tokenizer`` with truncation and padding off (counts must be raw).
+
+    Cached per file and modification time: XLM-R's tokenizer.json takes a second or two
+    to parse, and a process that plans several corpora needs it only once."""
+    p = _tokenizer_file(Path(path)).resolve()
+    return _load_tokenizer_cached(str(p), p.stat().st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=4)
+def _load_tokenizer_cached(path: str, mtime_ns: int):
     from tokenizers import Tokenizer
 
-    tok = Tokenizer.from_file(str(_tokenizer_file(Path(path))))
+    tok = Tokenizer.from_file(path)
     tok.no_truncation()
     tok.no_padding()
     return tok

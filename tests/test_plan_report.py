@@ -199,14 +199,18 @@ def test_run_executes_the_reviewed_plan_and_refuses_changed_sources(fx, tmp_path
     docs.write_bytes(fx["bilingual_de"].read_bytes())
     planfile = tmp_path / "plan.json"
     r = cli("plan", "--docs", str(docs), "--from-model", "base-de", "--deployment", "local", "--non-commercial",
-            "--local-model", "standin:static", "--calibration-seconds", "0.2", "--dimensions", "32",
+            "--local-model", "standin:static", "--no-calibration", "--dimensions", "32",
             "--use-case", "search", "--out", str(planfile), "--fail-on", "never")
     assert r.returncode == 0, r.stderr
+    assert json.loads(planfile.read_text())["measured"] is None  # nothing timed
     r = cli("run", "--plan", str(planfile), "--out", str(tmp_path / "out"), "--yes")
     assert r.returncode == 0, r.stderr
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
-    text = json.dumps(manifest)
-    assert "retrieval.passage" in text
+    reviewed = json.loads(planfile.read_text())
+    assert manifest["config"]["task"] == "retrieval.passage" and manifest["config"]["dimensions"] == 32
+    assert manifest["config"]["model"] == "local:standin:static"
+    # the same shards, by name (row range + content key), as the reviewed plan listed
+    assert [s["name"] for s in manifest["plan"]["shards"]] == [s["name"] for s in reviewed["shards"]["list"]]
     docs.write_bytes(fx["code"].read_bytes())
     r = cli("run", "--plan", str(planfile), "--out", str(tmp_path / "out2"), "--yes")
     assert r.returncode == 3 and "changed since the plan was made" in r.stderr

@@ -54,6 +54,7 @@ def plan_command(
     shard_size: Annotated[int, typer.Option(help="Documents per shard (as in run).")] = 1000,
     local_model: Annotated[Optional[str], typer.Option(help="Local model (folder or local:PATH) to time a short calibration run.")] = None,
     calibration_seconds: Annotated[float, typer.Option(help="Seconds of embedding to time in the calibration.")] = 20.0,
+    calibrate: Annotated[bool, typer.Option("--calibrate/--no-calibration", help="Time a sample with --local-model (default) or only plan the run with it.")] = True,
     bill_prefix: Annotated[bool, typer.Option("--bill-prefix", help="Count the task instruction prefix as billed tokens.")] = False,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write the plan JSON here (for `run --plan`).")] = None,
     markdown: Annotated[Optional[Path], typer.Option("--markdown", help="Write the Markdown report here ('-' for stdout).")] = None,
@@ -81,7 +82,7 @@ def plan_command(
         tokenizer=tokenizer, estimate_only=estimate_only, sample_size=sample_size, full_max_chars=full_max_chars,
         seed=seed, price_per_million=price_per_million, tier=tier, rpm=rpm, tpm=tpm, concurrency=concurrency,
         inputs_per_request=inputs_per_request, request_tokens=request_tokens, shard_size=shard_size,
-        local_model=local_model, calibration_seconds=calibration_seconds, bill_prefix=bill_prefix)
+        local_model=local_model, calibrate=calibrate, calibration_seconds=calibration_seconds, bill_prefix=bill_prefix)
     plan = build_plan(opts)
     if out is not None:
         write_json(out, plan)

@@ -154,14 +154,19 @@ class LocalRayCluster:
         raise RuntimeError(f"the local Ray cluster did not reach {n} nodes")
 
     def kill_node(self, node: RayNode) -> None:
-        """SIGKILL every process of ``node`` (its own process group), as if the machine vanished."""
+        """SIGKILL every process of ``node``, as if the machine vanished.
+
+        That is its process group (raylet, agents) and every descendant of those: Ray
+        starts each worker process in a process group of its own.
+        """
         if not node.alive:
             return
         node.alive = False
-        try:
-            os.killpg(node.pgid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        for pid in _node_processes(node.pgid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
 
     def stop(self) -> None:
         for node in reversed(self.nodes):
@@ -169,3 +174,25 @@ class LocalRayCluster:
         if self._own_root and self.root is not None:
             time.sleep(0.5)
             shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _node_processes(pgid: int) -> list[int]:
+    """Members of process group ``pgid`` and all their descendants (Linux ``/proc``)."""
+    parent: dict[int, int] = {}
+    group: dict[int, int] = {}
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            stat = (d / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()  # after "pid (comm) "
+        parent[int(d.name)], group[int(d.name)] = int(fields[1]), int(fields[2])
+    found = {pid for pid, g in group.items() if g == pgid}
+    grew = True
+    while grew:
+        kids = {pid for pid, pp in parent.items() if pp in found and pid not in found}
+        found |= kids
+        grew = bool(kids)
+    return sorted(found)
