@@ -31,20 +31,15 @@ from migrate.errors import ConfigError
 
 
 def _family_tokenizer(model: str) -> Path | None:
-    """tokenizer.json of a local stand-in in the same tokenizer family, if installed."""
-    if model.startswith("jina-embeddings-v3"):
-        name = "e5-small"
-    elif model.startswith("jina-embeddings-v2") and model.endswith("-en"):
-        name = "minilm"
-    else:
-        return None
-    try:
-        from migrate.testing.standins import model_dir
+    """tokenizer.json of ``model`` or of a local stand-in with the same vocabulary (catalogue lookup)."""
+    from migrate.models import get_model
+    from migrate.tokens import find_tokenizer
 
-        path = model_dir(name) / "tokenizer.json"
-    except Exception:  # noqa: BLE001 - stand-ins absent: fall back to the heuristic
+    try:
+        ref = find_tokenizer(get_model(model))
+    except ConfigError:  # not a catalogued Jina model: fall back to the heuristic
         return None
-    return path if path.is_file() else None
+    return ref.path if ref is not None else None
 
 
 @functools.lru_cache(maxsize=8)
