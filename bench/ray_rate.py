@@ -29,6 +29,7 @@ import argparse
 import functools
 import json
 import os
+import shutil
 import sys
 import tempfile
 import threading
@@ -167,10 +168,13 @@ def main() -> None:
     docs = tmp / "docs.jsonl"
     n_docs, n_tokens = build_docs(docs, int(args.tpm / 60 * args.seconds), model_dir("static"))
     results = []
-    with LocalRayCluster(head_cpus=args.workers // 2 or 1, env={"HF_HUB_OFFLINE": "1"}) as cluster:
-        cluster.add_node(num_cpus=args.workers - (args.workers // 2 or 1) or 1)
-        for mode in args.modes.split(","):
-            results.append(run_mode(mode, cluster, docs, args, tmp))
+    try:
+        with LocalRayCluster(head_cpus=args.workers // 2 or 1, env={"HF_HUB_OFFLINE": "1"}) as cluster:
+            cluster.add_node(num_cpus=args.workers - (args.workers // 2 or 1) or 1)
+            for mode in args.modes.split(","):
+                results.append(run_mode(mode, cluster, docs, args, tmp))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     if args.json:
         print(json.dumps({"tpm": args.tpm, "docs": n_docs, "tokens": n_tokens, "results": results}, indent=2))
         return

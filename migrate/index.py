@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from migrate.atomic import sha256_file, write_with
+from migrate.atomic import clean_temp_files, sha256_file, write_with
 from migrate.errors import StateError
 from migrate.shards import arrow_to_vectors, load_manifest, save_manifest, vectors_to_arrow
 
@@ -103,6 +103,7 @@ def finalize(out: Path | str) -> dict[str, Any]:
     manifest["state"] = "complete"
     save_manifest(out, manifest)
     removed = job.store.remove_stale(job.plan)
+    clean_temp_files(out)  # temp files of runs killed mid-write (the shards/ ones go at the next run's start)
     return {"embeddings": str(out / EMBEDDINGS), "index": str(out / INDEX), "id_map": str(out / ID_MAP),
             "rows": len(ids), "dimensions": int(vectors.shape[1]), "stale_shards_removed": removed}
 

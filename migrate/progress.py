@@ -54,8 +54,8 @@ class JsonReporter:
 
     def shard_done(self, record: dict[str, Any]) -> None:
         rates = self.rates.add(record.get("docs", record["rows"]), record.get("tokens", 0))
-        self._emit({"event": "shard_done", **{k: record[k] for k in ("shard", "rows", "tokens", "embedded", "cached")
-                                              if k in record}, **rates})
+        keys = ("shard", "docs", "rows", "tokens", "embedded", "cached", "node", "worker")
+        self._emit({"event": "shard_done", **{k: record[k] for k in keys if k in record}, **rates})
 
     def event(self, name: str, **fields: Any) -> None:
         self._emit({"event": name, **fields})

@@ -395,12 +395,13 @@ def execute(job: Job, make_embedder: EmbedderFactory, reporter: Reporter | None 
     reporter.start(shards=len(todo) + len(done), rows=sum(s.rows for s in todo + done),
                    done_shards=len(done), done_rows=sum(s.rows for s in done))
     budget = Budget(token_limit(job.config), spent=spent_tokens(job))
-    records: list[dict[str, Any]] = []
     error: BaseException | None = None
     try:
-        records = executor(job, todo, make_embedder, reporter, budget)
+        executor(job, todo, make_embedder, reporter, budget)
     except BudgetExceeded as exc:
         error = exc
+    # Count from the completion records on disk: right for any executor, and after a stop too.
+    records = [r for r in (job.store.record(s) for s in todo if job.store.is_complete(s, job.config_fingerprint)) if r]
     summary: dict[str, Any] = {
         "out": str(job.out),
         "shards_total": len(job.plan.shards),

@@ -207,6 +207,21 @@ def test_api_workers_share_one_rate_budget(cluster, docs, server, api_reference,
     assert server.api_key not in blob
 
 
+def test_token_budget_holds_across_workers(cluster, docs, server, tmp_path):
+    """``--max-tokens`` with two workers: the run stops resumably before the budget is spent."""
+    limit = 2500  # the 48 documents need about 5500
+    before = server.usage()["total_tokens"]
+    proc = cli("run", "--docs", str(docs), "--title-field", "title", "--model", V3, *api_args(server),
+               "--tpm", "10000000", "--shard-size", "6", "--out", str(tmp_path / "out"), "--json",
+               "--max-tokens", str(limit), "--executor", "ray", "--ray-address", cluster.address,
+               env={**RAY_ENV, **cluster.driver_env, KEY_ENV: server.api_key}, timeout=600)
+    billed = server.usage()["total_tokens"] - before
+    assert proc.returncode == 5 and "token budget" in proc.stderr, proc.stderr[-2000:]
+    spent = sum(r["tokens"] for r in records(tmp_path / "out"))
+    assert 0 < spent <= limit and billed <= limit + 50  # + the two workers' one-text probes
+    assert json_lines(proc.stdout)[-1]["state"] == "stopped"
+
+
 def test_worker_node_killed_mid_run(cluster, docs, server, api_reference, tmp_path):
     """A third node dies (SIGKILL of its whole process tree) while it holds shards.
 
@@ -256,3 +271,12 @@ def test_worker_node_killed_mid_run(cluster, docs, server, api_reference, tmp_pa
     # every shard file on disk is one that a completion record vouches for
     names = {p.name.removesuffix(".parquet") for p in (on_ray / "shards").glob("shard-*.parquet")}
     assert names == {r["shard"] for r in recs}
+
+
+def test_no_cluster_there_is_one_error_line_fast(docs, tmp_path):
+    """Ray itself retries an unreachable GCS for minutes; the tool says so in one line at once."""
+    t0 = time.monotonic()
+    proc = cli("run", "--docs", str(docs), "--model", STATIC, "--out", str(tmp_path / "out"), "--executor", "ray",
+               "--ray-address", "127.0.0.1:1", "--json", timeout=120)
+    assert proc.returncode == 2 and time.monotonic() - t0 < 60
+    assert "cannot reach the Ray cluster at 127.0.0.1:1" in proc.stderr and "Traceback" not in proc.stderr

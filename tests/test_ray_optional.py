@@ -46,3 +46,24 @@ def test_secret_never_shows_in_repr():
 
     s = Secret("jina_abcdefghijklmnop")
     assert "jina_" not in repr(s) and "jina_" not in str(s) and "jina_" not in f"{[s]}"
+
+
+def test_budget_frees_a_dead_workers_permits_and_not_its_successors():
+    """The shared budget (used as a Ray actor) as plain asyncio: concurrency 1, worker w0 dies holding it."""
+    import asyncio
+
+    from migrate.executors.ray_limiter import RateBudget
+
+    async def scenario() -> tuple[int, int, int, int]:
+        budget = RateBudget(rpm=60_000, tpm=6_000_000, concurrency=1)
+        held = await budget.acquire(10, "w0/100")  # the old process of worker w0
+        waiting = asyncio.ensure_future(budget.acquire(10, "w0/100"))  # its next request, queued
+        await asyncio.sleep(0.05)
+        assert not waiting.done()  # the only slot is held
+        freed = budget.release_owner("w0")
+        queued_result = await asyncio.wait_for(waiting, 2)  # gets the slot, sees the owner is dead
+        successor = await asyncio.wait_for(budget.acquire(10, "w0/200"), 2)  # the restarted process
+        return freed, queued_result, successor, held
+
+    freed, queued_result, successor, held = asyncio.run(scenario())
+    assert freed == 1 and queued_result == -1 and successor > held

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import time
 import uuid
 from collections import deque
@@ -166,6 +167,7 @@ class RayExecutor:
         """ray.init unless already connected; True if this call connected."""
         if ray.is_initialized():
             return False
+        _check_reachable(self.address)
         env = {k: os.environ[k] for k in PASSED_ENV if k in os.environ}
         try:
             ray.init(address=self.address, namespace="jina-migrate", logging_level=logging.WARNING,
@@ -298,11 +300,14 @@ class RayExecutor:
                 a = min(free, key=lambda x: x.inflight)
                 shard = queue[0]
                 pr = per_row()
+                if pr is None and inflight_est and getattr(budget, "max_tokens", None) is not None:
+                    break  # with a token budget, learn the cost of one shard before sending more
                 est = int(pr * shard.rows) if pr else 0
-                try:
+                try:  # shards in flight hold their estimate until their real cost is known
                     budget.check_before(sum(inflight_est.values()) + est)
                 except MigrateError as exc:
-                    stop = exc
+                    if not inflight_est:
+                        stop = exc
                     break
                 queue.popleft()
                 inflight_est[shard.index] = est
@@ -365,8 +370,6 @@ class RayExecutor:
                 if kind == "ready":
                     a.state, a.info, a.ready_failures = "ready", value, 0
                     first_ready = first_ready or time.monotonic()
-                    if limiter is not None:
-                        limiter.revive_owner.remote(a.name)
                     if not embedder_saved:
                         job.manifest["embedder"] = value["embedder"]
                         save_manifest(job.out, job.manifest)
@@ -447,6 +450,22 @@ class RayExecutor:
                 "docs_per_s": round(docs / el, 2), "tokens_per_s": round(tokens / el, 1),
                 "workers_ready": sum(a.state == "ready" for a in actors), "nodes": per_node,
                 "seconds": round(elapsed, 2)}
+
+
+def _check_reachable(address: str | None) -> None:
+    """Fail fast on a HOST:PORT nobody listens on (Ray itself retries for minutes)."""
+    if not address or address == "auto" or address.startswith("local"):
+        return
+    hostport = address.split("://", 1)[-1].rsplit("/", 1)[0]
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(f"--ray-address {address!r} is not auto, HOST:PORT or ray://HOST:PORT")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=10).close()
+    except OSError as exc:
+        raise ConfigError(f"cannot reach the Ray cluster at {address}: {exc.strerror or exc}",
+                          hint="check --ray-address (the head's GCS port, default 6379, or ray://HOST:10001) "
+                               "and that the cluster is up (`ray status`)") from None
 
 
 def _last_line(exc: BaseException) -> str:

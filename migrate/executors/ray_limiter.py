@@ -41,11 +41,13 @@ class RateBudget:
                                         headroom=headroom, burst_s=burst_s)
         self._permits: dict[int, tuple[Permit, str]] = {}
         self._dead: set[str] = set()
+        self._seen: set[str] = set()
         self._t0 = time.monotonic()
         self._acquired_tokens = 0
 
     async def acquire(self, tokens: int, owner: str) -> int:
-        """Wait for room in the key's budget; returns the permit's number."""
+        """Wait for room in the key's budget; returns the permit's number (-1: the owner died meanwhile)."""
+        self._seen.add(owner)
         permit = await self.limiter.acquire(int(tokens))
         if owner in self._dead:  # the worker died while it waited
             permit.settle(0)
@@ -78,19 +80,20 @@ class RateBudget:
         return self.limiter.rate_limited(retry_after_s, remaining_requests=remaining_requests,
                                          remaining_tokens=remaining_tokens, needed_tokens=needed_tokens)
 
-    def release_owner(self, owner: str) -> int:
-        """Free every permit of a worker that died (its requests are not in flight any more)."""
-        self._dead.add(owner)
-        mine = [seq for seq, (_, o) in self._permits.items() if o == owner]
+    def release_owner(self, worker: str) -> int:
+        """Free every permit of a worker that died (its requests are not in flight any more).
+
+        Owners are ``WORKER/PID``: a restarted worker (new process) is a new owner and
+        keeps its permits.
+        """
+        gone = {o for o in self._seen if o.split("/", 1)[0] == worker}
+        self._dead |= gone
+        mine = [seq for seq, (_, o) in self._permits.items() if o in gone]
         for seq in mine:
             permit, _ = self._permits.pop(seq)
             permit.settle(0)
             permit.release()
         return len(mine)
-
-    def revive_owner(self, owner: str) -> None:
-        """A restarted worker takes the name of the one that died."""
-        self._dead.discard(owner)
 
     def stats(self) -> dict[str, Any]:
         s = self.limiter.stats
@@ -110,7 +113,8 @@ class SharedLimiterProxy:
 
     def __init__(self, handle: Any, owner: str, limits: RateLimits) -> None:
         self._h = handle
-        self.owner = owner
+        self.owner = self._base_owner = owner
+        self._generation = 0
         self.limits = limits
         self.stats = LimiterStats()
         self.rate_factor = 1.0
@@ -118,6 +122,10 @@ class SharedLimiterProxy:
     async def acquire(self, tokens: int) -> Permit:
         t0 = time.monotonic()
         seq = await self._h.acquire.remote(int(tokens), self.owner)
+        while seq < 0:  # the driver took this worker for dead (it was only unreachable): ask as a new owner
+            self._generation += 1
+            self.owner = f"{self._base_owner}.{self._generation}"
+            seq = await self._h.acquire.remote(int(tokens), self.owner)
         self.stats.acquired += 1
         self.stats.waited_s += time.monotonic() - t0
         return Permit(self, tokens=int(tokens), seq=seq)  # type: ignore[arg-type]

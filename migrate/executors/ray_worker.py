@@ -137,7 +137,7 @@ class ShardWorker:
             limits = getattr(embedder, "limits", None)
             if isinstance(limits, RateLimits):
                 handle = ray.get_actor(self.limiter, namespace=ray.get_runtime_context().namespace)
-                self.limiter_installed = install(embedder, SharedLimiterProxy(handle, self.name, limits))
+                self.limiter_installed = install(embedder, SharedLimiterProxy(handle, f"{self.name}/{os.getpid()}", limits))
         self.embedder = embedder
         self.cache = build_cache(self._job([], [], []), NullReporter())
 

@@ -7,6 +7,8 @@ flagged ``lossy``); otherwise ``vectors`` is None and ``why_no_vectors`` says wh
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +38,34 @@ def _downcast(index):
     return faiss.downcast_index(index)
 
 
+@contextlib.contextmanager
+def _memory_bounded_by(file_size: int) -> Iterator[None]:
+    """Cap this process's address space while faiss parses a file.
+
+    faiss sizes its buffers from counts in the file header and zero-fills them before reading, so a
+    corrupt count makes it allocate (and touch) up to terabytes. A readable index never needs much
+    more memory than its file size, so the cap turns that into a ``MemoryError`` (Linux only).
+    """
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+        with open("/proc/self/status", encoding="ascii") as fh:
+            vm = next(int(line.split()[1]) * 1024 for line in fh if line.startswith("VmSize:"))
+    except (ImportError, OSError, StopIteration, ValueError):
+        yield
+        return
+    cap = vm + 4 * file_size + (2 << 30)
+    if soft != resource.RLIM_INFINITY and soft <= cap or hard != resource.RLIM_INFINITY and hard < cap:
+        yield
+        return
+    resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+
+
 def read_faiss(path: str | Path, reconstruct: bool = True) -> FaissInfo:
     import faiss
 
@@ -43,7 +73,8 @@ def read_faiss(path: str | Path, reconstruct: bool = True) -> FaissInfo:
     if not path.exists():
         raise InputError(f"{path}: file not found")
     try:
-        raw = faiss.read_index(str(path))
+        with _memory_bounded_by(path.stat().st_size):
+            raw = faiss.read_index(str(path))
     except MemoryError:
         raise InputError(f"{path}: not a readable FAISS index (its header asks for an impossible amount of memory)",
                          hint="check that the file is complete and was written by faiss.write_index") from None
