@@ -229,12 +229,20 @@ def status(out: OutOpt, json_out: JsonOpt = False) -> None:
             "pending": len(pending), "failed": len(failed), "rows": job.plan.total_rows, "rows_done": rows_done,
             "tokens": sum(int(r.get("tokens", 0)) for r in recs), "eta_s": round(eta, 1) if eta is not None else None,
             "failed_shards": [s.name for s in failed], "config": job.manifest.get("config")}
+    nodes: dict[str, int] = {}
+    for r in recs:  # records written by Ray workers name their node
+        if r.get("node"):
+            nodes[str(r["node"])] = nodes.get(str(r["node"]), 0) + 1
+    if nodes:
+        info["shards_per_node"] = nodes
     if json_out:
         echo_json(info)
         return
     typer.echo(f"{out}: {info['state']}  shards {len(done)}/{len(job.plan.shards)} done, {len(pending)} pending, "
                f"{len(failed)} failed  rows {rows_done}/{job.plan.total_rows}  tokens {info['tokens']}"
                + (f"  ETA {eta:.0f}s" if eta else ""))
+    for node, n in sorted(nodes.items()):
+        typer.echo(f"  node {node}: {n} shards")
     for name in info["failed_shards"][:10]:
         typer.echo(f"  failed or partial: {name} (will be redone on the next run)")
 
