@@ -115,16 +115,19 @@ def sha256_file(path: Path | str, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def clean_temp_files(directory: Path) -> int:
-    """Remove temp files left by a crash; returns how many were removed."""
+def clean_temp_files(directory: Path, older_than_s: float | None = None) -> int:
+    """Remove temp files left by a crash (only those older than ``older_than_s`` if given)."""
+    import time
+
     n = 0
     if directory.is_dir():
+        now = time.time()
         for p in directory.glob(TMP_PREFIX + "*"):
             try:
-                p.unlink(missing_ok=True)
-            except OSError as exc:
-                if exc.errno in _ENV_ERRNOS:
-                    raise write_failed(p, exc) from None
-                raise
+                if older_than_s is not None and now - p.stat().st_mtime < older_than_s:
+                    continue
+            except OSError:
+                continue
+            p.unlink(missing_ok=True)
             n += 1
     return n

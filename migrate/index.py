@@ -103,7 +103,8 @@ def finalize(out: Path | str) -> dict[str, Any]:
     manifest["state"] = "complete"
     save_manifest(out, manifest)
     removed = job.store.remove_stale(job.plan)
-    clean_temp_files(out)  # temp files of runs killed mid-write (the shards/ ones go at the next run's start)
+    clean_temp_files(out)  # temp files of runs killed mid-write; every shard is done, so none is in flight
+    clean_temp_files(job.store.dir)
     return {"embeddings": str(out / EMBEDDINGS), "index": str(out / INDEX), "id_map": str(out / ID_MAP),
             "rows": len(ids), "dimensions": int(vectors.shape[1]), "stale_shards_removed": removed}
 

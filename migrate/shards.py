@@ -30,6 +30,7 @@ from migrate.atomic import clean_temp_files, sha256_file, write_json, write_with
 from migrate.errors import StateError
 
 MANIFEST = "manifest.json"
+STALE_TEMP_S = 3600  # a temp file this old belongs to a dead run
 SHARDS_DIR = "shards"
 
 
@@ -164,7 +165,11 @@ class ShardStore:
             ensure_inside(self.out_dir, Path(SHARDS_DIR))
 
     def prepare(self) -> None:
-        """Create ``shards/`` (refusing one that is a symlink out of the output) and drop crash leftovers."""
+        """Create ``shards/`` (refusing one that is a symlink out of the output) and drop crash leftovers.
+
+        Only temp files older than ``STALE_TEMP_S`` go: a ``--shard I/N`` worker starting next to
+        another must not delete the other's in-flight temp file. ``finalize`` removes the rest.
+        """
         self.check_inside()
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
@@ -172,7 +177,7 @@ class ShardStore:
             from migrate.atomic import write_failed
 
             raise write_failed(self.dir, exc) from None
-        clean_temp_files(self.dir)
+        clean_temp_files(self.dir, older_than_s=STALE_TEMP_S)
 
     def write(self, shard: Shard, ids: list[str], vectors: np.ndarray, hashes: list[str],
               meta: dict[str, Any], chunks: np.ndarray | None = None) -> dict[str, Any]:

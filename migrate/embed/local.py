@@ -180,6 +180,10 @@ class LocalEmbedder:
             return EmbedResult(np.zeros((0, self.dimensions), np.float32), np.zeros(0, np.int64))
         if late_chunking:
             return self._embed_late_chunked(texts, task)
+        # The model reads at most max_tokens tokens; a token is almost never longer than 64 characters,
+        # so cutting here changes no vector and keeps a 10 MB document from being tokenized whole.
+        cap = self.max_tokens * 64
+        texts = [t if len(t) <= cap else t[:cap] for t in texts]
         lengths = self.count_tokens(texts, task=task)
         if self.batch_size:
             batches = fixed_batches(len(texts), self.batch_size)
