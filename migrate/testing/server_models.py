@@ -29,6 +29,8 @@ one (windowed) forward pass, mean-pooled token spans (``pooling.plan_joined``).
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import json
 import threading
 from collections.abc import Sequence
@@ -138,7 +140,7 @@ def load_model_map(path: Path | str) -> dict[str, ServedModel]:
 # --------------------------------------------------------------------------- runtimes
 
 
-class Runtime:
+class Runtime(ABC):
     """Tokenize, embed and late-chunk with one stand-in model (thread-safe)."""
 
     stand_in: str
@@ -178,8 +180,9 @@ class Runtime:
             keep -= max(1, n - max_tokens)
         return ""
 
+    @abstractmethod
     def embed(self, texts: Sequence[str], prefix: str) -> np.ndarray:
-        raise NotImplementedError
+        """One normalised vector per text, ``prefix`` prepended."""
 
     def late_chunk(self, texts: Sequence[str], prefix: str) -> np.ndarray:
         """One vector per input, from one pass over ``prefix + " ".join(texts)``."""
@@ -194,8 +197,9 @@ class Runtime:
     max_positions: int = 512
     overlap: int = 64
 
+    @abstractmethod
     def _forward_ids(self, ids: list[int]) -> Any:
-        raise NotImplementedError
+        """Token embeddings (len(ids), dim) for one unpadded window of ids."""
 
 
 class TransformerRuntime(Runtime):
