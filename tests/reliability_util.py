@@ -73,3 +73,21 @@ def short(line: str, n: int = 110) -> str:
 
 needs_static = pytest.mark.skipif(
     not __import__("importlib").util.find_spec("static_model"), reason="tokenlearn-static-model not installed")
+
+
+@contextlib.contextmanager
+def fast_server_with_key():
+    """A local Jina-compatible server (static model) whose key is in JINA_API_KEY while it runs."""
+    import os
+
+    from migrate.testing.server_run import run_server
+
+    old = os.environ.get("JINA_API_KEY")
+    with run_server(fast=True) as h:
+        os.environ["JINA_API_KEY"] = h.api_key
+        try:
+            yield h
+        finally:
+            os.environ.pop("JINA_API_KEY", None)
+            if old is not None:
+                os.environ["JINA_API_KEY"] = old

@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from reliability_util import assert_clean_failure, cli_inproc, needs_static, short
+from reliability_util import assert_clean_failure, cli_inproc, fast_server_with_key, needs_static, short
 
 pytest_plugins = ["reliability_plugin"]
 
@@ -29,17 +29,8 @@ N_DOCS = 48
 def server():
     if not __import__("importlib").util.find_spec("static_model"):
         pytest.skip("tokenlearn-static-model not installed")
-    from migrate.testing.server_run import run_server
-
-    old = os.environ.get("JINA_API_KEY")
-    with run_server(fast=True) as h:
-        os.environ["JINA_API_KEY"] = h.api_key
-        try:
-            yield h
-        finally:
-            os.environ.pop("JINA_API_KEY", None)
-            if old is not None:
-                os.environ["JINA_API_KEY"] = old
+    with fast_server_with_key() as h:
+        yield h
 
 
 def run_argv(server, docs: Path, out: Path, *extra: str) -> list[str]:

@@ -8,7 +8,6 @@ property-based tests: whatever bytes they are fed, they return consistent data o
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
 from pathlib import Path
@@ -20,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reliability_util import assert_clean_failure, cli_inproc, needs_static, short
+from reliability_util import assert_clean_failure, cli_inproc, fast_server_with_key, needs_static, short
 
 pytest_plugins = ["reliability_plugin"]
 
@@ -44,18 +43,9 @@ def server():
     if not __import__("importlib").util.find_spec("static_model"):
         yield None
         return
-    from migrate.testing.server_run import run_server
-
-    old = os.environ.get("JINA_API_KEY")
-    with run_server(fast=True) as h:
-        os.environ["JINA_API_KEY"] = h.api_key
+    with fast_server_with_key() as h:
         _SERVER["base_url"] = h.base_url
-        try:
-            yield h
-        finally:
-            os.environ.pop("JINA_API_KEY", None)
-            if old is not None:
-                os.environ["JINA_API_KEY"] = old
+        yield h
 
 
 def run_argv(docs: Path, out: Path, *extra: str) -> list[str]:
