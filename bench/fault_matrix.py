@@ -89,7 +89,7 @@ def _migrate(docs: Path, out: Path, base_url: str) -> tuple[dict[str, Any], Any]
         made.append(make())
         return made[-1]
 
-    cfg = load_config({"documents": docs, "out": out, "model": "jina-api:jina-embeddings-v3", "shard_size": 8,
+    cfg = load_config({"docs": docs, "out": out, "model": "jina-api:jina-embeddings-v3", "shard_size": 8,
                        "base_url": base_url, "api_key_env": KEY_ENV})
     job = runner.prepare(cfg)
     summary = runner.execute(job, factory)

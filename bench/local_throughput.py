@@ -135,7 +135,7 @@ def overhead(args) -> None:
         docs.write_text("\n".join(json.dumps({"id": r["_id"], "title": r.get("title", ""), "text": r["text"]})
                                   for r in rows) + "\n")
         timed = Timed(emb)
-        cfg = load_config({"documents": docs, "title_field": "title", "out": Path(tmp) / "out",
+        cfg = load_config({"docs": docs, "title_field": "title", "out": Path(tmp) / "out",
                            "model": f"local:{spec}", "task": args.task, "shard_size": args.shard_size}, environ={})
         t = time.perf_counter()
         job = runner.prepare(cfg, NullReporter())

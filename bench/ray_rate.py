@@ -124,7 +124,7 @@ def run_mode(mode: str, cluster, docs: Path, args, tmp: Path) -> dict:
     limits = ServerLimits(tpm=args.tpm, rpm=args.rpm * 10, window_s=60.0)
     with run_server(fast=True, limits=limits, mode="process") as h:
         os.environ[KEY_ENV] = h.api_key
-        cfg = load_config({"documents": docs, "out": tmp / mode, "title_field": "title",
+        cfg = load_config({"docs": docs, "out": tmp / mode, "title_field": "title",
                            "model": "jina-api:jina-embeddings-v3", "shard_size": args.shard_size,
                            "base_url": h.base_url, "api_key_env": KEY_ENV, "tpm": args.tpm, "rpm": args.rpm,
                            "concurrency": args.concurrency, "restart": True})

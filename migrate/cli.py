@@ -105,14 +105,14 @@ def run(
     from migrate.embed.registry import get_embedder
     from migrate.progress import make_reporter
 
-    flags = dict(documents=docs, out=out, old_index=old_index, id_map=id_map, id_field=id_field,
+    flags = dict(docs=docs, out=out, old_index=old_index, id_map=id_map, id_field=id_field,
                  text_field=text_field, title_field=title_field, model=model, task=task, dimensions=dimensions,
                  allow_any_dimensions=allow_any_dimensions or None,
-                 late_chunking=late_chunking, chunker=chunker, max_tokens=max_input_tokens, truncate=truncate, shard_size=shard_size,
+                 late_chunking=late_chunking, chunker=chunker, max_input_tokens=max_input_tokens, truncate=truncate, shard_size=shard_size,
                  shard=shard, restart=restart or None, on_missing=on_missing, on_empty=on_empty, cache=cache or None,
                  index_type=index_type, hnsw_m=hnsw_m, ivf_nlist=ivf_nlist, pq_m=pq_m, device=device, dtype=dtype,
                  token_budget=token_budget, base_url=base_url, api_key_env=api_key_env, api_key_file=api_key_file,
-                 tier=tier, rpm=rpm, tpm=tpm, concurrency=concurrency, max_total_tokens=max_tokens,
+                 tier=tier, rpm=rpm, tpm=tpm, concurrency=concurrency, max_tokens=max_tokens,
                  max_cost=max_cost, price_per_million=price_per_million, yes=yes or None, json=json_out or None)
     if use_case:
         if task:
@@ -126,7 +126,7 @@ def run(
         from migrate.plan import check_plan_matches
         from migrate.shards import fingerprint_sources
 
-        check_plan_matches(reviewed, fingerprint_sources([cfg.documents, cfg.old_index, cfg.id_map]))
+        check_plan_matches(reviewed, fingerprint_sources([cfg.docs, cfg.old_index, cfg.id_map]))
     reporter = make_reporter(cfg.json)
     job = runner.prepare(cfg, reporter)
     todo, _ = runner.pending_shards(job)
@@ -175,6 +175,8 @@ def _apply_plan(path: Path, flags: dict[str, Any]) -> tuple[dict, dict[str, Any]
 
     reviewed = load_plan(path)
     merged = dict(reviewed.get("run_config", {}))
+    if "documents" in merged:  # plan files of version 0.1.0
+        merged["docs"] = merged.pop("documents")
     for k, v in flags.items():
         if v is not None and k in ("out", "shard", "restart", "yes", "json", "base_url", "api_key_env",
                                    "api_key_file", "rpm", "tpm", "concurrency", "tier", "device", "dtype"):
@@ -302,7 +304,9 @@ def search(
     new = load_output(out)
     cfg = new.manifest["config"]
     emb_info = new.manifest.get("embedder", {})
-    task = query_task or ("retrieval.query" if cfg["task"] == "retrieval.passage" else cfg["task"])
+    from migrate.models import query_task_for
+
+    task = query_task or query_task_for(cfg["task"])
     opts = {"dimensions": cfg.get("dimensions")} | ({"base_url": base_url or emb_info.get("base_url")}
                                                    if cfg["model"].startswith("jina-api:") else {})
     new_emb = get_embedder(cfg["model"], **{k2: v for k2, v in opts.items() if v is not None})

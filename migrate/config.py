@@ -20,13 +20,16 @@ ENV_PREFIX = "JINA_MIGRATE_"
 DEFAULT_MODEL = "jina-api:jina-embeddings-v3"
 
 #: Fields that change the vectors. Everything else (paths, speed, budgets) may vary between reruns.
-EMBEDDING_FIELDS = ("model", "task", "dimensions", "normalized", "max_tokens", "late_chunking", "chunker",
+EMBEDDING_FIELDS = ("model", "task", "dimensions", "normalized", "max_input_tokens", "late_chunking", "chunker",
                     "embedding_type", "truncate")
+#: Names these fields carry in a manifest's ``config`` (and so in its fingerprint). Kept as
+#: version 0.1.0 wrote them, so outputs of that version still resume.
+MANIFEST_KEYS = {"max_input_tokens": "max_tokens"}
 
 
 @dataclass
 class RunConfig:
-    documents: Path | None = None
+    docs: Path | None = None
     out: Path | None = None
     old_index: Path | None = None
     id_map: Path | None = None
@@ -38,7 +41,7 @@ class RunConfig:
     dimensions: int | None = None
     allow_any_dimensions: bool = False
     normalized: bool = True
-    max_tokens: int | None = None
+    max_input_tokens: int | None = None
     late_chunking: bool = False
     chunker: str | None = None
     embedding_type: str = "float"
@@ -67,7 +70,7 @@ class RunConfig:
     concurrency: int | None = None
     tier: str | None = None
     # budgets
-    max_total_tokens: int | None = None
+    max_tokens: int | None = None
     max_cost: float | None = None
     price_per_million: float | None = None
     yes: bool = False
@@ -110,12 +113,18 @@ class RunConfig:
 
     def embedding_config(self) -> dict[str, Any]:
         d = asdict(self)
-        return {k: d[k] for k in EMBEDDING_FIELDS}
+        return {MANIFEST_KEYS.get(k, k): d[k] for k in EMBEDDING_FIELDS}
+
+    @classmethod
+    def from_manifest(cls, config: dict[str, Any], **extra: Any) -> RunConfig:
+        """The run configuration a manifest's ``config`` section describes."""
+        back = {v: k for k, v in MANIFEST_KEYS.items()}
+        return cls(**{back.get(k, k): v for k, v in config.items()}, **extra)
 
     def backend_options(self) -> dict[str, Any]:
         """Options passed to ``get_embedder``; each backend takes what it knows."""
         opts: dict[str, Any] = {"dimensions": self.dimensions, "normalized": self.normalized,
-                                "normalize": self.normalized, "max_tokens": self.max_tokens}
+                                "normalize": self.normalized, "max_tokens": self.max_input_tokens}
         if self.model.startswith(("local:", "jina-local:")):
             opts |= {"device": self.device, "dtype": self.dtype, "token_budget": self.token_budget,
                      "allow_any_dimensions": self.allow_any_dimensions or None}

@@ -154,6 +154,15 @@ _USE_CASE_WHY = {
 }
 
 
+def query_task_for(document_task: str) -> str:
+    """The task queries use against documents embedded with ``document_task``.
+
+    v3 retrieval is asymmetric: passages embedded with ``retrieval.passage`` are searched with
+    ``retrieval.query``; every other task is symmetric (queries use the documents' task).
+    """
+    return "retrieval.query" if document_task == "retrieval.passage" else document_task
+
+
 def task_for_use_case(use_case: str) -> str:
     """The document task a ``--use-case`` stands for (``search`` -> ``retrieval.passage``)."""
     uc = use_case.strip().lower()
@@ -258,7 +267,7 @@ def _choose_tasks(use_case: str | None, task: str | None, reasons: list[Reason],
         if task not in V3_TASKS and task != TASK_NONE:
             raise ConfigError(f"unknown --task {task!r}", hint=f"choose one of {', '.join(V3_TASKS + (TASK_NONE,))}")
         doc_task = task
-        query_task = "retrieval.query" if task == "retrieval.passage" else task
+        query_task = query_task_for(task)
         reasons.append(Reason("document_task", doc_task, "--task given explicitly"))
         if task == "retrieval.query":
             findings.append(Finding("query-task-for-documents", "warning",

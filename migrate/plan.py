@@ -358,7 +358,7 @@ def build_plan(opts: PlanOptions) -> dict[str, Any]:
     sources = fingerprint([opts.documents, opts.old_index, opts.id_map])
 
     run_config = {
-        "documents": str(opts.documents), "old_index": str(opts.old_index) if opts.old_index else None,
+        "docs": str(opts.documents), "old_index": str(opts.old_index) if opts.old_index else None,
         "id_map": str(opts.id_map) if opts.id_map else None, "id_field": opts.id_field, "text_field": opts.text_field,
         "title_field": opts.title_field,
         "model": (_local_model_path(opts.local_model) if opts.deployment == "local" and opts.local_model

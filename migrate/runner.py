@@ -61,9 +61,9 @@ def config_fingerprint(config: RunConfig) -> str:
 
 
 def load_corpus(config: RunConfig) -> Corpus:
-    if config.documents is None:
+    if config.docs is None:
         raise InputError("no documents given", hint="pass --docs FILE (Parquet, JSONL or CSV)")
-    docs = open_documents(config.documents, id_field=config.id_field, text_field=config.text_field,
+    docs = open_documents(config.docs, id_field=config.id_field, text_field=config.text_field,
                           title_field=config.title_field)
     old = open_old_index(config.old_index, id_map=config.id_map) if config.old_index else None
     return build_corpus(docs, old, on_missing=config.on_missing, on_empty=config.on_empty)
@@ -78,11 +78,11 @@ def prepare(config: RunConfig, reporter: Reporter | None = None) -> Job:
         raise StateError(f"{out}: exists and is not a directory")
     corpus = load_corpus(config)
     if not len(corpus):
-        raise InputError(f"{config.documents}: nothing to embed after validation")
+        raise InputError(f"{config.docs}: nothing to embed after validation")
     hashes = [text_hash(t) for t in corpus.texts]
     plan = ShardPlan.build(corpus.ids, hashes, config.shard_size)
     fp = config_fingerprint(config)
-    sources = fingerprint_sources([config.documents, config.old_index, config.id_map])
+    sources = fingerprint_sources([config.docs, config.old_index, config.id_map])
     source_fp = canonical_hash([{k: s[k] for k in ("size", "sha256")} for s in sources])
 
     existing = load_manifest(out) if out.exists() else None
@@ -152,7 +152,7 @@ def open_job(out: Path) -> Job:
     edited = StateError(f"{out / 'manifest.json'}: the manifest is damaged or was edited by hand",
                         hint="restore it, or rerun `jina-migrate run` with --restart")
     try:
-        cfg = RunConfig(out=out, **{k: v for k, v in manifest["config"].items()})
+        cfg = RunConfig.from_manifest(manifest["config"], out=out)
         fingerprint = str(manifest["config_fingerprint"])
     except (KeyError, TypeError, AttributeError):
         raise edited from None
@@ -328,8 +328,8 @@ class Budget:
 
 def token_limit(config: RunConfig) -> int | None:
     limits = []
-    if config.max_total_tokens is not None:
-        limits.append(int(config.max_total_tokens))
+    if config.max_tokens is not None:
+        limits.append(int(config.max_tokens))
     if config.max_cost is not None and config.price_per_million:
         limits.append(int(config.max_cost / config.price_per_million * 1_000_000))
     return min(limits) if limits else None

@@ -90,7 +90,7 @@ def single_process(docs: Path, out: Path, model: str, shard_size: int = 6) -> No
     from migrate.config import load_config
     from migrate.embed.registry import get_embedder
 
-    cfg = load_config({"documents": docs, "out": out, "title_field": "title", "model": model,
+    cfg = load_config({"docs": docs, "out": out, "title_field": "title", "model": model,
                        "shard_size": shard_size, "old_index": OLD_INDEX[1], "id_map": OLD_INDEX[3],
                        "on_missing": "skip"})
     job = runner.prepare(cfg)

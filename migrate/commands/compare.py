@@ -81,6 +81,7 @@ def run_compare(
     """Build both sides, compare, evaluate gates and write the outputs; returns (report, written files)."""
     from migrate.atomic import write_text
     from migrate.embed.registry import get_embedder
+    from migrate.models import query_task_for
     from migrate.report import build
     from migrate.report.data import read_qrels, read_queries
     from migrate.report.engine import CompareConfig, compare
@@ -137,7 +138,7 @@ def run_compare(
                                           embedder_options=new_options, ann=ann, nprobe=nprobe, ef_search=ef_search)
     elif new_model and text_corpus is not None:
         new_side = build.side_from_model(new_model, text_corpus, name="new", doc_task=new_doc_task,
-                                         query_task=new_task or build.new_query_task(new_doc_task),
+                                         query_task=new_task or query_task_for(new_doc_task),
                                          options=new_options, cache=cache_dir)
     else:  # pragma: no cover - rejected above
         raise ConfigError("no new side")

@@ -20,6 +20,7 @@ import numpy as np
 from migrate.atomic import write_json, write_with
 from migrate.embed.base import TASK_NONE, Embedder
 from migrate.errors import ConfigError
+from migrate.models import query_task_for
 from migrate.report.data import Corpus
 from migrate.report.search import faiss_ann
 from migrate.report.side import AnnIndex, QueryEncoder, Side
@@ -100,11 +101,6 @@ def side_from_vectors(name: str, ids: Sequence[str], vectors: np.ndarray, encode
     return Side(name, doc_ids, vectors, encode, description, vector_doc, ann)
 
 
-def new_query_task(doc_task: str) -> str:
-    """v3 retrieval is asymmetric: passages used ``retrieval.passage`` -> queries use ``retrieval.query``."""
-    return "retrieval.query" if doc_task == "retrieval.passage" else doc_task
-
-
 def side_from_output(out_dir: Path | str, *, name: str = "new", query_task: str | None = None,
                      embedder: Embedder | None = None, embedder_options: dict[str, Any] | None = None,
                      ann: bool = False, nprobe: int | None = None, ef_search: int | None = None) -> Side:
@@ -115,7 +111,7 @@ def side_from_output(out_dir: Path | str, *, name: str = "new", query_task: str 
     out = load_output(out_dir)
     cfg = out.manifest.get("config", {})
     doc_task = cfg.get("task") or TASK_NONE
-    qtask = query_task or new_query_task(doc_task)
+    qtask = query_task or query_task_for(doc_task)
     if embedder is None:
         opts = {"dimensions": cfg.get("dimensions"), "max_tokens": cfg.get("max_tokens")}
         opts |= embedder_options or {}
