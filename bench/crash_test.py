@@ -307,8 +307,8 @@ def crash_test(backend: str, *, kills: int = 20, seed: int = 0, work: Path | Non
                shard_size: int = 4, max_attempts: int | None = None, phases: list[str] | None = None,
                log=print) -> dict[str, Any]:
     """Run the whole crash test for one backend; ``phases`` replaces the seeded schedule (a fast subset)."""
-    from migrate.runner import open_job
-    from migrate.verify import verify
+    from migrate.pipeline import verify
+    from migrate.workspace import Workspace
 
     import numpy as np
 
@@ -348,8 +348,9 @@ def crash_test(backend: str, *, kills: int = 20, seed: int = 0, work: Path | Non
             item = plan[i] if i < len(plan) else "random"
             i += 1
             try:
-                job = open_job(out)
-                pending = [s for s in job.plan.shards if not job.store.is_complete(s, job.config_fingerprint)]
+                ws = Workspace(out)
+                m = ws.manifest()
+                pending = [s for s in m.shard_plan().shards if not ws.is_complete(s, m.config_fingerprint)]
             except Exception:  # noqa: BLE001 - no manifest yet (or killed before the plan table): all pending
                 pending = [None]
             if item != "random" and PHASES[item.split(":")[0]][1] and not pending:

@@ -79,20 +79,22 @@ def _make_embedder(base_url: str):
 
 def _migrate(docs: Path, out: Path, base_url: str) -> tuple[dict[str, Any], Any]:
     """One migration (prepare + execute); returns (summary, the embedder used, for its stats)."""
-    from migrate import runner
+    from migrate import pipeline
+    from migrate.progress import NullReporter
     from migrate.config import load_config
 
     made: list[Any] = []
     make = _make_embedder(base_url)
 
-    def factory():
+    def factory(**_):
         made.append(make())
         return made[-1]
 
     cfg = load_config({"docs": docs, "out": out, "model": "jina-api:jina-embeddings-v3", "shard_size": 8,
                        "base_url": base_url, "api_key_env": KEY_ENV})
-    job = runner.prepare(cfg)
-    summary = runner.execute(job, factory)
+    job = pipeline.prepare(cfg)
+    pipeline.commit(job, NullReporter())
+    summary = pipeline.execute(job, factory)
     return summary, (made[-1] if made else None)
 
 

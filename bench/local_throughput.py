@@ -91,7 +91,8 @@ def overhead(args) -> None:
 
     from sentence_transformers import SentenceTransformer
 
-    from migrate import runner
+    from migrate import pipeline
+    from migrate.progress import NullReporter
     from migrate.config import load_config
     from migrate.embed.local import LocalEmbedder, resolve_model_path
     from migrate.progress import NullReporter
@@ -138,8 +139,9 @@ def overhead(args) -> None:
         cfg = load_config({"docs": docs, "title_field": "title", "out": Path(tmp) / "out",
                            "model": f"local:{spec}", "task": args.task, "shard_size": args.shard_size}, environ={})
         t = time.perf_counter()
-        job = runner.prepare(cfg, NullReporter())
-        summary = runner.execute(job, lambda: timed, NullReporter())
+        job = pipeline.prepare(cfg)
+        pipeline.commit(job, NullReporter())
+        summary = pipeline.execute(job, lambda **_: timed, NullReporter())
         run_s = time.perf_counter() - t
         assert summary["state"] == "complete", summary
 

@@ -113,7 +113,8 @@ def window_stats(samples: list[tuple[float, int, int]], tpm: int) -> dict[str, f
 
 
 def run_mode(mode: str, cluster, docs: Path, args, tmp: Path) -> dict:
-    from migrate import runner
+    from migrate import pipeline
+    from migrate.progress import NullReporter
     from migrate.config import load_config
     from migrate.embed.jina_api import JinaAPIEmbedder
     from migrate.executors.ray_executor import RayExecutor
@@ -133,11 +134,12 @@ def run_mode(mode: str, cluster, docs: Path, args, tmp: Path) -> dict:
                                  concurrency=args.concurrency, max_retries=100, backoff_max_s=5.0)
         executor = RayExecutor(cluster.address, workers=args.workers, shared_rate_limit=(mode == "shared"),
                                start_grace_s=120, progress_every_s=1e9)
-        job = runner.prepare(cfg)
+        job = pipeline.prepare(cfg)
+        pipeline.commit(job, NullReporter())
         poller = Poller(h)
         poller.start()
         t0 = time.monotonic()
-        summary = runner.execute(job, make, executor=executor)
+        summary = pipeline.execute(job, make, executor=executor)
         wall = time.monotonic() - t0
         time.sleep(0.5)
         poller.stop.set()
@@ -161,7 +163,8 @@ def main() -> None:
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
 
-    from migrate.executors.ray_cluster import LocalRayCluster
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from support.ray_cluster import LocalRayCluster
     from migrate.testing.standins import model_dir
 
     tmp = Path(tempfile.mkdtemp(prefix="jm-ray-rate-"))

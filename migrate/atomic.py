@@ -48,11 +48,21 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _file_mode(private: bool) -> int:
+    """0600 for files that hold secrets; otherwise what the umask gives a new file (as ``open`` would)."""
+    if private:
+        return 0o600
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 @contextmanager
-def atomic_path(final: Path | str) -> Iterator[Path]:
+def atomic_path(final: Path | str, *, private: bool = False) -> Iterator[Path]:
     """Yield a temp path next to ``final``; on success fsync it and rename it into place.
 
-    On any exception the temp file is removed and ``final`` is left untouched.
+    On any exception the temp file is removed and ``final`` is left untouched. The file gets the
+    umask's permissions (``mkstemp`` would make every output 0600), or 0600 when ``private``.
     """
     final = Path(final)
     try:
@@ -65,6 +75,7 @@ def atomic_path(final: Path | str) -> Iterator[Path]:
     os.close(fd)
     tmp = Path(tmp_name)
     try:
+        os.chmod(tmp, _file_mode(private))
         yield tmp
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())

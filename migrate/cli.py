@@ -100,9 +100,9 @@ def run(
     json_out: JsonOpt = False,
 ) -> None:
     """Re-embed the documents into a new v3 index, in resumable shards."""
-    from migrate import runner
+    from migrate import pipeline
     from migrate.config import load_config
-    from migrate.embed.registry import get_embedder
+    from migrate.executors import make_executor
     from migrate.progress import make_reporter
 
     flags = dict(docs=docs, out=out, old_index=old_index, id_map=id_map, id_field=id_field,
@@ -124,34 +124,21 @@ def run(
     cfg = load_config(flags, config)
     if reviewed is not None:  # before anything is written: the sources must be the reviewed ones
         from migrate.plan import check_plan_matches
-        from migrate.shards import fingerprint_sources
+        from migrate.sources.fingerprint import fingerprint_sources
 
         check_plan_matches(reviewed, fingerprint_sources([cfg.docs, cfg.old_index, cfg.id_map]))
     reporter = make_reporter(cfg.json)
-    job = runner.prepare(cfg, reporter)
-    todo, _ = runner.pending_shards(job)
+    prepared = pipeline.prepare(cfg)
+    todo, _ = prepared.pending()
     if todo and _is_paid(cfg) and not cfg.yes:
         if not sys.stdin.isatty():
             raise ConfigError("this run spends API tokens and there is no terminal to confirm",
                               hint="pass --yes (after reviewing `jina-migrate plan`)")
         if not typer.confirm(f"Embed {sum(s.rows for s in todo)} documents through the paid Jina API?"):
             raise typer.Exit(1)
-
-    def make_embedder():
-        emb = get_embedder(cfg.model, **cfg.backend_options())
-        probe = getattr(emb, "probe", None)
-        if callable(probe):
-            probe(task=cfg.task)
-        return emb
-
-    run_executor = runner.local_executor
-    if executor == "ray":
-        from migrate.executors.ray_executor import make_ray_executor
-
-        run_executor = make_ray_executor(ray_address)
-    elif executor != "local":
-        raise ConfigError(f"unknown executor {executor!r}", hint="use local or ray")
-    summary = runner.execute(job, make_embedder, reporter, executor=run_executor)
+    run_executor = make_executor(executor, **({"address": ray_address} if executor == "ray" else {}))
+    pipeline.commit(prepared, reporter)
+    summary = pipeline.execute(prepared, pipeline.EmbedderMaker.from_config(cfg), reporter, executor=run_executor)
     if cfg.json:
         return
     _print_summary(summary)
@@ -210,40 +197,23 @@ def _print_summary(summary: dict[str, Any]) -> None:
 
 @app.command()
 def status(out: OutOpt, json_out: JsonOpt = False) -> None:
-    """Shards done / pending / failed, rows, tokens and an ETA."""
-    from migrate.runner import open_job
+    """Shards done / pending / failed, rows, tokens, whether a run is live, and an ETA."""
+    from migrate.workspace import Workspace
 
-    job = open_job(out)
-    done, pending, failed = [], [], []
-    for s in job.plan.shards:
-        if job.store.is_complete(s, job.config_fingerprint):
-            done.append(s)
-        elif job.store.data_path(s).exists() or job.store.record_path(s).exists():
-            failed.append(s)
-        else:
-            pending.append(s)
-    recs = [job.store.record(s) or {} for s in done]
-    secs = sum(float(r.get("seconds", 0)) for r in recs)
-    rows_done = sum(s.rows for s in done)
-    rows_left = sum(s.rows for s in pending + failed)
-    eta = secs / rows_done * rows_left if rows_done else None
-    info = {"out": str(out), "state": job.manifest.get("state"), "shards": len(job.plan.shards), "done": len(done),
-            "pending": len(pending), "failed": len(failed), "rows": job.plan.total_rows, "rows_done": rows_done,
-            "tokens": sum(int(r.get("tokens", 0)) for r in recs), "eta_s": round(eta, 1) if eta is not None else None,
-            "failed_shards": [s.name for s in failed], "config": job.manifest.get("config")}
-    nodes: dict[str, int] = {}
-    for r in recs:  # records written by Ray workers name their node
-        if r.get("node"):
-            nodes[str(r["node"])] = nodes.get(str(r["node"]), 0) + 1
-    if nodes:
-        info["shards_per_node"] = nodes
+    info = Workspace(out).status()
     if json_out:
         echo_json(info)
         return
-    typer.echo(f"{out}: {info['state']}  shards {len(done)}/{len(job.plan.shards)} done, {len(pending)} pending, "
-               f"{len(failed)} failed  rows {rows_done}/{job.plan.total_rows}  tokens {info['tokens']}"
+    eta = info["eta_s"]
+    typer.echo(f"{out}: {info['state']}  shards {info['done']}/{info['shards']} done, {info['pending']} pending, "
+               f"{info['failed']} failed  rows {info['rows_done']}/{info['rows']}  tokens {info['tokens']}"
                + (f"  ETA {eta:.0f}s" if eta else ""))
-    for node, n in sorted(nodes.items()):
+    for run_info in info["runs"]:
+        alive = {True: "running", False: "stopped (no such process)", None: "on another host"}[run_info["alive"]]
+        typer.echo(f"  worker {run_info['worker']}: pid {run_info['pid']} on {run_info['host']}, {alive}")
+    if info["state"] == "stopped":
+        typer.echo("  no run is live: rerun the same `jina-migrate run` command to resume")
+    for node, n in sorted(info.get("shards_per_node", {}).items()):
         typer.echo(f"  node {node}: {n} shards")
     for name in info["failed_shards"][:10]:
         typer.echo(f"  failed or partial: {name} (will be redone on the next run)")
@@ -252,7 +222,7 @@ def status(out: OutOpt, json_out: JsonOpt = False) -> None:
 @app.command()
 def verify(out: OutOpt, json_out: JsonOpt = False) -> None:
     """Check a finished output: counts, ids once, dims, norms, checksums, index vs id map."""
-    from migrate.verify import verify as do_verify
+    from migrate.pipeline import verify as do_verify
 
     result = do_verify(out)
     if json_out:
@@ -270,7 +240,7 @@ def verify(out: OutOpt, json_out: JsonOpt = False) -> None:
 @app.command()
 def finalize(out: OutOpt, json_out: JsonOpt = False) -> None:
     """Build the index once every shard (from every worker) is done."""
-    from migrate.index import finalize as do_finalize
+    from migrate.pipeline import finalize as do_finalize
 
     result = do_finalize(out)
     if json_out:
@@ -298,27 +268,35 @@ def search(
     import numpy as np
 
     from migrate.embed.registry import get_embedder
-    from migrate.index import load_output
+    from migrate.models import query_task_for
+    from migrate.sinks.faiss_dir import open_output
     from migrate.sources import open_documents, open_old_index
 
-    new = load_output(out)
-    cfg = new.manifest["config"]
-    emb_info = new.manifest.get("embedder", {})
-    from migrate.models import query_task_for
-
+    new, manifest = open_output(out)
+    cfg = manifest.config
+    emb_info = manifest.embedder or {}
     task = query_task or query_task_for(cfg["task"])
-    opts = {"dimensions": cfg.get("dimensions")} | ({"base_url": base_url or emb_info.get("base_url")}
-                                                   if cfg["model"].startswith("jina-api:") else {})
+
+    def api_opts(spec: str, remembered: str | None = None) -> dict[str, Any]:
+        if not spec.startswith("jina-api:"):
+            return {}
+        url = base_url or remembered
+        return {"base_url": url} if url else {}
+
+    opts = {"dimensions": cfg.get("dimensions")} | api_opts(cfg["model"], emb_info.get("base_url"))
     new_emb = get_embedder(cfg["model"], **{k2: v for k2, v in opts.items() if v is not None})
-    qv = new_emb.embed([query], task=task).vectors[0]
-    sides = {"new": _top_k(new.vectors, new.ids, qv, k)}
+    qv = new_emb.embed([query], task=task).vectors
+    if qv.shape[1] != new.dim:
+        raise ConfigError(f"query has {qv.shape[1]} dims but the index has {new.dim}",
+                          hint="use the model (and --dimensions) the index was built with")
+    sides = {"new": new.search(qv, k)[0]}
     if old_index is not None:
         if not old_model:
             raise ConfigError("--old-index needs --old-model to embed the query the old way")
         old = open_old_index(old_index, id_map=id_map)
         if old.vectors is None:
             raise ConfigError(f"{old_index}: {old.why_no_vectors}")
-        old_emb = get_embedder(old_model)
+        old_emb = get_embedder(old_model, **api_opts(old_model))
         oq = old_emb.embed([query], task="none").vectors[0]
         norms = np.linalg.norm(old.vectors, axis=1, keepdims=True).clip(1e-12)
         sides["old"] = _top_k(old.vectors / norms, old.ids, oq, k)

@@ -36,6 +36,10 @@ class RunConfig:
     id_field: str | None = None
     text_field: str | None = None
     title_field: str | None = None
+    faiss_id_field: str | None = None  # documents column holding each document's FAISS id
+    delimiter: str | None = None  # CSV/TSV delimiter (sniffed from the header when not given)
+    id_map_faiss_field: str | None = None
+    id_map_id_field: str | None = None
     model: str = DEFAULT_MODEL  # embedder spec: local:PATH | jina-api:MODEL
     task: str = "text-matching"
     dimensions: int | None = None

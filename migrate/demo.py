@@ -2,7 +2,7 @@
 
 1. start the bundled Jina-compatible server on a loopback port (real stand-in models:
    ``jina-embeddings-v3`` is served by multilingual-e5-small, see migrate/testing);
-2. migrate ``fixtures/sample`` (320 help-centre articles + a FAISS index with an id map)
+2. migrate the bundled sample ``migrate/data/sample`` (320 help-centre articles + a FAISS index with an id map)
    through the real API client, task ``retrieval.passage``, in resumable shards;
 3. ``verify`` the output;
 4. write the before/after retrieval report (old index + its model vs the new index,
@@ -22,22 +22,21 @@ from typing import Any
 
 from migrate.errors import ConfigError, VerifyFailed
 
-SAMPLE = Path(__file__).resolve().parents[1] / "fixtures" / "sample"
+SAMPLE = Path(__file__).resolve().parent / "data" / "sample"
 
 
 def sample_dir() -> Path:
+    """The sample shipped inside the package (``migrate/data/sample``)."""
     if not (SAMPLE / "docs.jsonl").exists():
-        raise ConfigError(f"{SAMPLE}: bundled sample not found", hint="run the demo from a checkout of the repository")
+        raise ConfigError(f"{SAMPLE}: bundled sample not found", hint="reinstall jina-migrate (the sample is package data)")
     return SAMPLE
 
 
 def run_demo(out: Path, *, json_out: bool = False) -> dict[str, Any]:
-    from migrate import runner
+    from migrate import pipeline
     from migrate.config import load_config
-    from migrate.embed.registry import get_embedder
     from migrate.progress import make_reporter
     from migrate.testing.server_run import run_server
-    from migrate.verify import verify
 
     sample = sample_dir()
     out = Path(out)
@@ -54,15 +53,11 @@ def run_demo(out: Path, *, json_out: bool = False) -> dict[str, Any]:
             "task": "retrieval.passage", "shard_size": 64, "base_url": server.base_url, "api_key_file": key_file,
             "json": json_out or None,
         }, environ={})
-        job = runner.prepare(cfg, make_reporter(json_out))
-
-        def make_embedder():
-            emb = get_embedder(cfg.model, **cfg.backend_options())
-            emb.probe(task=cfg.task)
-            return emb
-
-        summary = runner.execute(job, make_embedder, make_reporter(json_out))
-        check = verify(out)
+        reporter = make_reporter(json_out)
+        prepared = pipeline.prepare(cfg)
+        pipeline.commit(prepared, reporter)
+        summary = pipeline.execute(prepared, pipeline.EmbedderMaker.from_config(cfg), reporter)
+        check = pipeline.verify(out)
         if not check["ok"]:
             raise VerifyFailed(f"{out}: verify found problems: {'; '.join(check['problems'])}")
         say(f"verify: OK ({check['checks']['rows']} vectors, {check['checks']['dimensions']} dims)")

@@ -67,7 +67,9 @@ def test_sigkill_at_several_points_then_resume_is_identical(reference, tmp_path)
         if wait_for == 8:
             break
         status = json.loads(cli("status", "--out", str(out), "--json", check=True).stdout)
-        assert status["done"] == done and status["state"] == "running"
+        # the killed run left its lock file; status tells it is dead, not running
+        assert status["done"] == done and status["state"] == "stopped" and status["eta_s"] is None
+        assert [r["alive"] for r in status["runs"]] == [False] * len(status["runs"]) and status["runs"]
     final = cli(*run_args(docs, out), check=True)
     summary = json_lines(final.stdout)[-1]
     assert summary["state"] == "complete"

@@ -1,7 +1,7 @@
 """``run --executor ray`` on a real multi-node Ray cluster on loopback.
 
 The cluster is real: ``ray start --head`` and ``ray start --address`` as separate
-process trees (``migrate.executors.ray_cluster``), one CPU each. Each test runs the CLI
+process trees (``tests/support/ray_cluster.py``), one CPU each. Each test runs the CLI
 as a user would, once with the local executor and once on the cluster, and compares
 the outputs byte for byte (ids, vectors, hashes, FAISS ids); the completion records
 say on which node each shard ran.
@@ -27,9 +27,10 @@ pytest.importorskip("static_model")
 
 from conftest import REPO, cli, json_lines  # noqa: E402
 
-from migrate.executors.ray_cluster import LocalRayCluster  # noqa: E402
+from support.ray_cluster import LocalRayCluster  # noqa: E402
 from migrate.executors.ray_executor import node_summary  # noqa: E402
-from migrate.shards import ShardPlan, ShardStore, arrow_to_vectors  # noqa: E402
+from migrate.shards import ShardPlan  # noqa: E402
+from migrate.workspace import Workspace, arrow_to_vectors  # noqa: E402
 from migrate.testing.faults import FaultConfig  # noqa: E402
 from migrate.testing.server_limits import ServerLimits  # noqa: E402
 from migrate.testing.server_run import run_server  # noqa: E402
@@ -86,15 +87,16 @@ OLD_INDEX = ("--old-index", str(SAMPLE / "old_index.faiss"), "--id-map", str(SAM
 
 def single_process(docs: Path, out: Path, model: str, shard_size: int = 6) -> None:
     """The reference: the same configuration (with ``OLD_INDEX``) through the local executor, in this process."""
-    from migrate import runner
+    from migrate import pipeline
     from migrate.config import load_config
-    from migrate.embed.registry import get_embedder
+    from migrate.progress import NullReporter
 
     cfg = load_config({"docs": docs, "out": out, "title_field": "title", "model": model,
                        "shard_size": shard_size, "old_index": OLD_INDEX[1], "id_map": OLD_INDEX[3],
                        "on_missing": "skip"})
-    job = runner.prepare(cfg)
-    runner.execute(job, lambda: get_embedder(cfg.model, **cfg.backend_options()))
+    prepared = pipeline.prepare(cfg)
+    pipeline.commit(prepared, NullReporter())
+    pipeline.execute(prepared, pipeline.EmbedderMaker.from_config(cfg))
 
 
 def migrate(docs: Path, out: Path, model: str, *extra: str, cluster: LocalRayCluster | None = None,
@@ -142,7 +144,7 @@ def test_local_model_on_two_nodes_matches_one_process(cluster, docs, tmp_path):
     assert {k: v["shards"] for k, v in manifest["executor"]["nodes"].items()} == dict(nodes)
     # `status` can aggregate the same per-node counts from the records alone
     plan = ShardPlan.from_dict(manifest["plan"])
-    assert node_summary(ShardStore(on_ray), plan.shards) == manifest["executor"]["nodes"]
+    assert node_summary(Workspace(on_ray), plan.shards) == manifest["executor"]["nodes"]
     start = next(e for e in events if e["event"] == "ray_start")
     assert start["workers"] == 2 and start["cluster"]["nodes"] == 2 and start["shared_rate_limit"] is False
     progress = next(e for e in events if e["event"] == "ray_done")

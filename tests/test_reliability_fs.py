@@ -132,7 +132,7 @@ def test_disk_full_during_shard_writes_then_resume(server, docs, reference, tmpf
     ids, vecs = vectors(out)
     rids, rvecs = vectors(reference)
     assert ids == rids and np.array_equal(vecs, rvecs)
-    from migrate.verify import verify
+    from migrate.pipeline import verify
 
     assert verify(out)["ok"]
     reliability.add("Disk and filesystem", "disk full during shard writes (2 MiB tmpfs, 60 KB left)", 1,
@@ -161,7 +161,7 @@ def test_disk_full_during_finalize_then_resume(server, docs, reference, tmpfs, r
     filler.unlink()
     rc, _, err = cli_inproc("finalize", "--out", out)
     assert rc == 0, err
-    from migrate.verify import verify
+    from migrate.pipeline import verify
 
     assert verify(out)["ok"] and np.array_equal(vectors(out)[1], vectors(reference)[1])
     reliability.add("Disk and filesystem", "disk full while finalize writes the outputs", 1,

@@ -122,9 +122,9 @@ def _source_cases(base: dict, d: Path) -> list[tuple[str, list[str], str]]:
                   "empty text"))
     cases.append(("duplicate ids", [docs("dup.jsonl", "\n".join(lines + lines[:2]))], "duplicate document ids"))
     cases.append(("missing id (null)", [docs("noid.jsonl", lines[0] + "\n" + json.dumps({"id": None, "text": "x"}))],
-                  "have no 'id'"))
+                  "record has no 'id'"))
     cases.append(("no id field at all", [docs("nofield.jsonl", json.dumps({"text": "x"}))], "cannot find the id field"))
-    cases.append(("text of the wrong type", [docs("num.jsonl", json.dumps({"id": "a", "text": 5}))], "expected strings"))
+    cases.append(("text of the wrong type", [docs("num.jsonl", json.dumps({"id": "a", "text": 5}))], "expected a string"))
     cases.append(("JSON array instead of object", [docs("arr.jsonl", "[1, 2]\n")], "expected a JSON object"))
     cases.append(("deeply nested JSON", [docs("deep.jsonl", "[" * 100_000 + "]" * 100_000 + "\n")], "nested too deeply"))
 
@@ -166,7 +166,7 @@ def _source_cases(base: dict, d: Path) -> list[tuple[str, list[str], str]]:
                   "no document id for faiss ids"))
     cases.append(("id map with a repeated faiss id", [str(j), "--old-index", str(fa), "--id-map",
                                                        docs("dup_map.csv", "faiss_id,id\n1000,d00\n1000,d01\n")],
-                  "appears twice"))
+                  "appears more than once"))
     cases.append(("old index with ids that have no document",
                   [docs("few.jsonl", "\n".join(lines[:5])), "--old-index", str(fa), "--id-map", str(base["id_map"])],
                   "have no document"))
@@ -284,7 +284,7 @@ def _vectors(out: Path) -> tuple[list[str], np.ndarray]:
 
 @needs_static
 def test_manifest_edited_by_hand(base, finished, tmp_path, reliability):
-    from migrate.verify import verify
+    from migrate.pipeline import verify
 
     # Not JSON at all.
     out = _copy(finished, tmp_path, "garbage")
@@ -350,32 +350,34 @@ def test_manifest_edited_by_hand(base, finished, tmp_path, reliability):
 
 @needs_static
 def test_shard_swapped_with_another_runs(base, finished, tmp_path, reliability):
-    from migrate.runner import open_job
-    from migrate.verify import verify
+    from migrate.workspace import Workspace
+    from migrate.pipeline import verify
 
     other_docs = write_jsonl(tmp_path / "other.jsonl", [{"id": r["id"], "text": r["text"] + " (revised)"} for r in GOOD])
     other = tmp_path / "other"
     rc, _, err = cli_inproc(*run_argv(other_docs, other))
     assert rc == 0, err
     out = _copy(finished, tmp_path)
-    job = open_job(out)
-    victim = job.plan.shards[1]
+    ws = Workspace(out)
+    m = ws.manifest()
+    plan = m.shard_plan()
+    victim = plan.shards[1]
     foreign = sorted((other / "shards").glob("shard-00001-*.parquet"))[0]
-    shutil.copyfile(foreign, job.store.data_path(victim))  # same name, another run's vectors
-    assert not job.store.is_complete(victim, job.config_fingerprint)
+    shutil.copyfile(foreign, ws.shard_path(victim))  # same name, another run's vectors
+    assert not ws.is_complete(victim, m.config_fingerprint)
     assert not verify(out)["ok"]
     rc, stdout, _ = cli_inproc("status", "--out", out, "--json")
     assert json.loads(stdout)["failed"] == 1
     # Also rename another run's shard *and* record to a name of this plan (record forged to match the file).
-    victim2 = job.plan.shards[2]
+    victim2 = plan.shards[2]
     foreign2 = sorted((other / "shards").glob("shard-00002-*.parquet"))[0]
-    shutil.copyfile(foreign2, job.store.data_path(victim2))
-    shutil.copyfile(foreign2.with_name(foreign2.name.replace(".parquet", ".done.json")), job.store.record_path(victim2))
-    assert not job.store.is_complete(victim2, job.config_fingerprint)
+    shutil.copyfile(foreign2, ws.shard_path(victim2))
+    shutil.copyfile(foreign2.with_name(foreign2.name.replace(".parquet", ".done.json")), ws.record_path(victim2))
+    assert not ws.is_complete(victim2, m.config_fingerprint)
     rc, stdout, err = cli_inproc(*run_argv(base["jsonl"], out))
     assert rc == 0, err
     summary = [json.loads(x) for x in stdout.splitlines() if x.startswith("{")][-1]
-    assert summary["shards_run"] == 2 and summary["shards_skipped"] == len(job.plan.shards) - 2
+    assert summary["shards_run"] == 2 and summary["shards_skipped"] == len(plan.shards) - 2
     ids, vecs = _vectors(out)
     ref_ids, ref_vecs = _vectors(finished)
     assert ids == ref_ids and np.array_equal(vecs, ref_vecs) and verify(out)["ok"]
@@ -412,7 +414,7 @@ def test_path_traversal_in_ids_and_id_map_stays_data(base, tmp_path, reliability
 
 @needs_static
 def test_symlinks_out_of_the_output_dir(base, finished, tmp_path, reliability):
-    from migrate.verify import verify
+    from migrate.pipeline import verify
 
     outside = tmp_path / "outside"
     outside.mkdir()
@@ -436,16 +438,17 @@ def test_symlinks_out_of_the_output_dir(base, finished, tmp_path, reliability):
     reliability.add("Hostile input", "manifest.json is a symlink out of the output dir", 1, f"exit {rc}: `{short(line)}`")
     # A shard file symlinked to a file elsewhere (record forged to match): not trusted, redone, file untouched.
     out = _copy(finished, tmp_path, "o3")
-    from migrate.runner import open_job
+    from migrate.workspace import Workspace
 
-    job = open_job(out)
-    s = job.plan.shards[0]
+    ws = Workspace(out)
+    m = ws.manifest()
+    s = m.shard_plan().shards[0]
     target = outside / "shard.parquet"
-    shutil.copyfile(job.store.data_path(s), target)
-    job.store.data_path(s).unlink()
-    job.store.data_path(s).symlink_to(target)
+    shutil.copyfile(ws.shard_path(s), target)
+    ws.shard_path(s).unlink()
+    ws.shard_path(s).symlink_to(target)
     before = target.read_bytes()
-    assert not job.store.is_complete(s, job.config_fingerprint) and not verify(out)["ok"]
+    assert not ws.is_complete(s, m.config_fingerprint) and not verify(out)["ok"]
     # index.faiss symlinked to a file elsewhere: finalize replaces the link, never writes through it.
     victim = outside / "precious.bin"
     victim.write_bytes(b"do not overwrite")
@@ -454,7 +457,7 @@ def test_symlinks_out_of_the_output_dir(base, finished, tmp_path, reliability):
     rc, _, err = cli_inproc(*run_argv(base["jsonl"], out))
     assert rc == 0, err
     assert target.read_bytes() == before and victim.read_bytes() == b"do not overwrite"
-    assert not job.store.data_path(s).is_symlink() and not (out / "index.faiss").is_symlink()
+    assert not ws.shard_path(s).is_symlink() and not (out / "index.faiss").is_symlink()
     assert verify(out)["ok"] and np.array_equal(_vectors(out)[1], _vectors(finished)[1])
     reliability.add("Hostile input", "a shard and index.faiss symlinked out of the output dir", 1,
                     "link not trusted, shard redone, links replaced; files outside untouched; output identical")

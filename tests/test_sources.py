@@ -13,7 +13,8 @@ import pytest
 
 from conftest import cli
 from migrate.errors import InputError, ValidationFailed
-from migrate.sources import build_corpus, open_documents, open_old_index
+from migrate.sources import (DocumentSpec, FileDocuments, OldIndexSpec, open_documents, open_old_index,
+                             read_old_keys, scan_documents)
 from migrate.sources.faiss_index import read_faiss
 
 RNG = np.random.default_rng(0)
@@ -108,6 +109,12 @@ def test_dataset_with_vectors(sample_dir):
     assert old.ids[:2] == ["kb-0001", "kb-0002"] and old.vectors.shape == (320, 384) and old.texts
 
 
+def scan(docs: Path, old: Path | None = None, **kw):
+    """The planning scan over a documents file and an optional old index (as `run` and `plan` do it)."""
+    return scan_documents(FileDocuments(DocumentSpec(str(docs))), read_old_keys(OldIndexSpec(str(old))) if old else None,
+                          **kw)
+
+
 def _docs(tmp_path: Path, rows: list[dict]) -> Path:
     p = tmp_path / "docs.jsonl"
     p.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
@@ -119,16 +126,18 @@ def test_validation_missing_duplicate_empty(tmp_path):
     vecs = unit(3, 8)
     pq.write_table(pa.table({"id": ["a", "b", "zz"], "vector": pa.FixedSizeListArray.from_arrays(
         pa.array(vecs.reshape(-1)), 8)}), tmp_path / "old.parquet")
-    old = open_old_index(tmp_path / "old.parquet")
+    old = tmp_path / "old.parquet"
     with pytest.raises(ValidationFailed, match="1 vectors have no document.*zz"):
-        build_corpus(open_documents(d), old)
+        scan(d, old)
     with pytest.raises(ValidationFailed, match="empty text: b"):
-        build_corpus(open_documents(d), old, on_missing="skip")
-    corpus = build_corpus(open_documents(d), old, on_missing="skip", on_empty="skip")
-    assert corpus.ids == ["a"] and corpus.report.skipped_missing == ["zz"] and corpus.report.skipped_empty == ["b"]
+        scan(d, old, on_missing="skip")
+    rows = scan(d, old, on_missing="skip", on_empty="skip")
+    assert rows.ids.to_pylist() == ["a"]
+    assert rows.report.skipped_missing == 1 and rows.report.examples["skipped_missing"] == ["zz"]
+    assert rows.report.skipped_empty == 1 and rows.report.examples["skipped_empty"] == ["b"]
     dup = _docs(tmp_path, [{"id": "a", "text": "x"}, {"id": "a", "text": "y"}])
-    with pytest.raises(ValidationFailed, match="duplicate document ids: a"):
-        build_corpus(open_documents(dup))
+    with pytest.raises(ValidationFailed, match=r"duplicate document ids: a \('a' at .*docs.jsonl:1 and .*docs.jsonl:2\)"):
+        scan(dup)
 
 
 def test_row_order_index_with_fewer_documents_is_refused(tmp_path):
@@ -137,7 +146,7 @@ def test_row_order_index_with_fewer_documents_is_refused(tmp_path):
     p = write(idx, tmp_path / "rows.faiss")
     d = _docs(tmp_path, [{"id": "a", "text": "x"}])
     with pytest.raises(ValidationFailed, match="holds 5 vectors but .* only 1"):
-        build_corpus(open_documents(d), open_old_index(p))
+        scan(d, p)
 
 
 @pytest.mark.parametrize("content,match", [
@@ -146,6 +155,9 @@ def test_row_order_index_with_fewer_documents_is_refused(tmp_path):
     (b'[1, 2]\n', r"docs.jsonl:1: expected a JSON object"),
     (b'', r"no records found"),
     (b'{"id": "a", "text": "nul\\u0000byte"}\n', r"contain NUL bytes"),
+    (b'{"id": 1, "text": "a"}\n{"id": "1", "text": "b"}\n', r"docs.jsonl:2: mixed id types"),
+    (b'{"id": "a", "text": "x\\ud800y"}\n', r"docs.jsonl:1: .*lone UTF-16 surrogate"),
+    (b'{"id": 1.5, "text": "a"}\n', r"docs.jsonl:1: id 1.5 is a number \(float\)"),
 ])
 def test_broken_jsonl(tmp_path, content, match):
     p = tmp_path / "docs.jsonl"

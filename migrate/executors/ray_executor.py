@@ -1,11 +1,12 @@
 """Run the shard plan on a Ray cluster (``jina-migrate run --executor ray --ray-address ...``).
 
-What: ``make_ray_executor(address)`` returns an executor with the signature of
-``runner.local_executor``. It connects to the cluster, starts a pool of long-lived
-``ShardWorker`` actors (one embedder / model load each; ``num_gpus`` per actor when the
-cluster has GPUs and the model is local, CPU actors otherwise), hands each the rows of
-one shard at a time, and collects the completion records. The step is
-``runner.run_shard``, unchanged; only the executor differs (as datatrove separates
+What: ``make_ray_executor(address)`` returns an executor (the ``Executor`` protocol of
+``migrate.executors.base``, like the local one). It connects to the cluster, starts a
+pool of long-lived ``ShardWorker`` actors (one embedder / model load each; ``num_gpus``
+per actor when the cluster has GPUs and the model is local, CPU actors otherwise), hands
+each one shard at a time (a name and a row range: workers read the planned rows and the
+texts themselves from shared storage), and collects the completion records. The step is
+``migrate.step.run_shard``, unchanged; only the executor differs (as datatrove separates
 pipeline steps from executors).
 
 * **Shared storage.** Workers write shards and completion records themselves, into the
@@ -47,14 +48,15 @@ import socket
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from migrate.errors import ConfigError, EmbeddingError, MigrateError, StateError
-from migrate.executors.ray_worker import JobSpec, Secret, ShardTask, ShardWorker
+from migrate.errors import ConfigError, EmbeddingError, MigrateError
+from migrate.executors.base import Budget, Job
+from migrate.executors.ray_worker import Secret, ShardWorker
 from migrate.progress import Reporter
-from migrate.shards import Shard, ShardStore, save_manifest
+from migrate.shards import Shard
+from migrate.workspace import Workspace
 
 ENV_WORKERS = "JINA_MIGRATE_RAY_WORKERS"
 ENV_CPUS = "JINA_MIGRATE_RAY_CPUS_PER_WORKER"
@@ -124,11 +126,11 @@ class NodeStats:
         self.tokens += int(rec.get("tokens", 0))
 
 
-def node_summary(store: ShardStore, shards: list[Shard]) -> dict[str, dict[str, Any]]:
+def node_summary(ws: Workspace, shards: list[Shard]) -> dict[str, dict[str, Any]]:
     """Shards, docs and tokens per Ray node, from the completion records on disk (for ``status``)."""
     nodes: dict[str, NodeStats] = {}
     for s in shards:
-        rec = store.record(s)
+        rec = ws.record(s)
         if rec and rec.get("node"):
             nodes.setdefault(rec["node"], NodeStats()).add(rec)
     return {k: vars(v) for k, v in nodes.items()}
@@ -179,9 +181,9 @@ class RayExecutor:
                 from None
         return True
 
-    def _pool_shape(self, ray: Any, job: Any, n_shards: int) -> tuple[int, float, float]:
+    def _pool_shape(self, ray: Any, job: Job, n_shards: int) -> tuple[int, float, float]:
         res = ray.cluster_resources()
-        local_model = not job.config.model.startswith("jina-api:")
+        local_model = not _is_api(job.config.model)
         gpus = self.gpus_per_worker
         if gpus is None:
             gpus = 1.0 if local_model and res.get("GPU", 0) >= 1 else 0.0
@@ -201,12 +203,9 @@ class RayExecutor:
 
     # ----------------------------------------------------------------- the run
 
-    def __call__(self, job: Any, shards: list[Shard], make_embedder: Callable[[], Any], reporter: Reporter,
-                 budget: Any) -> list[dict[str, Any]]:
+    def __call__(self, job: Job, shards: list[Shard], reporter: Reporter, budget: Budget) -> None:
         if not shards:
-            return []
-        if job.texts is None:
-            raise StateError("this job was opened without texts")
+            return
         ray = _import_ray()
         connected_here = self._connect(ray)
         actors: list[_Actor] = []
@@ -214,20 +213,20 @@ class RayExecutor:
         self._limiter_name: str | None = None
         try:
             n, cpus, gpus = self._pool_shape(ray, job, len(shards))
-            spec = JobSpec(config=job.config, out=str(job.out), config_fingerprint=job.config_fingerprint)
             secret, limiter = self._api_parts(ray, job)
             worker_cls = ray.remote(ShardWorker)
             for i in range(n):
                 name = f"w{i}"
                 handle = worker_cls.options(num_cpus=cpus, num_gpus=gpus, max_restarts=self.max_restarts,
                                             max_task_retries=0, scheduling_strategy="SPREAD").remote(
-                    make_embedder, spec, name, secret, self._limiter_name if limiter is not None else None)
+                    job.make_embedder, job.ctx, [str(c) for c in job.cache_dirs], name, secret,
+                    self._limiter_name if limiter is not None else None)
                 actors.append(_Actor(name, handle))
             reporter.event("ray_start", message=f"{n} Ray workers ({cpus:g} CPU, {gpus:g} GPU each) for "
                                                 f"{len(shards)} shards", workers=n, cpus_per_worker=cpus,
                            gpus_per_worker=gpus, cluster=_resources_summary(ray),
                            shared_rate_limit=limiter is not None)
-            return self._dispatch(ray, job, shards, actors, limiter, reporter, budget)
+            self._dispatch(ray, job, shards, actors, limiter, reporter, budget)
         finally:
             for a in actors:
                 try:
@@ -239,10 +238,10 @@ class RayExecutor:
             if connected_here:
                 ray.shutdown()
 
-    def _api_parts(self, ray: Any, job: Any) -> tuple[Secret | None, Any]:
-        """For ``jina-api:`` models: the key for the workers and the one shared rate budget."""
+    def _api_parts(self, ray: Any, job: Job) -> tuple[Secret | None, Any]:
+        """For API models: the key for the workers and the one shared rate budget."""
         cfg = job.config
-        if not cfg.model.startswith("jina-api:"):
+        if not _is_api(cfg.model):
             return None, None
         from migrate.embed.ratelimit import resolve_limits
         from migrate.executors.ray_limiter import RateBudget
@@ -264,8 +263,8 @@ class RayExecutor:
         self._limiter_name = name
         return (Secret(key) if key else None), limiter
 
-    def _dispatch(self, ray: Any, job: Any, shards: list[Shard], actors: list[_Actor], limiter: Any,
-                  reporter: Reporter, budget: Any) -> list[dict[str, Any]]:
+    def _dispatch(self, ray: Any, job: Job, shards: list[Shard], actors: list[_Actor], limiter: Any,
+                  reporter: Reporter, budget: Budget) -> None:
         system_errors = _system_errors(ray)
         queue: deque[Shard] = deque(shards)
         attempts: dict[int, int] = {}
@@ -311,16 +310,14 @@ class RayExecutor:
                     break
                 queue.popleft()
                 inflight_est[shard.index] = est
-                s, e = shard.start, shard.stop
-                task = ShardTask(shard.index, s, e, shard.key, job.ids[s:e], job.texts[s:e], job.hashes[s:e])
-                pending[a.handle.run.remote(task)] = ("run", a, shard)
+                pending[a.handle.run.remote(shard)] = ("run", a, shard)
                 a.inflight += 1
             runs_pending = any(kind == "run" for kind, _, _ in pending.values())
             if not runs_pending and (not queue or stop is not None):
                 # A shard that ran more than once may have had its file replaced by a late
                 # duplicate after its record was written: check those (only) against their records.
                 incomplete = [s for s in shards if s.index in done and attempts.get(s.index)
-                              and not job.store.is_complete(s, job.config_fingerprint)]
+                              and not job.is_done(s)]
                 if incomplete and stop is None:  # run them once more
                     for s in incomplete:
                         done.pop(s.index)
@@ -371,8 +368,7 @@ class RayExecutor:
                     a.state, a.info, a.ready_failures = "ready", value, 0
                     first_ready = first_ready or time.monotonic()
                     if not embedder_saved:
-                        job.manifest["embedder"] = value["embedder"]
-                        save_manifest(job.out, job.manifest)
+                        job.on_embedder(value["embedder"])
                         embedder_saved = True
                     reporter.event("ray_worker_ready", message=f"worker {a.name} ready on {value['node_ip']} "
                                                                f"(node {value['node'][:8]}, gpus {value['gpus']})",
@@ -401,13 +397,11 @@ class RayExecutor:
                 log.warning("could not read the shared rate budget's counters: %s", exc)
         self.last_run = summary
         reporter.event("ray_done", **summary)
-        job.manifest["executor"] = {"kind": "ray", "workers": len(actors), **stats,
-                                    "nodes": {k: vars(v) for k, v in nodes.items()},
-                                    "shared_rate_limit": summary.get("rate_limit")}
-        save_manifest(job.out, job.manifest)
+        job.on_executor({"kind": "ray", "workers": len(actors), **stats,
+                         "nodes": {k: vars(v) for k, v in nodes.items()},
+                         "shared_rate_limit": summary.get("rate_limit")})
         if stop is not None:
             raise stop
-        return [done[s.index] for s in shards if s.index in done]
 
     def _count_attempt(self, attempts: dict[int, int], shard: Shard) -> None:
         attempts[shard.index] = attempts.get(shard.index, 0) + 1
@@ -452,6 +446,10 @@ class RayExecutor:
                 "seconds": round(elapsed, 2)}
 
 
+def _is_api(model: str) -> bool:
+    return model.startswith("jina-api:")
+
+
 def _check_reachable(address: str | None) -> None:
     """Fail fast on a HOST:PORT nobody listens on (Ray itself retries for minutes)."""
     if not address or address == "auto" or address.startswith("local"):
@@ -479,8 +477,8 @@ def _resources_summary(ray: Any) -> dict[str, float]:
     return {"nodes": len(nodes), "CPU": res.get("CPU", 0), "GPU": res.get("GPU", 0)}
 
 
-def make_ray_executor(address: str | None, **options: Any) -> RayExecutor:
-    """An executor for ``runner.execute`` that runs the shard plan on the Ray cluster at ``address``.
+def make_ray_executor(address: str | None = None, **options: Any) -> RayExecutor:
+    """An executor that runs the shard plan on the Ray cluster at ``address``.
 
     ``address``: ``auto`` (the cluster this machine belongs to), ``HOST:PORT`` (a head's
     GCS port), ``ray://HOST:10001`` (Ray Client), or None (``RAY_ADDRESS`` if set,

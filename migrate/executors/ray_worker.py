@@ -1,56 +1,29 @@
 """The long-lived Ray actor that runs shard steps: one embedder (one model load) per actor.
 
 What: ``ShardWorker`` builds its embedder once with the driver's own factory, then runs
-``migrate.runner.run_shard`` (the very step the local executor runs) for each shard it
-is given, writing the shard and its completion record to the shared output directory.
-It adds where it ran (``node``, ``node_ip``, ``host``, ``worker``, ``pid``) to the
-completion record.
+``migrate.step.run_shard`` (the very step the local executor runs) for each shard it is
+given. It reads the shard's planned rows from the shared output directory and the texts
+from the source itself (the driver never ships texts), writes the shard and its
+completion record there, and adds where it ran (``node``, ``node_ip``, ``host``,
+``worker``, ``pid``) to the record.
 
 Why an actor and not a task per shard: loading a model costs seconds to minutes; an
 actor pays it once and keeps the GPU (``num_gpus``) for the whole run.
 
-The worker gets only what a shard step needs: a ``JobSpec`` (configuration, output
-path, configuration fingerprint) and per shard the shard's rows.
+The API key arrives as an argument (``Secret``) and goes to the embedder as an argument:
+it is never put into the worker's environment, a log or a file.
 """
 
 from __future__ import annotations
 
 import os
 import socket
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from migrate.config import RunConfig
-from migrate.embed.ratelimit import RateLimits
 from migrate.errors import StateError
-from migrate.shards import MANIFEST, Shard, ShardPlan, ShardStore, load_manifest
-
-
-@dataclass
-class JobSpec:
-    """The part of a ``runner.Job`` every worker needs: no document texts, and no plan
-    (each worker reads the plan from the manifest on the shared output directory, which
-    also proves that it sees that directory)."""
-
-    config: RunConfig
-    out: str
-    config_fingerprint: str
-
-
-@dataclass
-class ShardTask:
-    """One shard and its rows, as sent to a worker."""
-
-    index: int
-    start: int
-    stop: int
-    key: str
-    ids: list[str]
-    texts: list[str]
-    hashes: list[str]
+from migrate.shards import Shard, ShardPlan
+from migrate.step import StepContext, build_cache, run_shard
 
 
 class Secret:
@@ -79,20 +52,21 @@ def node_identity() -> dict[str, Any]:
 class ShardWorker:
     """Runs shard steps on one node (decorated with ``ray.remote`` by the executor)."""
 
-    def __init__(self, make_embedder: Any, spec: JobSpec, name: str, secret: Secret | None = None,
-                 limiter: str | None = None) -> None:
+    def __init__(self, make_embedder: Any, ctx: StepContext, cache_dirs: list[str], name: str,
+                 secret: Secret | None = None, limiter: str | None = None) -> None:
         self.make_embedder = make_embedder
-        self.spec = spec
+        self.ctx = ctx
+        self.cache_dirs = [Path(c) for c in cache_dirs]
         self.name = name
+        self.secret = secret
         self.limiter = limiter
         if secret is not None:
-            # The client reads its key from this variable, lazily, in this process only.
-            os.environ[spec.config.api_key_env] = secret.value
             from migrate.secrets import register_secret
 
-            register_secret(secret.value)
+            register_secret(secret.value)  # redacted from anything this process prints
         self.embedder: Any = None
         self.cache: Any = None
+        self.source: Any = None
         self.plan: ShardPlan | None = None
         self.limiter_installed = False
         self.identity = node_identity()
@@ -110,57 +84,46 @@ class ShardWorker:
 
     def _load_plan(self) -> ShardPlan:
         """The plan from the shared output's manifest, checked against the driver's configuration."""
-        out = Path(self.spec.out)
+        ws = self.ctx.workspace()
         where = f"Ray node {self.identity['node_ip']} ({self.identity['host']})"
-        manifest = load_manifest(out) if (out / MANIFEST).is_file() else None
+        manifest = ws.read_manifest() if ws.manifest_path.is_file() else None
         if manifest is None:
-            raise StateError(f"{out}: the output directory is not visible on {where}",
+            raise StateError(f"{ws.out}: the output directory is not visible on {where}",
                              hint="put --out on storage that every node mounts at the same path (NFS, a shared disk)")
-        if manifest.get("config_fingerprint") != self.spec.config_fingerprint:
-            raise StateError(f"{out}: the manifest seen on {where} is of another configuration",
+        if manifest.config_fingerprint != self.ctx.config_fingerprint:
+            raise StateError(f"{ws.out}: the manifest seen on {where} is of another configuration",
                              hint="another run is using this output directory; use a separate --out")
-        return ShardPlan.from_dict(manifest["plan"])
+        return manifest.shard_plan()
 
     def _ensure_embedder(self) -> None:
         if self.embedder is not None:
             return
-        from migrate.progress import NullReporter
-        from migrate.runner import build_cache
-
         self.plan = self._load_plan()
-        embedder = self.make_embedder()
+        overrides: dict[str, Any] = {}
+        if self.secret is not None:
+            overrides["api_key"] = self.secret.value
         if self.limiter is not None:
             import ray
 
-            from migrate.executors.ray_limiter import SharedLimiterProxy, install
+            from migrate.embed.ratelimit import resolve_limits
+            from migrate.executors.ray_limiter import SharedLimiterProxy
 
-            limits = getattr(embedder, "limits", None)
-            if isinstance(limits, RateLimits):
-                handle = ray.get_actor(self.limiter, namespace=ray.get_runtime_context().namespace)
-                self.limiter_installed = install(embedder, SharedLimiterProxy(handle, f"{self.name}/{os.getpid()}", limits))
-        self.embedder = embedder
-        self.cache = build_cache(self._job([], [], []), NullReporter())
+            cfg = self.ctx.config
+            limits = resolve_limits(cfg.tier, rpm=cfg.rpm, tpm=cfg.tpm, concurrency=cfg.concurrency)
+            handle = ray.get_actor(self.limiter, namespace=ray.get_runtime_context().namespace)
+            overrides["limiter"] = SharedLimiterProxy(handle, f"{self.name}/{os.getpid()}", limits)
+            self.limiter_installed = True
+        self.embedder = self.make_embedder(**overrides)
+        self.source = self.ctx.source()
+        self.cache = build_cache(self.ctx.workspace(), self.plan.shards, self.ctx.config_fingerprint, self.cache_dirs)
 
-    def _job(self, ids: list[str], texts: list[str], hashes: list[str]) -> Any:
-        from migrate.runner import Job
-
-        spec = self.spec
-        return Job(config=spec.config, out=Path(spec.out), ids=ids, texts=texts, hashes=hashes,
-                   faiss_ids=np.zeros(0, np.int64), plan=self.plan, store=ShardStore(Path(spec.out)),
-                   config_fingerprint=spec.config_fingerprint, manifest={})
-
-    def run(self, task: ShardTask) -> dict[str, Any]:
+    def run(self, shard: Shard) -> dict[str, Any]:
         """Embed and write one shard; returns its completion record (with where it ran)."""
-        from migrate.atomic import write_json
-        from migrate.runner import run_shard
-
         self._ensure_embedder()
-        job = self._job(task.ids, task.texts, task.hashes)
-        # The same shard (same name and key), its rows re-based to this task's slice.
-        shard = Shard(task.index, 0, task.stop - task.start, task.key)
-        record = run_shard(job, shard, self.embedder, self.cache)
+        ws = self.ctx.workspace()
+        record = run_shard(self.ctx, ws, self.source, shard, self.embedder, self.cache)
         record = record | {k: self.identity[k] for k in ("node", "node_ip", "host", "pid")} | {"worker": self.name}
-        write_json(job.store.record_path(shard), record)
+        ws.write_record(shard, record)
         self.shards_run += 1
         return record
 

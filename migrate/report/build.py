@@ -106,7 +106,7 @@ def side_from_output(out_dir: Path | str, *, name: str = "new", query_task: str 
                      ann: bool = False, nprobe: int | None = None, ef_search: int | None = None) -> Side:
     """The migrated (v3) index in ``out_dir``; queries embedded like the manifest says."""
     from migrate.embed.registry import get_embedder
-    from migrate.index import load_output
+    from migrate.sinks.faiss_dir import load_output
 
     out = load_output(out_dir)
     cfg = out.manifest.get("config", {})

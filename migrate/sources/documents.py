@@ -1,8 +1,8 @@
-"""Read the source documents (Parquet, JSONL, CSV/TSV) into one Arrow table.
+"""Small whole-file reads: a documents file as lists, a vector dataset as one Arrow table.
 
-The table has columns ``id`` (string) and ``text`` (string, title + " " + text when a
-title field is given), plus ``vector`` when the file also holds stored vectors.
-Every failure names the file and the record (line or row) and says how to fix it.
+The pipeline streams documents through :mod:`migrate.sources.files`; ``compare``,
+``search`` and ``plan``'s sampling read small files whole through :func:`open_documents`,
+which uses the same reader (same field rules, same messages).
 """
 
 from __future__ import annotations
@@ -18,55 +18,30 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from migrate.errors import InputError
-
-ID_CANDIDATES = ("id", "_id", "doc_id", "docid")
-TEXT_CANDIDATES = ("text", "contents", "content", "body", "passage")
-VECTOR_CANDIDATES = ("vector", "embedding", "emb")
-
-FORMATS = {
-    ".parquet": "parquet", ".pq": "parquet",
-    ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl",
-    ".csv": "csv", ".tsv": "tsv",
-}
-
-
-def detect_format(path: Path) -> str:
-    fmt = FORMATS.get(path.suffix.lower())
-    if fmt is None:
-        raise InputError(f"{path}: unknown file type {path.suffix!r}",
-                         hint="use .parquet, .jsonl or .csv/.tsv")
-    return fmt
-
+from migrate.sources.files import _BOM, MAX_JSONL_LINE, VECTOR_CANDIDATES, DocumentSpec, FileDocuments, detect_format
 
 @dataclass
 class Documents:
     """Documents keyed by string id, in file order."""
 
     path: Path
-    table: pa.Table  # id: string, text: string, [vector: list<float32>]
-
-    @property
-    def ids(self) -> list[str]:
-        return self.table.column("id").to_pylist()
-
-    @property
-    def texts(self) -> list[str]:
-        return self.table.column("text").to_pylist()
+    ids: list[str]
+    texts: list[str]
+    vector_field: str | None = None
 
     @property
     def has_vectors(self) -> bool:
-        return "vector" in self.table.column_names
+        return self.vector_field is not None
 
     def vectors(self) -> np.ndarray:
-        return vectors_from_arrow(self.table.column("vector"), self.path)
+        if self.vector_field is None:
+            raise InputError(f"{self.path}: holds no vectors")
+        return vectors_from_arrow(read_table(self.path).column(self.vector_field), self.path)
 
     def __len__(self) -> int:
-        return self.table.num_rows
+        return len(self.ids)
 
 
-#: Longest JSONL record accepted (bytes). A longer line is refused before it is read into memory:
-#: no embedding model takes that much text, and a corrupt export can be one endless line.
-MAX_JSONL_LINE = 64 * 1024 * 1024
 
 
 def _read_jsonl(path: Path) -> pa.Table:
@@ -77,6 +52,8 @@ def _read_jsonl(path: Path) -> pa.Table:
             lineno = 0
             while raw := fh.readline(MAX_JSONL_LINE + 1):
                 lineno += 1
+                if lineno == 1:
+                    raw = raw.removeprefix(_BOM)
                 if len(raw) > MAX_JSONL_LINE and not raw.endswith(b"\n"):
                     raise InputError(f"{path}:{lineno}: record is longer than {MAX_JSONL_LINE >> 20} MiB",
                                      hint="split or shorten that document; no embedding model reads that much text")
@@ -135,37 +112,27 @@ def read_table(path: Path) -> pa.Table:
                          hint="check that the file is complete and of that type") from None
 
 
-def _pick(table: pa.Table, wanted: str | None, candidates: tuple[str, ...], what: str, path: Path,
-          required: bool = True) -> str | None:
-    names = table.column_names
-    if wanted:
-        if wanted not in names:
-            raise InputError(f"{path}: no {what} field {wanted!r}", hint=f"fields are: {', '.join(names)}")
-        return wanted
-    for c in candidates:
-        if c in names:
-            return c
-    if required:
-        raise InputError(f"{path}: cannot find the {what} field",
-                         hint=f"pass --{what}-field; fields are: {', '.join(names)}")
-    return None
+def vectors_from_arrow(col: pa.ChunkedArray | pa.Array, path: Path, *, first_row: int = 0,
+                       dim: int | None = None) -> np.ndarray:
+    """Arrow list/fixed-size-list column -> float32 (n, d); rejects ragged, null and non-finite rows.
 
-
-def vectors_from_arrow(col: pa.ChunkedArray | pa.Array, path: Path) -> np.ndarray:
-    """Arrow list/fixed-size-list column -> float32 (n, d); rejects ragged, null and non-finite rows."""
+    ``first_row`` numbers the rows in messages when ``col`` is one batch of a stream, and ``dim``
+    is the width earlier batches had (a batch of another width is refused).
+    """
     arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
     if arr.null_count:
-        bad = pc.indices_nonzero(pc.is_null(arr)).to_pylist()[:5]
+        bad = [first_row + i for i in pc.indices_nonzero(pc.is_null(arr)).to_pylist()[:5]]
         raise InputError(f"{path}: rows {bad} have no vector")
     if pa.types.is_fixed_size_list(arr.type):
         d = arr.type.list_size
         flat = arr.flatten().to_numpy(zero_copy_only=False)
     elif pa.types.is_list(arr.type) or pa.types.is_large_list(arr.type):
         lengths = pc.list_value_length(arr).to_numpy(zero_copy_only=False)
-        if len(lengths) and (lengths != lengths[0]).any():
-            bad = np.nonzero(lengths != lengths[0])[0][:5].tolist()
-            raise InputError(f"{path}: vectors have different dimensions (rows {bad} differ from row 0's {lengths[0]})")
-        d = int(lengths[0]) if len(lengths) else 0
+        ref = dim if dim is not None else (int(lengths[0]) if len(lengths) else 0)
+        if len(lengths) and (lengths != ref).any():
+            bad = [first_row + int(i) for i in np.nonzero(lengths != ref)[0][:5]]
+            raise InputError(f"{path}: vectors have different dimensions (rows {bad} differ from the first row's {ref})")
+        d = ref
         flat = arr.flatten().to_numpy(zero_copy_only=False)
     else:
         raise InputError(f"{path}: vector column has type {arr.type}, expected a list of floats")
@@ -173,52 +140,36 @@ def vectors_from_arrow(col: pa.ChunkedArray | pa.Array, path: Path) -> np.ndarra
         vecs = np.asarray(flat, dtype=np.float32).reshape(len(arr), d)
     except (TypeError, ValueError):
         raise InputError(f"{path}: vector values are not numbers") from None
+    if dim is not None and d != dim:
+        raise InputError(f"{path}: vectors have different dimensions (rows from {first_row} have {d}, the first "
+                         f"row's {dim})")
     finite = np.isfinite(vecs).all(axis=1)
     if not finite.all():
-        bad = np.nonzero(~finite)[0][:5].tolist()
+        bad = [first_row + int(i) for i in np.nonzero(~finite)[0][:5]]
         raise InputError(f"{path}: rows {bad} hold NaN or infinite vector values",
                          hint="rebuild those vectors or drop the rows")
     return vecs
 
 
 def open_documents(path: str | Path, id_field: str | None = None, text_field: str | None = None,
-                   title_field: str | None = None, vector_field: str | None = None) -> Documents:
-    """Read documents; ids become strings; title (if any) is joined to text with one space."""
+                   title_field: str | None = None, vector_field: str | None = None,
+                   delimiter: str | None = None) -> Documents:
+    """Read a whole documents file; ids become strings; a title is joined to the text with one space."""
     path = Path(path)
-    return documents_from_table(read_table(path), path, id_field, text_field, title_field, vector_field)
-
-
-def documents_from_table(table: pa.Table, path: Path, id_field: str | None = None, text_field: str | None = None,
-                         title_field: str | None = None, vector_field: str | None = None) -> Documents:
-    """Pick and normalise the id/text(/title/vector) fields of an already-read table."""
-    idf = _pick(table, id_field, ID_CANDIDATES, "id", path)
-    tf = _pick(table, text_field, TEXT_CANDIDATES, "text", path)
-    ids = table.column(idf)
-    if ids.null_count:
-        bad = pc.indices_nonzero(pc.is_null(ids.combine_chunks())).to_pylist()[:5]
-        raise InputError(f"{path}: records {bad} have no {idf!r}")
-    if not (pa.types.is_string(ids.type) or pa.types.is_large_string(ids.type) or pa.types.is_integer(ids.type)):
-        raise InputError(f"{path}: id field {idf!r} has type {ids.type}; ids must be strings or integers")
-    ids = pc.cast(ids, pa.string())
-    text = table.column(tf)
-    if not (pa.types.is_string(text.type) or pa.types.is_large_string(text.type)):
-        raise InputError(f"{path}: text field {tf!r} has type {text.type}, expected strings")
-    text = pc.fill_null(pc.cast(text, pa.string()), "")
-    if title_field:
-        if title_field not in table.column_names:
-            raise InputError(f"{path}: no title field {title_field!r}", hint=f"fields are: {', '.join(table.column_names)}")
-        title = pc.fill_null(pc.cast(table.column(title_field), pa.string()), "")
-        joined = pc.binary_join_element_wise(title, text, " ")
-        # No leading space when the title is empty.
-        text = pc.if_else(pc.equal(pc.utf8_length(title), 0), text, joined)
-    cols = {"id": ids, "text": text}
-    vf = _pick(table, vector_field, VECTOR_CANDIDATES, "vector", path, required=bool(vector_field))
-    if vf:
-        cols["vector"] = table.column(vf)
-    out = pa.table(cols)
-    # Reject NUL bytes: they are almost always a broken export, and tokenizers drop them silently.
-    has_nul = pc.match_substring(out.column("text"), "\x00")
-    if pc.any(has_nul).as_py():
-        bad = pc.filter(out.column("id"), has_nul).to_pylist()[:5]
-        raise InputError(f"{path}: documents {bad} contain NUL bytes", hint="clean the export; NUL is never valid text")
-    return Documents(path=path, table=out)
+    src = FileDocuments(DocumentSpec(str(path), id_field, text_field, title_field, delimiter=delimiter))
+    ids: list[str] = []
+    texts: list[str] = []
+    for batch in src.scan():
+        ids += batch.ids
+        texts += batch.texts
+    bad = [i for i, t in zip(ids, texts) if "\x00" in t]
+    if bad:
+        raise InputError(f"{path}: documents {bad[:5]} contain NUL bytes", hint="clean the export; NUL is never valid text")
+    vf = vector_field
+    if vf is None and src.format == "parquet":
+        try:
+            names = pq.ParquetFile(path).schema_arrow.names
+        except (pa.ArrowException, OSError) as exc:
+            raise InputError(f"{path}: cannot read as parquet ({str(exc).strip()[:120]})") from None
+        vf = next((c for c in VECTOR_CANDIDATES if c in names), None)
+    return Documents(path=path, ids=ids, texts=texts, vector_field=vf)

@@ -66,7 +66,9 @@ def _memory_bounded_by(file_size: int) -> Iterator[None]:
         resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
 
 
-def read_faiss(path: str | Path, reconstruct: bool = True) -> FaissInfo:
+def read_faiss(path: str | Path, reconstruct: bool = True, *, check_finite: bool = False) -> FaissInfo:
+    """Read a FAISS file. ``reconstruct``: return its vectors; ``check_finite``: without keeping them, refuse
+    NaN/inf vectors (checked in chunks, where the index can reconstruct them)."""
     import faiss
 
     path = Path(path)
@@ -114,8 +116,27 @@ def read_faiss(path: str | Path, reconstruct: bool = True) -> FaissInfo:
                              hint="rebuild those vectors, or remove them from the index")
     elif not info.ntotal:
         info.vectors = np.zeros((0, info.dim), np.float32)
+    elif check_finite:
+        _check_finite(path, inner, info.ntotal)
     del index, inner, raw
     return info
+
+
+def _check_finite(path: Path, inner, n: int, chunk: int = 65_536) -> None:
+    import faiss
+
+    if isinstance(inner, faiss.IndexIVF):
+        inner.make_direct_map()
+    for start in range(0, n, chunk):
+        try:
+            vecs = inner.reconstruct_n(start, min(chunk, n - start))
+        except RuntimeError:
+            return  # an index that cannot reconstruct its vectors has nothing to check
+        finite = np.isfinite(vecs).all(axis=1)
+        if not finite.all():
+            bad = [start + int(i) for i in np.nonzero(~finite)[0][:5]]
+            raise InputError(f"{path}: vectors at rows {bad} hold NaN or infinite values",
+                             hint="rebuild those vectors, or remove them from the index")
 
 
 def _reconstruct(inner, n: int) -> tuple[np.ndarray | None, bool, str | None]:

@@ -1,0 +1,299 @@
+"""The migration, read like its diagram: source → plan → embed → shard → sink → report.
+
+* :func:`prepare` reads and validates the sources (``migrate.sources``) and builds the
+  deterministic shard plan (``migrate.shards``). It writes nothing, so a refused run
+  leaves no trace.
+* :func:`commit` pins the plan in the output directory (``migrate.workspace``).
+* :func:`execute` hands the pending shards to an executor (``migrate.executors``) that
+  runs the step (``migrate.step``: embed through ``migrate.embed``, write the shard),
+  then, once every shard is done, builds the sinks (``migrate.sinks``).
+* The before/after report is ``jina-migrate compare`` (``migrate.report``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from migrate import __version__
+from migrate.config import RunConfig
+from migrate.errors import BudgetExceeded, ConfigError, InputError, StateError
+from migrate.executors import Budget, EmbedderFactory, Executor, Job
+from migrate.executors.local import local_executor
+from migrate.progress import NullReporter, Reporter
+from migrate.shards import Shard, ShardPlan, canonical_hash
+from migrate.sinks import open_sinks
+from migrate.sinks.base import PlanFacts
+from migrate.sources import (DocumentSpec, OldIndexSpec, PlannedRows, open_documents_source, read_old_keys,
+                             scan_documents)
+from migrate.sources.fingerprint import fingerprint_sources
+from migrate.sources.scan import PLAN_SCHEMA
+from migrate.step import StepContext
+from migrate.workspace import IndexSettings, Manifest, Workspace
+
+
+@dataclass
+class EmbedderMaker:
+    """Builds (and probes) the embedder a configuration names, where the step runs; picklable for Ray."""
+
+    model: str
+    options: dict[str, Any]
+    task: str
+
+    @classmethod
+    def from_config(cls, cfg: RunConfig) -> EmbedderMaker:
+        return cls(model=cfg.model, options=cfg.backend_options(), task=cfg.task)
+
+    def __call__(self, **overrides: Any) -> Any:
+        from migrate.embed.registry import get_embedder
+
+        emb = get_embedder(self.model, **(self.options | overrides))
+        probe = getattr(emb, "probe", None)
+        if callable(probe):
+            probe(task=self.task)  # a wrong model, key or size fails here, before any shard
+        return emb
+
+
+def config_fingerprint(config: RunConfig) -> str:
+    return canonical_hash(config.embedding_config())
+
+
+def document_spec(cfg: RunConfig) -> DocumentSpec:
+    if cfg.docs is None:
+        raise InputError("no documents given", hint="pass --docs FILE (Parquet, JSONL or CSV)")
+    return DocumentSpec(path=str(cfg.docs), id_field=cfg.id_field, text_field=cfg.text_field,
+                        title_field=cfg.title_field, faiss_id_field=cfg.faiss_id_field, delimiter=cfg.delimiter)
+
+
+def old_index_spec(cfg: RunConfig) -> OldIndexSpec | None:
+    if cfg.old_index is None:
+        if cfg.id_map is not None:
+            raise ConfigError("--id-map needs --old-index (the FAISS file whose ids it maps)")
+        return None
+    return OldIndexSpec(path=str(cfg.old_index), id_map=str(cfg.id_map) if cfg.id_map else None,
+                        id_map_faiss_field=cfg.id_map_faiss_field, id_map_id_field=cfg.id_map_id_field)
+
+
+def index_settings(config: RunConfig) -> IndexSettings:
+    params: dict[str, Any] = {}
+    if config.index_type == "hnsw":
+        params = {"hnsw_m": config.hnsw_m, "hnsw_ef_construction": config.hnsw_ef_construction}
+    elif config.index_type == "ivfpq":
+        params = {"ivf_nlist": config.ivf_nlist, "pq_m": config.pq_m, "pq_nbits": config.pq_nbits}
+    return IndexSettings(type=config.index_type, params=params)
+
+
+def scan(cfg: RunConfig) -> PlannedRows:
+    """Read and validate the documents and the old index (the same validation for ``run`` and ``plan``)."""
+    spec = old_index_spec(cfg)
+    old = read_old_keys(spec) if spec else None
+    return scan_documents(open_documents_source(document_spec(cfg)), old, on_missing=cfg.on_missing,
+                          on_empty=cfg.on_empty, use_faiss_id_field=cfg.faiss_id_field is not None)
+
+
+@dataclass
+class Prepared:
+    """A validated, planned run that has not written anything yet."""
+
+    config: RunConfig
+    ws: Workspace
+    rows: PlannedRows
+    plan: ShardPlan
+    manifest: Manifest
+    existing: Manifest | None
+
+    @property
+    def fingerprint(self) -> str:
+        return self.manifest.config_fingerprint
+
+    def step_context(self) -> StepContext:
+        return StepContext(config=self.config, out=str(self.ws.out), config_fingerprint=self.fingerprint,
+                           documents=document_spec(self.config))
+
+    def pending(self) -> tuple[list[Shard], list[Shard]]:
+        """(shards this worker still has to run, shards of this worker already done)."""
+        worker, workers = self.config.worker()
+        mine = self.plan.for_worker(worker, workers)
+        if self.existing is None and not self.config.cache and not self.ws.has_shards():
+            return mine, []
+        done = [s for s in mine if self.ws.is_complete(s, self.fingerprint)]
+        done_set = {s.index for s in done}
+        return [s for s in mine if s.index not in done_set], done
+
+
+def _check_cache_dirs(cfg: RunConfig) -> None:
+    for d in cfg.cache:
+        d = Path(d)
+        if not d.exists():
+            raise ConfigError(f"--cache {d}: no such directory", hint="give the --out directory of an earlier run")
+        if not d.is_dir():
+            raise ConfigError(f"--cache {d}: is a file, not an output directory",
+                              hint="give the --out directory of an earlier run")
+        if not (d / "manifest.json").exists():
+            raise ConfigError(f"--cache {d}: not a jina-migrate output (no manifest.json)",
+                              hint="give the --out directory of an earlier run")
+
+
+def prepare(cfg: RunConfig) -> Prepared:
+    """Validate the configuration and the sources and build the plan. Writes nothing."""
+    if cfg.out is None:
+        raise InputError("no output directory given", hint="pass --out DIR")
+    ws = Workspace(cfg.out)
+    if ws.out.exists() and not ws.out.is_dir():
+        raise StateError(f"{ws.out}: exists and is not a directory", hint="choose another --out")
+    _check_cache_dirs(cfg)
+    fp = config_fingerprint(cfg)
+    existing = None if cfg.restart else ws.read_manifest()  # --restart recovers a damaged manifest too
+    if existing is not None and existing.config_fingerprint != fp and _has_finished_shards(ws, existing):
+        changed = sorted(k for k, v in cfg.embedding_config().items() if existing.config.get(k) != v)
+        raise StateError(f"{ws.out}: holds shards of another configuration (changed: {', '.join(changed) or 'model'})",
+                         hint="use a new --out, or --restart to discard them")
+    rows = scan(cfg)
+    plan = ShardPlan.build(rows.ids, rows.hashes, cfg.shard_size)
+    sources = fingerprint_sources([cfg.docs, cfg.old_index, cfg.id_map])
+    same_config = existing is not None and existing.config_fingerprint == fp
+    kept = {"created": existing.created} if existing is not None else {}
+    manifest = Manifest(
+        **kept, config=cfg.embedding_config(), config_fingerprint=fp, sources=sources,
+        source_fingerprint=canonical_hash([{k: s[k] for k in ("size", "sha256")} for s in sources]),
+        plan=plan.as_dict(), validation=rows.report.as_dict(), index=index_settings(cfg), state="running",
+        embedder=existing.embedder if same_config else None)
+    return Prepared(config=cfg, ws=ws, rows=rows, plan=plan, manifest=manifest,
+                    existing=existing if same_config else None)
+
+
+def _has_finished_shards(ws: Workspace, manifest: Manifest) -> bool:
+    """Shards of that manifest's configuration exist (a refused run that wrote none holds nothing to protect)."""
+    try:
+        plan = manifest.shard_plan()
+    except StateError:
+        return ws.has_shards()
+    return any(ws.record_path(s).exists() for s in plan.shards) or ws.has_shards()
+
+
+def commit(p: Prepared, reporter: Reporter) -> None:
+    """Write the plan and the manifest (everything was validated by ``prepare``)."""
+    ws = p.ws
+    if p.config.restart:
+        ws.reset()
+        reporter.event("restart", message=f"cleared shards and outputs in {ws.out}")
+    ws.create()
+    old = p.existing
+    unchanged = old is not None and all(getattr(old, k) == getattr(p.manifest, k)
+                                        for k in ("plan", "source_fingerprint", "index"))
+    if unchanged and old.state == "complete" and _plan_table_current(ws, p):
+        p.manifest = old  # a finished output whose sources did not change: nothing to redo
+        return
+    if not unchanged or old.state != "running" or not _plan_table_current(ws, p):
+        ws.write_plan_table(p.rows.table_batches(), PLAN_SCHEMA)
+        ws.write_manifest(p.manifest)
+
+
+def _plan_table_current(ws: Workspace, p: Prepared) -> bool:
+    try:
+        return ws.plan_rows() == len(p.rows) and "loc" in ws._open_plan().schema_arrow.names
+    except StateError:
+        return False
+
+
+def token_limit(config: RunConfig) -> int | None:
+    limits = []
+    if config.max_tokens is not None:
+        limits.append(int(config.max_tokens))
+    if config.max_cost is not None and config.price_per_million:
+        limits.append(int(config.max_cost / config.price_per_million * 1_000_000))
+    return min(limits) if limits else None
+
+
+def execute(p: Prepared, make_embedder: EmbedderFactory, reporter: Reporter | None = None,
+            executor: Executor = local_executor) -> dict[str, Any]:
+    """Run this worker's pending shards; build the sinks if the whole plan is then complete."""
+    reporter = reporter or NullReporter()
+    ws, cfg = p.ws, p.config
+    todo, done = p.pending()
+    sinks = open_sinks(ws, p.manifest)
+    for sink in sinks:  # what can be checked before the width is known
+        sink.check(PlanFacts(documents=len(p.rows), dimensions=cfg.dimensions, chunked=cfg.late_chunking))
+
+    def on_embedder(info: dict[str, Any]) -> None:
+        for sink in sinks:  # now the width is known: refuse index settings that cannot work, before embedding
+            sink.check(PlanFacts(documents=len(p.rows), dimensions=info.get("dimensions") or cfg.dimensions,
+                                 chunked=cfg.late_chunking))
+        m = ws.manifest()
+        if m.embedder != info:
+            m.embedder = info
+            ws.write_manifest(m)
+
+    def on_executor(info: dict[str, Any]) -> None:
+        m = ws.manifest()
+        m.executor = info
+        ws.write_manifest(m)
+
+    job = Job(ctx=p.step_context(), plan=p.plan, make_embedder=make_embedder, cache_dirs=list(cfg.cache),
+              on_embedder=on_embedder, on_executor=on_executor)
+    reporter.start(shards=len(todo) + len(done), rows=sum(s.rows for s in todo + done), done_shards=len(done),
+                   done_rows=sum(s.rows for s in done))
+    budget = Budget(token_limit(cfg), spent=ws.spent_tokens(p.plan, p.fingerprint) if done else 0)
+    error: BaseException | None = None
+    worker, workers = cfg.worker()
+    with ws.lock(f"{worker}/{workers}"):
+        try:
+            executor(job, todo, reporter, budget)
+        except BudgetExceeded as exc:
+            error = exc
+        except KeyboardInterrupt:
+            reporter.event("interrupted", message="interrupted: completed shards are kept; rerun the same command "
+                                                  "to resume", shards_done=sum(job.is_done(s) for s in todo))
+            raise
+    # Count from the completion records on disk: right for any executor, and after a stop too.
+    records = [r for r in (ws.record(s) for s in todo if job.is_done(s)) if r]
+    summary: dict[str, Any] = {
+        "out": str(ws.out), "shards_total": len(p.plan.shards), "shards_run": len(records),
+        "shards_skipped": len(done), "rows": p.plan.total_rows,
+        "embedded": sum(int(r.get("embedded", 0)) for r in records),
+        "cached": sum(int(r.get("cached", 0)) for r in records),
+        "tokens": sum(int(r.get("tokens", 0)) for r in records),
+        "tokens_total": ws.spent_tokens(p.plan, p.fingerprint), "validation": p.rows.report.as_dict(),
+        "version": __version__,
+    }
+    if error is None and p.manifest.state == "complete" and not todo:
+        summary["outputs"] = _outputs_of(ws)
+        summary["state"] = "complete"
+    elif error is None and workers == 1 and all(job.is_done(s) for s in p.plan.shards):
+        summary["outputs"] = ws.finalize(sinks)
+        summary["state"] = "complete"
+    else:
+        summary["state"] = "partial" if error is None else "stopped"
+    reporter.finish(summary)
+    if error is not None:
+        raise error
+    return summary
+
+
+def _outputs_of(ws: Workspace) -> dict[str, Any]:
+    m = ws.manifest()
+    res = m.result
+    return {"embeddings": str(ws.out / "embeddings.parquet"), "index": str(ws.out / "index.faiss"),
+            "id_map": str(ws.out / "id_map.parquet"), "rows": res.rows if res else None,
+            "dimensions": res.dimensions if res else None, "stale_shards_removed": 0}
+
+
+def finalize(out: Path | str) -> dict[str, Any]:
+    """Build the sinks of an output whose shards are all done (after ``--shard I/N`` workers)."""
+    ws = Workspace(out)
+    return ws.finalize(open_sinks(ws, ws.manifest()))
+
+
+def verify(out: Path | str) -> dict[str, Any]:
+    """Re-check a finished output and its sinks: {"ok", "problems", "checks"}.
+
+    No output at ``out`` is a StateError (exit 3); a damaged one is a list of problems (exit 6).
+    """
+    ws = Workspace(out)
+    if not ws.out.is_dir() or not ws.has_manifest():
+        ws.manifest()  # raises the StateError that says what is missing
+    try:
+        return ws.verify(open_sinks(ws, ws.manifest()))
+    except StateError as exc:
+        return {"ok": False, "problems": [str(exc)], "checks": {}}

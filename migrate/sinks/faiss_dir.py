@@ -1,0 +1,353 @@
+"""The default sink: ``embeddings.parquet`` + ``id_map.parquet`` + ``index.faiss`` in the output directory.
+
+Built by streaming the shards in plan order: one Parquet writer appends each shard as a
+row group, and the FAISS index grows shard by shard, so no more than one shard's vectors
+are held besides what the index itself must hold. (A flat index of N × d float32 needs
+N·d·4 bytes of RAM: 10 M × 1024 is 41 GB. For corpora that size choose ``--index-type
+ivfpq``, whose codes take ``pq_m`` bytes per vector, or a vector-database sink.) IVF-PQ is
+trained on a bounded random sample read from the shards, then filled shard by shard.
+
+Documents keep their (old) int64 ids in the index; late-chunked rows are numbered in order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from migrate.atomic import atomic_path, sha256_file
+from migrate.errors import ConfigError, StateError
+from migrate.shards import Shard
+from migrate.sinks.base import PlanFacts, SinkCheck, SinkResult
+from migrate.workspace import Workspace, arrow_to_vectors
+from migrate.workspace.manifest import IndexSettings
+
+EMBEDDINGS = "embeddings.parquet"
+INDEX = "index.faiss"
+ID_MAP = "id_map.parquet"
+OUTPUTS = (EMBEDDINGS, ID_MAP, INDEX)
+#: Bytes of training vectors IVF-PQ may hold (the sample is cut to fit).
+TRAIN_BYTES = 256 << 20
+HNSW_M_MAX = 512
+
+
+def ivf_nlist(settings: IndexSettings, n: int) -> int:
+    nlist = settings.params.get("ivf_nlist")
+    return int(nlist) if nlist else max(1, min(int(4 * np.sqrt(n)), n // 39 or 1))
+
+
+def pq_m(settings: IndexSettings, d: int) -> int:
+    m = settings.params.get("pq_m")
+    if m:
+        return int(m)
+    return next(mm for mm in (64, 48, 32, 16, 8, 4, 2, 1) if d % mm == 0 and mm <= d // 4 or mm == 1)
+
+
+def check_index(settings: IndexSettings, documents: int, dimensions: int | None) -> None:
+    """Refuse index settings that cannot work, before anything is embedded (exit 2)."""
+    p = settings.params
+    if settings.type == "hnsw":
+        m = int(p.get("hnsw_m") or 32)
+        if not 2 <= m <= HNSW_M_MAX:
+            raise ConfigError(f"--hnsw-m {m} is out of range", hint=f"use 2..{HNSW_M_MAX} (16-64 is typical)")
+        if int(p.get("hnsw_ef_construction") or 200) < 1:
+            raise ConfigError("--ef-construction must be at least 1")
+    elif settings.type == "ivfpq":
+        nbits = int(p.get("pq_nbits") or 8)
+        if not 1 <= nbits <= 16:
+            raise ConfigError(f"--pq-nbits {nbits} is out of range", hint="use 1..16 (8 is typical)")
+        if p.get("ivf_nlist") is not None and int(p["ivf_nlist"]) < 1:
+            raise ConfigError(f"--ivf-nlist {p['ivf_nlist']} must be at least 1")
+        if p.get("pq_m") is not None and int(p["pq_m"]) < 1:
+            raise ConfigError(f"--pq-m {p['pq_m']} must be at least 1")
+        nlist = ivf_nlist(settings, documents)
+        if documents < nlist * 39 or documents < 2 ** nbits:
+            raise ConfigError(f"IVF-PQ with --ivf-nlist {nlist} and --pq-nbits {nbits} needs at least "
+                              f"{max(nlist * 39, 2 ** nbits)} vectors to train; the plan has {documents}",
+                              hint="use --index-type flat or hnsw for small corpora, or lower --ivf-nlist")
+        if dimensions is not None:
+            m = pq_m(settings, dimensions)
+            if dimensions % m:
+                raise ConfigError(f"--pq-m {m} must divide the output dimensions {dimensions}",
+                                  hint=f"use a divisor of {dimensions}, e.g. {_divisor(dimensions)}")
+
+
+def _divisor(d: int) -> int:
+    return next(m for m in (64, 32, 16, 8, 4, 2, 1) if d % m == 0)
+
+
+def _new_index(settings: IndexSettings, d: int, n: int):
+    import faiss
+
+    p = settings.params
+    if settings.type == "flat":
+        return faiss.IndexFlatIP(d)
+    if settings.type == "hnsw":
+        inner = faiss.IndexHNSWFlat(d, int(p.get("hnsw_m") or 32), faiss.METRIC_INNER_PRODUCT)
+        inner.hnsw.efConstruction = int(p.get("hnsw_ef_construction") or 200)
+        return inner
+    check_index(settings, n, d)
+    quantizer = faiss.IndexFlatIP(d)
+    return faiss.IndexIVFPQ(quantizer, d, ivf_nlist(settings, n), pq_m(settings, d), int(p.get("pq_nbits") or 8),
+                            faiss.METRIC_INNER_PRODUCT)
+
+
+def build_faiss(vectors: np.ndarray, faiss_ids: np.ndarray, settings: IndexSettings | None = None):
+    """An index over ``vectors`` in one go (small sets: tests, compare sweeps)."""
+    import faiss
+
+    settings = settings or IndexSettings()
+    n, d = vectors.shape
+    inner = _new_index(settings, d, n)
+    if settings.type == "ivfpq":
+        inner.train(np.ascontiguousarray(vectors, dtype=np.float32))
+    index = faiss.IndexIDMap2(inner)
+    index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), np.ascontiguousarray(faiss_ids, np.int64))
+    return index
+
+
+@dataclass
+class _Pass:
+    """Rows of one shard as finalize sees them."""
+
+    shard: Shard
+    table: pa.Table
+    vectors: np.ndarray
+    faiss_ids: np.ndarray
+
+
+class FaissDirSink:
+    """``embeddings.parquet`` + ``id_map.parquet`` + ``index.faiss`` beside the shards."""
+
+    name = "faiss"
+
+    def __init__(self, ws: Workspace, settings: IndexSettings, *, normalized: bool = True) -> None:
+        self.ws = ws
+        self.settings = settings
+        self.normalized = normalized
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": "faiss", "path": str(self.ws.out), "index": self.settings.model_dump()}
+
+    def check(self, facts: PlanFacts) -> None:
+        check_index(self.settings, facts.documents, facts.dimensions)
+
+    def write_shard(self, shard: Shard, table: pa.Table) -> None:
+        """Nothing to do per shard: the files are built from all shards at ``finalize``."""
+
+    # ------------------------------------------------------------------ finalize
+
+    def _passes(self) -> Iterator[_Pass]:
+        """Each shard in plan order, checked against the plan, with the int64 ids its rows get."""
+        manifest = self.ws.manifest()
+        plan = manifest.shard_plan()
+        next_chunk_id = 0
+        for shard in plan.shards:
+            table = self.ws.read_shard(shard)
+            planned = self.ws.plan_slice(shard)
+            ids = table.column("id").to_pylist()
+            chunked = "chunk" in table.column_names
+            doc_order = list(dict.fromkeys(ids)) if chunked else ids
+            if doc_order != planned.ids:
+                raise StateError(f"{self.ws.shard_path(shard)}: shard contents do not match the plan",
+                                 hint="rerun with --restart")
+            if chunked:
+                fids = np.arange(next_chunk_id, next_chunk_id + len(ids), dtype=np.int64)
+                next_chunk_id += len(ids)
+            else:
+                fids = np.asarray(planned.faiss_ids, dtype=np.int64)
+            yield _Pass(shard, table, arrow_to_vectors(table.column("vector")), fids)
+
+    def finalize(self) -> SinkResult:
+        import faiss
+
+        documents = self.ws.manifest().shard_plan().total_rows
+        out = self.ws.out
+        index = None
+        dim = 0
+        rows = 0
+        chunked = False
+        sample: list[np.ndarray] = []
+        sampled = 0
+        rng = np.random.default_rng(0)
+        train = self.settings.type == "ivfpq"
+        with atomic_path(out / EMBEDDINGS) as emb_tmp, atomic_path(out / ID_MAP) as map_tmp:
+            emb_writer = map_writer = None
+            try:
+                for step in self._passes():
+                    if index is None:
+                        dim = step.vectors.shape[1]
+                        chunked = "chunk" in step.table.column_names
+                        emb_writer = pq.ParquetWriter(emb_tmp, _emb_schema(dim, chunked), compression="zstd")
+                        map_writer = pq.ParquetWriter(map_tmp, _map_schema(chunked))
+                        index = faiss.IndexIDMap2(_new_index(self.settings, dim, documents))
+                    fids = pa.array(step.faiss_ids, pa.int64())
+                    doc_cols = {"id": step.table.column("id")} | (
+                        {"chunk": step.table.column("chunk")} if chunked else {})
+                    emb_writer.write_table(pa.table(doc_cols | {"vector": step.table.column("vector"),
+                                                                "text_sha256": step.table.column("text_sha256"),
+                                                                "faiss_id": fids}, schema=_emb_schema(dim, chunked)))
+                    map_writer.write_table(pa.table({"faiss_id": fids} | doc_cols, schema=_map_schema(chunked)))
+                    if train:  # a bounded random sample to train on; vectors are added in a second pass
+                        cap = max(1, TRAIN_BYTES // (4 * dim))
+                        want = max(2 ** 16, 39 * ivf_nlist(self.settings, documents))
+                        picked = step.vectors[rng.random(len(step.vectors)) < min(1.0, want / max(documents, 1))]
+                        if sampled < cap:
+                            sample.append(picked[: cap - sampled])
+                            sampled += len(sample[-1])
+                    else:
+                        index.add_with_ids(np.ascontiguousarray(step.vectors), step.faiss_ids)
+                    rows += len(step.vectors)
+            finally:
+                for w in (emb_writer, map_writer):
+                    if w is not None:
+                        w.close()
+        if index is None:
+            raise StateError(f"{out}: the plan has no shards", hint="rerun `jina-migrate run`")
+        if train:
+            vectors = np.concatenate(sample)
+            del sample
+            index.train(np.ascontiguousarray(vectors))
+            del vectors
+            for step in self._passes():
+                index.add_with_ids(np.ascontiguousarray(step.vectors), step.faiss_ids)
+        with atomic_path(out / INDEX) as tmp:
+            faiss.write_index(index, str(tmp))
+        outputs = {name: {"sha256": sha256_file(out / name), "bytes": (out / name).stat().st_size}
+                   for name in OUTPUTS}
+        return SinkResult(outputs=outputs, info={"rows": rows, "chunked": chunked, "dimensions": int(dim),
+                                                 "index_type": self.settings.type})
+
+    # ------------------------------------------------------------------ verify
+
+    def verify(self) -> SinkCheck:
+        from migrate.sinks.faiss_verify import verify_faiss_dir
+
+        return verify_faiss_dir(self.ws, normalized=self.normalized)
+
+
+def _emb_schema(dim: int, chunked: bool) -> pa.Schema:
+    fields = [("id", pa.string())] + ([("chunk", pa.int32())] if chunked else [])
+    return pa.schema(fields + [("vector", pa.list_(pa.float32(), dim)), ("text_sha256", pa.string()),
+                               ("faiss_id", pa.int64())])
+
+
+def _map_schema(chunked: bool) -> pa.Schema:
+    return pa.schema([("faiss_id", pa.int64()), ("id", pa.string())] + ([("chunk", pa.int32())] if chunked else []))
+
+
+# ---------------------------------------------------------------------- reading a finished output
+
+class FaissOutput:
+    """A finished FAISS sink, opened for search: the index and a way from int64 ids back to document ids."""
+
+    def __init__(self, out: Path) -> None:
+        import faiss
+
+        self.out = Path(out)
+        self.index = faiss.read_index(str(self.out / INDEX))
+        self._ids: dict[int, tuple[str, int | None]] | None = None
+
+    @property
+    def dim(self) -> int:
+        return int(self.index.d)
+
+    def __len__(self) -> int:
+        return int(self.index.ntotal)
+
+    def search(self, queries: np.ndarray, k: int) -> list[list[tuple[str, float]]]:
+        """Top ``k`` document ids (a chunked output: each document once, by its best chunk) per query."""
+        q = np.ascontiguousarray(queries, dtype=np.float32)
+        q = q / np.clip(np.linalg.norm(q, axis=1, keepdims=True), 1e-12, None)
+        scores, fids = self.index.search(q, min(len(self), k * 8))
+        names = self.lookup(np.unique(fids[fids >= 0]))
+        out = []
+        for srow, frow in zip(scores, fids):
+            seen: dict[str, float] = {}
+            for s, f in zip(srow.tolist(), frow.tolist()):
+                if f < 0:
+                    continue
+                doc = names[f][0]
+                if doc not in seen:
+                    seen[doc] = s
+                if len(seen) == k:
+                    break
+            out.append(list(seen.items()))
+        return out
+
+    def lookup(self, faiss_ids: np.ndarray) -> dict[int, tuple[str, int | None]]:
+        """Document id (and chunk) of each int64 id, streaming the id map."""
+        want = pa.array(np.asarray(faiss_ids, dtype=np.int64))
+        found: dict[int, tuple[str, int | None]] = {}
+        pf = pq.ParquetFile(self.out / ID_MAP)
+        import pyarrow.compute as pc
+
+        for batch in pf.iter_batches():
+            mask = pc.is_in(batch.column("faiss_id"), value_set=want)
+            if not pc.any(mask).as_py():
+                continue
+            sel = batch.filter(mask)
+            chunks = sel.column("chunk").to_pylist() if "chunk" in sel.schema.names else [None] * sel.num_rows
+            for f, i, c in zip(sel.column("faiss_id").to_pylist(), sel.column("id").to_pylist(), chunks):
+                found[f] = (i, c)
+        return found
+
+
+@dataclass
+class Output:
+    """A finished output's vectors in memory (small outputs: the Matryoshka sweep, tests)."""
+
+    out: Path
+    ids: list[str]
+    vectors: np.ndarray
+    faiss_ids: np.ndarray
+    text_sha256: list[str]
+    manifest: dict[str, Any]
+
+    @property
+    def index(self):
+        import faiss
+
+        return faiss.read_index(str(self.out / INDEX))
+
+
+def _finished(out: Path | str) -> tuple[Workspace, Any]:
+    ws = Workspace(out)
+    manifest = ws.manifest()
+    if manifest.state != "complete":
+        raise StateError(f"{ws.out}: migration is not finished (state: {manifest.state})",
+                         hint="run `jina-migrate status` to see what is left")
+    missing = [name for name in OUTPUTS if not (ws.out / name).is_file()]
+    if missing:
+        raise StateError(f"{ws.out}: {', '.join(missing)} missing although the manifest says complete",
+                         hint="run `jina-migrate finalize --out DIR` to rebuild the outputs from the shards")
+    return ws, manifest
+
+
+def open_output(out: Path | str) -> tuple[FaissOutput, Any]:
+    """A finished output opened for search (the index, not the embeddings table), and its manifest."""
+    ws, manifest = _finished(out)
+    try:
+        return FaissOutput(ws.out), manifest
+    except RuntimeError as exc:
+        raise StateError(f"{ws.out / INDEX}: unreadable ({str(exc).strip().splitlines()[-1][:120]})",
+                         hint="run `jina-migrate verify`, then finalize again") from None
+
+
+def load_output(out: Path | str) -> Output:
+    """Every vector of a finished output (needs N·d·4 bytes; search uses :class:`FaissOutput` instead)."""
+    ws, manifest = _finished(out)
+    try:
+        t = pq.read_table(ws.out / EMBEDDINGS)
+    except (OSError, pa.ArrowException) as exc:
+        raise StateError(f"{ws.out / EMBEDDINGS}: unreadable ({str(exc).splitlines()[0]})",
+                         hint="run `jina-migrate verify`, then finalize again") from None
+    return Output(out=ws.out, ids=t.column("id").to_pylist(), vectors=arrow_to_vectors(t.column("vector")),
+                  faiss_ids=t.column("faiss_id").to_numpy(), text_sha256=t.column("text_sha256").to_pylist(),
+                  manifest=manifest.as_json())
