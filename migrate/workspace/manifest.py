@@ -33,7 +33,7 @@ class IndexSettings(_Model):
 
 class OutputFile(_Model):
     sha256: str
-    bytes: int
+    bytes: int | None = None
 
 
 class Result(_Model):
