@@ -325,8 +325,9 @@ def _finished(out: Path | str) -> tuple[Workspace, Any]:
                          hint="run `jina-migrate status` to see what is left")
     missing = [name for name in OUTPUTS if not (ws.out / name).is_file()]
     if missing:
-        raise StateError(f"{ws.out}: {', '.join(missing)} missing although the manifest says complete",
-                         hint="run `jina-migrate finalize --out DIR` to rebuild the outputs from the shards")
+        raise StateError(f"{ws.out}: migration is not finished: {', '.join(missing)} missing",
+                         hint="`jina-migrate status` shows what is left; when every shard is done, "
+                              "`jina-migrate finalize --out DIR` rebuilds the outputs from the shards")
     return ws, manifest
 
 
