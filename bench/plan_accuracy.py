@@ -46,7 +46,7 @@ def corpus(limit: int | None, tmp: Path) -> Path:
 
 
 def plan_for(docs: Path, *extra: str) -> dict:
-    from migrate.plan import PlanOptions, build_plan
+    from migrate.planning import PlanOptions, build_plan
 
     opts = PlanOptions(documents=docs, title_field="title", from_model="base-en", use_case="search")
     for kv in extra:

@@ -1,4 +1,4 @@
-"""Mapping rules and warnings of migrate.models, one test per rule."""
+"""The catalogue (migrate.models) and the mapping rules and warnings (migrate.planning.mapping), one test per rule."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import pytest
 
 from migrate.embed.base import TASK_NONE, V3_TASK_PREFIXES
 from migrate.errors import ConfigError
-from migrate.models import (CATALOGUE, USE_CASES, V3_MATRYOSHKA_DIMS, TokenFacts, get_model, map_v2_to_v3,
-                            task_for_use_case)
+from migrate.models import CATALOGUE, USE_CASES, V3_MATRYOSHKA_DIMS, get_model, task_for_use_case
+from migrate.planning.mapping import TokenFacts, map_v2_to_v3
 
 
 def codes(m):

@@ -31,7 +31,7 @@ def scifact(tmp_path_factory) -> Path:
 
 
 def _plan(docs: Path, **kw):
-    from migrate.plan import PlanOptions, build_plan
+    from migrate.planning import PlanOptions, build_plan
 
     return build_plan(PlanOptions(documents=docs, title_field="title", from_model="base-en", use_case="search", **kw))
 
