@@ -130,6 +130,12 @@ def models_command(
                                "use_cases": {k: {"document_task": v[0], "query_task": v[1]} for k, v in USE_CASES.items()}},
                               indent=2))
         return
+    render_models()
+
+
+def render_models(console=None) -> None:
+    """The catalogue as a table (model names are never split; see ``migrate.planning.tables``)."""
+    from migrate.models import CATALOGUE
     from migrate.planning.tables import Column, show_table, table_console
 
     rows = []
@@ -147,4 +153,4 @@ def models_command(
                      "; ".join(notes)))
     columns = [Column("model"), Column("dims"), Column("context"), Column("params"), Column("tokenizer"),
                Column("licence", prose=True), Column("notes", prose=True)]
-    show_table(table_console(), "Jina embedding models", columns, rows)
+    show_table(table_console(console), "Jina embedding models", columns, rows)
