@@ -166,15 +166,15 @@ def models_with_dims(dims: int, generation: str = "v2") -> list[str]:
 
 # --------------------------------------------------------------------------- use cases
 
-#: use case -> (document task, query task). Queries use the same task unless retrieval.
-USE_CASES: dict[str, tuple[str, str]] = {
-    "search": ("retrieval.passage", "retrieval.query"),
-    "retrieval": ("retrieval.passage", "retrieval.query"),
-    "deduplication": ("text-matching", "text-matching"),
-    "dedup": ("text-matching", "text-matching"),
-    "sts": ("text-matching", "text-matching"),
-    "classification": ("classification", "classification"),
-    "clustering": ("separation", "separation"),
+#: use case -> document task (the query task follows from it: ``query_task_for``).
+USE_CASES: dict[str, str] = {
+    "search": "retrieval.passage",
+    "retrieval": "retrieval.passage",
+    "deduplication": "text-matching",
+    "dedup": "text-matching",
+    "sts": "text-matching",
+    "classification": "classification",
+    "clustering": "separation",
 }
 
 
@@ -192,4 +192,4 @@ def task_for_use_case(use_case: str) -> str:
     uc = use_case.strip().lower()
     if uc not in USE_CASES:
         raise ConfigError(f"unknown --use-case {use_case!r}", hint=f"choose one of {', '.join(USE_CASES)}")
-    return USE_CASES[uc][0]
+    return USE_CASES[uc]

@@ -14,7 +14,9 @@ import pytest
 
 pytestmark = pytest.mark.slow
 
-SCIFACT = Path(__file__).resolve().parents[2] / "shared" / "data" / "scifact" / "corpus.jsonl"
+SCIFACT = next((p / "shared" / "data" / "scifact" / "corpus.jsonl" for p in Path(__file__).resolve().parents
+                if (p / "shared" / "data" / "scifact" / "corpus.jsonl").exists()),
+               Path(__file__).resolve().parents[2] / "shared" / "data" / "scifact" / "corpus.jsonl")
 
 
 @pytest.fixture(scope="module")

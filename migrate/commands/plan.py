@@ -123,11 +123,11 @@ def models_command(
     json_out: Annotated[bool, typer.Option("--json", **FLAG, help="Print the catalogue as JSON.")] = False,
 ) -> None:
     """List the Jina models jina-migrate knows: dims, context, tokenizer, licence."""
-    from migrate.models import CATALOGUE, USE_CASES
+    from migrate.models import CATALOGUE, USE_CASES, query_task_for
 
     if json_out:
         typer.echo(json.dumps({"models": [m.as_dict() for m in CATALOGUE.values()],
-                               "use_cases": {k: {"document_task": v[0], "query_task": v[1]} for k, v in USE_CASES.items()}},
+                               "use_cases": {k: {"document_task": v, "query_task": query_task_for(v)} for k, v in USE_CASES.items()}},
                               indent=2))
         return
     render_models()

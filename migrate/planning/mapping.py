@@ -15,8 +15,8 @@ from typing import Any, Literal
 
 from migrate.embed.base import TASK_NONE, V3_TASK_PREFIXES, V3_TASKS
 from migrate.errors import ConfigError
-from migrate.models import (CATALOGUE, LATE_CHUNKING_REQUEST_TOKENS, MAX_TOKENS, USE_CASES, V3_DEFAULT_DIMS,
-                            V3_MATRYOSHKA_DIMS, V3_NAME, ModelInfo, models_with_dims, query_task_for, source_model)
+from migrate.models import (CATALOGUE, LATE_CHUNKING_REQUEST_TOKENS, MAX_TOKENS, V3_DEFAULT_DIMS, V3_MATRYOSHKA_DIMS,
+                            V3_NAME, ModelInfo, models_with_dims, query_task_for, source_model, task_for_use_case)
 
 Severity = Literal["info", "warning", "error"]
 SEVERITIES: tuple[str, ...] = ("info", "warning", "error")
@@ -125,9 +125,8 @@ class TokenFacts:
 def _choose_tasks(use_case: str | None, task: str | None, reasons: list[Reason], findings: list[Finding]) -> tuple[str, str]:
     if use_case is not None:
         uc = use_case.strip().lower()
-        if uc not in USE_CASES:
-            raise ConfigError(f"unknown --use-case {use_case!r}", hint=f"choose one of {', '.join(USE_CASES)}")
-        doc_task, query_task = USE_CASES[uc]
+        doc_task = task_for_use_case(uc)
+        query_task = query_task_for(doc_task)
         if task is not None and task != doc_task:
             raise ConfigError(f"--task {task} contradicts --use-case {uc} (which means {doc_task})",
                               hint="give only one of --task and --use-case")
