@@ -40,11 +40,12 @@ def _plan(docs: Path, **kw):
 
 def test_scifact_plan_matches_server_billing(scifact):
     from migrate.sources import open_documents
-    from migrate.testing.server_models import Runtime
+    from migrate.testing.server_models import TransformerRuntime
     from migrate.testing.standins import model_dir
 
     texts = open_documents(scifact, title_field="title").texts
-    billed = sum(Runtime(model_dir("e5-small")).count_tokens(texts))  # the function behind the server's usage
+    runtime = TransformerRuntime(model_dir("e5-small"), "e5-small")
+    billed = sum(runtime.count_tokens(texts))  # the function behind the server's usage
     exact = _plan(scifact)["tokens"]
     assert exact["method"] == "exact" and abs(exact["total"] / billed - 1) <= 0.01
     est = _plan(scifact, estimate_only=True)["tokens"]
