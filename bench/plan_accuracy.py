@@ -28,7 +28,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-SCIFACT = ROOT.parent / "shared" / "data" / "scifact" / "corpus.jsonl"
+# ../shared beside the checkout (a git worktree may sit one level deeper)
+SCIFACT = next((p / "shared" / "data" / "scifact" / "corpus.jsonl" for p in ROOT.parents
+                if (p / "shared" / "data" / "scifact" / "corpus.jsonl").exists()),
+               ROOT.parent / "shared" / "data" / "scifact" / "corpus.jsonl")
 
 
 def corpus(limit: int | None, tmp: Path) -> Path:
@@ -46,7 +49,7 @@ def corpus(limit: int | None, tmp: Path) -> Path:
 
 
 def plan_for(docs: Path, *extra: str) -> dict:
-    from migrate.plan import PlanOptions, build_plan
+    from migrate.planning import PlanOptions, build_plan
 
     opts = PlanOptions(documents=docs, title_field="title", from_model="base-en", use_case="search")
     for kv in extra:

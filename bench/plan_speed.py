@@ -24,7 +24,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 ROOT = Path(__file__).resolve().parents[1]
-SCIFACT = ROOT.parent / "shared" / "data" / "scifact" / "corpus.jsonl"
+# ../shared beside the checkout (a git worktree may sit one level deeper)
+SCIFACT = next((p / "shared" / "data" / "scifact" / "corpus.jsonl" for p in ROOT.parents
+                if (p / "shared" / "data" / "scifact" / "corpus.jsonl").exists()),
+               ROOT.parent / "shared" / "data" / "scifact" / "corpus.jsonl")
 
 
 def make_corpus(n: int, tmp: Path) -> tuple[Path, Path]:

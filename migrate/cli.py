@@ -123,7 +123,7 @@ def run(
         reviewed, flags = _apply_plan(plan, flags)
     cfg = load_config(flags, config)
     if reviewed is not None:  # before anything is written: the sources must be the reviewed ones
-        from migrate.plan import check_plan_matches
+        from migrate.planning import check_plan_matches
         from migrate.sources.fingerprint import fingerprint_sources
 
         check_plan_matches(reviewed, fingerprint_sources([cfg.docs, cfg.old_index, cfg.id_map]))
@@ -158,7 +158,7 @@ def task_for_use_case(use_case: str) -> str:
 
 
 def _apply_plan(path: Path, flags: dict[str, Any]) -> tuple[dict, dict[str, Any]]:
-    from migrate.plan import load_plan
+    from migrate.planning import load_plan
 
     reviewed = load_plan(path)
     merged = dict(reviewed.get("run_config", {}))

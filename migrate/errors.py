@@ -61,6 +61,12 @@ class VerifyFailed(MigrateError):
 
 
 class GateFailed(MigrateError):
-    """A quality gate (``compare --fail-if`` / ``plan --fail-on``) failed."""
+    """A quality gate (``compare --fail-if``) failed."""
 
     exit_code = 7
+
+
+class PlanFindings(MigrateError):
+    """``plan`` has findings at or above ``--fail-on`` (a CI policy on the plan, not a quality gate)."""
+
+    exit_code = 8

@@ -151,10 +151,12 @@ def char_features(texts: Sequence[str]) -> np.ndarray:
 
 
 def ascii_share(texts: Sequence[str]) -> float:
-    chars = sum(len(t) for t in texts)
+    chars = non_ascii = 0
+    for t in texts:
+        chars += len(t)
+        non_ascii += len(t.encode("utf-8", "surrogatepass")) - len(t)
     if not chars:
         return 1.0
-    non_ascii = sum(len(t.encode("utf-8", "surrogatepass")) - len(t) for t in texts)
     return max(0.0, 1.0 - non_ascii / chars)
 
 
@@ -228,6 +230,27 @@ def _load_tokenizer_cached(path: str, mtime_ns: int):
     tok.no_truncation()
     tok.no_padding()
     return tok
+
+
+def _batches(texts: Sequence[str], size: int = 16_384):
+    """The texts ``size`` at a time: streamed when ``texts`` reads from a source, sliced otherwise."""
+    if hasattr(texts, "iter_batches"):
+        yield from texts.iter_batches(size)  # type: ignore[attr-defined]
+        return
+    for i in range(0, len(texts), size):
+        yield list(texts[i:i + size])
+
+
+def _take(texts: Sequence[str], idx: np.ndarray) -> list[str]:
+    if hasattr(texts, "take"):
+        return texts.take(idx)  # type: ignore[attr-defined]
+    return [texts[int(i)] for i in idx]
+
+
+def _predicted(model: CharModel, texts: Sequence[str]) -> np.ndarray:
+    """The character model's token estimate of each text, computed batch by batch."""
+    parts = [model.predict_features(char_features(b)) for b in _batches(texts)]
+    return np.concatenate(parts) if parts else np.zeros(0)
 
 
 def count_exact(tokenizer, texts: Sequence[str], prefix: str = "", batch: int = 2048) -> np.ndarray:
@@ -326,7 +349,7 @@ def count_corpus(
 ) -> TokenCount:
     """Count (or estimate) the tokens of ``texts`` as sent with ``prefix``; see module doc."""
     n = len(texts)
-    char_lens = np.fromiter((len(t) for t in texts), dtype=np.int64, count=n)
+    char_lens = np.fromiter((len(t) for b in _batches(texts) for t in b), dtype=np.int64, count=n)
     chars = int(char_lens.sum())
     ref = tokenizer_ref.as_dict() if tokenizer_ref else None
 
@@ -337,7 +360,7 @@ def count_corpus(
         return _estimate(texts, family, prefix, limit, truncate, chars, keep_per_doc)
 
     if chars <= full_max_chars or n <= sample_size:
-        per = count_exact(tokenizer, texts, prefix)
+        per = np.concatenate([count_exact(tokenizer, b, prefix) for b in _batches(texts)]) if n else np.zeros(0, np.int64)
         total = int(per.sum())
         return TokenCount("exact", total, total, total, cap(per), n, n, chars, int(per.max(initial=0)),
                           int((per > limit).sum()), True, limit, prefix, ref,
@@ -351,13 +374,13 @@ def count_corpus(
     rng = np.random.default_rng(seed)
     cand_chars = int(char_lens[cand].sum())
     model = CHAR_MODELS.get(family) or CHAR_MODELS["xlm-roberta"]
-    x_all = model.predict_features(char_features(texts))
+    x_all = _predicted(model, texts)
 
     total_f, var = 0.0, 0.0
     n_tok = 0
     over_exact = True
     if cand_chars <= full_max_chars // 2:
-        t_c = count_exact(tokenizer, [texts[i] for i in cand], prefix)
+        t_c = count_exact(tokenizer, _take(texts, cand), prefix)
         total_f += float(t_c.sum())
         billed_c = cap(t_c)
         n_over = int((t_c > limit).sum())
@@ -367,7 +390,7 @@ def count_corpus(
         over_exact = False
         k = min(len(cand), max(sample_size // 4, 1))
         pick = np.sort(rng.choice(cand, size=k, replace=False))
-        t_c = count_exact(tokenizer, [texts[i] for i in pick], prefix)
+        t_c = count_exact(tokenizer, _take(texts, pick), prefix)
         est, v = _regression_estimate(t_c.astype(np.float64), x_all[pick], x_all[cand])
         total_f += est
         var += v
@@ -381,7 +404,7 @@ def count_corpus(
     if rest.size:
         k = min(rest.size, sample_size)
         pick = np.sort(rng.choice(rest, size=k, replace=False))
-        t_s = count_exact(tokenizer, [texts[i] for i in pick], prefix)
+        t_s = count_exact(tokenizer, _take(texts, pick), prefix)
         est, v = _regression_estimate(t_s.astype(np.float64), x_all[pick], x_all[rest])
         total_f += est
         var += v
@@ -426,12 +449,12 @@ def _estimate(texts: Sequence[str], family: str, prefix: str, limit: int, trunca
     if model is None:
         raise ConfigError(f"no calibrated character model for tokenizer family {family!r}",
                           hint="pass --tokenizer with the model's tokenizer.json")
-    per_f = model.predict(texts)
+    per_f = _predicted(model, texts)
     if prefix:
         per_f = per_f + (model.predict([prefix])[0] - model.coefficients[0])  # prefix tokens, no extra specials
     per = np.maximum(np.rint(per_f), 1).astype(np.int64)
     total = int(per.sum())
-    rel = model.bound_for(ascii_share(texts))
+    rel = model.bound_for(ascii_share(t for b in _batches(texts) for t in b))
     billed = int(np.minimum(per, limit).sum()) if truncate else total
     return TokenCount("estimate", total, int(math.floor(total * (1 - rel))), int(math.ceil(total * (1 + rel))), billed,
                       len(texts), 0, chars, int(per.max(initial=0)), int((per > limit).sum()), False, limit, prefix,

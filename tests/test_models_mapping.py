@@ -1,4 +1,4 @@
-"""Mapping rules and warnings of migrate.models, one test per rule."""
+"""The catalogue (migrate.models) and the mapping rules and warnings (migrate.planning.mapping), one test per rule."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ import pytest
 
 from migrate.embed.base import TASK_NONE, V3_TASK_PREFIXES
 from migrate.errors import ConfigError
-from migrate.models import (CATALOGUE, USE_CASES, V3_MATRYOSHKA_DIMS, TokenFacts, get_model, map_v2_to_v3,
+from migrate.models import (CATALOGUE, USE_CASES, V3_MATRYOSHKA_DIMS, custom_model, get_model, source_model,
                             task_for_use_case)
+from migrate.planning.mapping import TokenFacts, map_v2_to_v3
 
 
 def codes(m):
@@ -160,3 +161,46 @@ def test_long_documents_error_without_truncation_warning_with():
     est = map_v2_to_v3("base-en", tokens=TokenFacts(1, 9000, exact=False), truncate=True).finding("long-documents")
     assert "(estimated)" in est.message
     assert map_v2_to_v3("base-en", tokens=TokenFacts(0, 500)).finding("long-documents") is None
+
+
+# --------------------------------------------------------------------------- models outside the catalogue
+
+
+@pytest.mark.parametrize("spec,name,dims", [("custom:384", "custom (384-d)", 384),
+                                            ("custom:my-finetune:768", "my-finetune", 768),
+                                            (" CUSTOM:e5:1024 ", "e5", 1024)])
+def test_custom_source_models_are_declared_by_width_and_name(spec, name, dims):
+    m = source_model(spec)
+    assert (m.name, m.dimensions, m.generation) == (name, dims, "custom")
+    assert source_model("base-en") is get_model("base-en")
+
+
+@pytest.mark.parametrize("spec", ["custom:", "custom:x", "custom:0", "custom:-5", "custom::384", "custom:a:b:384",
+                                  "custom:99999999"])
+def test_malformed_custom_models_are_config_errors(spec):
+    with pytest.raises(ConfigError, match="--from-model"):
+        source_model(spec)
+
+
+def test_custom_source_maps_to_v3_and_only_a_width_mismatch_is_an_error():
+    m = map_v2_to_v3("custom:minilm:384", index_dim=384)
+    assert m.source.name == "minilm" and m.target.name == "jina-embeddings-v3" and "dims-mismatch" not in codes(m)
+    assert codes(map_v2_to_v3("custom:minilm:384", index_dim=768))["dims-mismatch"] == "error"
+    with pytest.raises(ConfigError, match="not a v2 model"):
+        map_v2_to_v3("v3")
+
+
+def test_a_local_model_that_is_not_v3_is_planned_with_its_own_width_limit_and_prompts():
+    target = custom_model(384, "e5-like", max_tokens=512)
+    prompts = {"retrieval.passage": "passage: ", "retrieval.query": "query: ", "text-matching": ""}
+    m = map_v2_to_v3("base-en", use_case="search", target=target, prefixes=prompts,
+                     tokens=TokenFacts(n_over_limit=3, max_tokens=900))
+    assert m.dimensions == 384 and m.document_prefix == "passage: " and m.query_prefix == "query: "
+    assert codes(m)["task-ignored"] == "info" and "passage: " in m.finding("task-ignored").message
+    assert codes(m)["long-documents"] == "warning" and "512" in m.finding("long-documents").message
+    assert "license-cc-by-nc" not in codes(map_v2_to_v3("base-en", target=target, deployment="local"))
+    assert map_v2_to_v3("base-en", target=target, dimensions=128).dimensions == 128
+    with pytest.raises(ConfigError, match="not possible for e5-like"):
+        map_v2_to_v3("base-en", target=target, dimensions=1024)
+    bare = map_v2_to_v3("base-en", target=target, prefixes={"text-matching": ""})
+    assert "ignored" in bare.finding("task-ignored").message

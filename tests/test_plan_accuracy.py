@@ -14,7 +14,9 @@ import pytest
 
 pytestmark = pytest.mark.slow
 
-SCIFACT = Path(__file__).resolve().parents[2] / "shared" / "data" / "scifact" / "corpus.jsonl"
+SCIFACT = next((p / "shared" / "data" / "scifact" / "corpus.jsonl" for p in Path(__file__).resolve().parents
+                if (p / "shared" / "data" / "scifact" / "corpus.jsonl").exists()),
+               Path(__file__).resolve().parents[2] / "shared" / "data" / "scifact" / "corpus.jsonl")
 
 
 @pytest.fixture(scope="module")
@@ -31,18 +33,19 @@ def scifact(tmp_path_factory) -> Path:
 
 
 def _plan(docs: Path, **kw):
-    from migrate.plan import PlanOptions, build_plan
+    from migrate.planning import PlanOptions, build_plan
 
     return build_plan(PlanOptions(documents=docs, title_field="title", from_model="base-en", use_case="search", **kw))
 
 
 def test_scifact_plan_matches_server_billing(scifact):
     from migrate.sources import open_documents
-    from migrate.testing.server_models import Runtime
+    from migrate.testing.server_models import TransformerRuntime
     from migrate.testing.standins import model_dir
 
     texts = open_documents(scifact, title_field="title").texts
-    billed = sum(Runtime(model_dir("e5-small")).count_tokens(texts))  # the function behind the server's usage
+    runtime = TransformerRuntime(model_dir("e5-small"), "e5-small")
+    billed = sum(runtime.count_tokens(texts))  # the function behind the server's usage
     exact = _plan(scifact)["tokens"]
     assert exact["method"] == "exact" and abs(exact["total"] / billed - 1) <= 0.01
     est = _plan(scifact, estimate_only=True)["tokens"]

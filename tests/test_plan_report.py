@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from migrate.errors import GateFailed, InputError, StateError
-from migrate.plan import (PLAN_SCHEMA, PlanOptions, build_plan, check_plan_matches, deterministic_part, gate,
-                          load_plan, render_markdown)
-from migrate.shards import fingerprint_sources
+from migrate.errors import InputError, PlanFindings, StateError
+from migrate.planning import (PLAN_SCHEMA, PlanOptions, build_plan, check_plan_matches, deterministic_part, gate,
+                              load_plan, render_markdown)
+from migrate.sources.fingerprint import fingerprint_sources
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -76,7 +76,8 @@ def test_source_model_inferred_or_assumed(fx):
     assert plan(fx["long_docs"])["sources"]["source_model_from"] == "assumed"
     assert codes(plan(fx["long_docs"]))["source-model-assumed"] == "warning"
     p = build_plan(PlanOptions(documents=fx["dims_mismatch"]))  # 384-d vectors in the docs match no v2 model
-    assert p["mapping"]["source_model"] == "jina-embeddings-v2-base-en"
+    assert p["mapping"]["source_model"] == "custom (384-d)" and p["models"]["source"]["generation"] == "custom"
+    assert codes(p)["custom-source-model"] == "info" and "dims-mismatch" not in codes(p)
 
 
 def test_predictions_cost_time_storage_requests(fx):
@@ -133,7 +134,7 @@ def test_gate_policy(fx):
     p = plan(fx["code"], from_model="base-code")  # a warning, no error
     gate(p, "error")
     gate(p, "never")
-    with pytest.raises(GateFailed, match="code-model"):
+    with pytest.raises(PlanFindings, match="code-model"):
         gate(p, "warning")
 
 
@@ -169,10 +170,10 @@ def test_cli_outputs_and_exit_codes(fx, tmp_path):
     assert json.loads(r.stdout)["plan_sha256"] == json.loads(out.read_text())["plan_sha256"]
     assert "## jina-migrate plan" in md.read_text()
     r = cli("plan", "--docs", str(fx["code"]), "--from-model", "base-code", "--fail-on", "warning")
-    assert r.returncode == 7 and "code-model" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 8 and "code-model" in r.stderr and "Traceback" not in r.stderr
     r = cli("plan", "--docs", str(fx["dims_mismatch"]), "--old-index", str(fx["dims_mismatch"]),
             "--from-model", "base-en", "--markdown", "-")
-    assert r.returncode == 7 and "dims-mismatch" in r.stdout
+    assert r.returncode == 8 and "dims-mismatch" in r.stdout
     r = cli("plan", "--docs", str(tmp_path / "nope.jsonl"))
     assert r.returncode == 2 and "file not found" in r.stderr and "Traceback" not in r.stderr
     r = cli("models", "--json")
@@ -189,8 +190,9 @@ def test_local_calibration_predicts_time(fx):
     assert cal["predicted_seconds"] > 0 and cal["tokens_per_second"] > 0
     assert cal["sample_docs"] == 8  # all of the 8 docs fit in the calibration
     assert p["local_time"]["corpus_model_tokens"] > 0
-    assert codes(p)["license-cc-by-nc"] == "warning"
-    assert p["run_config"]["model"] == "local:standin:static"
+    # the static stand-in is not v3: no v3 licence finding, its own width, and the task is reported as ignored
+    assert "license-cc-by-nc" not in codes(p) and codes(p)["task-ignored"] == "info"
+    assert p["mapping"]["dimensions"] == 64 and p["run_config"]["model"] == "local:standin:static"
 
 
 def test_run_executes_the_reviewed_plan_and_refuses_changed_sources(fx, tmp_path):

@@ -4,7 +4,8 @@
 target tokenizer and prints the predicted requests, tokens, cost, time, storage and
 shards, with findings. Outputs: rich tables (default), ``--markdown`` (also appended to
 ``$GITHUB_STEP_SUMMARY`` with ``--step-summary``), ``--json``, and ``--out plan.json``
-(what ``run --plan`` executes). ``--fail-on warning|error|never`` sets the CI exit code.
+(what ``run --plan`` executes). ``--fail-on warning|error|never`` sets the CI exit code
+(8, ``PlanFindings``). ``models`` prints the catalogue; tables never split a model name.
 """
 
 from __future__ import annotations
@@ -17,6 +18,10 @@ from typing import Annotated, Optional
 import typer
 
 from migrate.atomic import write_json, write_text
+from migrate.embed.ratelimit import DEFAULT_TIER, TIERS
+
+#: ``conservative (default), free, tier1, tier2``: the client's presets, for the help text.
+TIER_CHOICES = ", ".join(f"{name} (default)" if name == DEFAULT_TIER else name for name in TIERS)
 
 
 def register(app: typer.Typer) -> None:
@@ -24,47 +29,54 @@ def register(app: typer.Typer) -> None:
     app.command("models")(models_command)
 
 
+#: Boolean flags: ``metavar=""`` keeps typer from printing a ``<bool>`` placeholder next to them in help.
+FLAG = {"metavar": ""}
+
+
 def plan_command(
     docs: Annotated[Optional[Path], typer.Option("--docs", "-d", help="Documents: Parquet, JSONL or CSV/TSV.")] = None,
     old_index: Annotated[Optional[Path], typer.Option("--old-index", help="The v2 index (FAISS file or Parquet/JSONL with vectors).")] = None,
-    id_map: Annotated[Optional[Path], typer.Option("--id-map", help="FAISS id -> document id map.")] = None,
+    id_map: Annotated[Optional[Path], typer.Option("--id-map", help="FAISS id -> document id map (columns faiss_id, id).")] = None,
     id_field: Annotated[Optional[str], typer.Option(help="Document id field (default: id/_id).")] = None,
     text_field: Annotated[Optional[str], typer.Option(help="Document text field (default: text).")] = None,
     title_field: Annotated[Optional[str], typer.Option(help="Title field, joined before the text with a space.")] = None,
-    from_model: Annotated[Optional[str], typer.Option("--from-model", help="The v2 model of the old index (base-en, small-en, base-de, base-es, base-zh, base-code).")] = None,
+    on_missing: Annotated[str, typer.Option(help="Old vectors with no document: fail (as run does by default) or skip.")] = "fail",
+    on_empty: Annotated[str, typer.Option(help="Documents with empty text: fail (as run does by default) or skip.")] = "fail",
+    from_model: Annotated[Optional[str], typer.Option("--from-model", help="The model of the old index: base-en, small-en, base-de, base-es, base-zh, base-code, or custom:DIMS / custom:NAME:DIMS for another model (default: inferred from the index width).")] = None,
     use_case: Annotated[Optional[str], typer.Option(help="search, deduplication, sts, classification, clustering (picks the task).")] = None,
     task: Annotated[Optional[str], typer.Option(help="v3 task for documents (default text-matching; 'none' only when asked).")] = None,
-    dimensions: Annotated[Optional[int], typer.Option(help="v3 dimensions (default 1024).")] = None,
-    late_chunking: Annotated[bool, typer.Option("--late-chunking/--no-late-chunking")] = False,
-    truncate: Annotated[bool, typer.Option("--truncate/--no-truncate", help="Cut inputs over 8192 tokens instead of failing.")] = False,
-    deployment: Annotated[str, typer.Option(help="api (Jina API) or local (your own copy of v3 weights).")] = "api",
-    non_commercial: Annotated[bool, typer.Option("--non-commercial", help="Local use is non-commercial (CC BY-NC is fine).")] = False,
-    tokenizer: Annotated[Optional[Path], typer.Option(help="v3 tokenizer.json (or folder) for exact counts.")] = None,
-    estimate_only: Annotated[bool, typer.Option("--estimate-only", help="Skip the tokenizer; estimate from characters.")] = False,
+    dimensions: Annotated[Optional[int], typer.Option(help="Output dimensions (default: 1024 for v3, the full width of a --local-model).")] = None,
+    late_chunking: Annotated[bool, typer.Option("--late-chunking/--no-late-chunking", **FLAG, help="Plan late chunking: the chunks of a document are embedded in one context (one API request per document).")] = False,
+    truncate: Annotated[bool, typer.Option("--truncate/--no-truncate", **FLAG, help="Cut inputs over 8192 tokens instead of failing.")] = False,
+    deployment: Annotated[Optional[str], typer.Option(help="api (Jina API) or local (a model on this machine); default: local with --local-model, else api.")] = None,
+    non_commercial: Annotated[bool, typer.Option("--non-commercial", **FLAG, help="Local use is non-commercial (CC BY-NC is fine).")] = False,
+    tokenizer: Annotated[Optional[Path], typer.Option(help="tokenizer.json (or a folder holding one) of the model that runs, for exact counts.")] = None,
+    estimate_only: Annotated[bool, typer.Option("--estimate-only", **FLAG, help="Skip the tokenizer; estimate from characters.")] = False,
     sample_size: Annotated[int, typer.Option(help="Documents tokenized when the corpus is too big to count all.")] = 2000,
     full_max_chars: Annotated[int, typer.Option(help="Count every document up to this many characters, else sample.")] = 24_000_000,
     seed: Annotated[int, typer.Option(help="Seed of the sample (same seed, same plan).")] = 0,
     price_per_million: Annotated[Optional[float], typer.Option(help="Price per million tokens (none assumed).")] = None,
-    tier: Annotated[Optional[str], typer.Option(help="Rate-limit preset: conservative (default), free, tier1, tier2.")] = None,
+    tier: Annotated[Optional[str], typer.Option(help=f"Rate-limit preset: {TIER_CHOICES}.")] = None,
     rpm: Annotated[Optional[int], typer.Option(help="Requests per minute (overrides the tier).")] = None,
     tpm: Annotated[Optional[int], typer.Option(help="Tokens per minute (overrides the tier).")] = None,
     concurrency: Annotated[Optional[int], typer.Option(help="Concurrent requests (overrides the tier).")] = None,
     inputs_per_request: Annotated[int, typer.Option(help="Inputs per API request (max 2048).")] = 2048,
     request_tokens: Annotated[Optional[int], typer.Option(help="Token budget per API request (packing).")] = None,
     shard_size: Annotated[int, typer.Option(help="Documents per shard (as in run).")] = 1000,
-    local_model: Annotated[Optional[str], typer.Option(help="Local model (folder or local:PATH) to time a short calibration run.")] = None,
+    local_model: Annotated[Optional[str], typer.Option(help="The local model that will run (folder, standin:NAME or local:SPEC): the plan uses its width, tokenizer, input limit and prompts, and times a short calibration run.")] = None,
     calibration_seconds: Annotated[float, typer.Option(help="Seconds of embedding to time in the calibration.")] = 20.0,
-    calibrate: Annotated[bool, typer.Option("--calibrate/--no-calibration", help="Time a sample with --local-model (default) or only plan the run with it.")] = True,
-    bill_prefix: Annotated[bool, typer.Option("--bill-prefix", help="Count the task instruction prefix as billed tokens.")] = False,
+    calibrate: Annotated[bool, typer.Option("--calibrate/--no-calibration", **FLAG, help="Time a sample with --local-model (default) or only plan the run with it.")] = True,
+    bill_prefix: Annotated[bool, typer.Option("--bill-prefix", **FLAG, help="Count the task instruction prefix as billed tokens.")] = False,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write the plan JSON here (for `run --plan`).")] = None,
     markdown: Annotated[Optional[Path], typer.Option("--markdown", help="Write the Markdown report here ('-' for stdout).")] = None,
-    step_summary: Annotated[bool, typer.Option("--step-summary", help="Append the Markdown to $GITHUB_STEP_SUMMARY.")] = False,
-    fail_on: Annotated[str, typer.Option(help="Exit non-zero on findings at this level: warning, error, never.")] = "error",
-    json_out: Annotated[bool, typer.Option("--json", help="Print the plan JSON on stdout.")] = False,
-    schema: Annotated[bool, typer.Option("--schema", help="Print the plan's JSON Schema and exit.", is_eager=False)] = False,
+    step_summary: Annotated[bool, typer.Option("--step-summary", **FLAG, help="Append the Markdown to $GITHUB_STEP_SUMMARY.")] = False,
+    fail_on: Annotated[str, typer.Option(help="Exit with code 8 on findings at this level: warning, error (default), never.")] = "error",
+    json_out: Annotated[bool, typer.Option("--json", **FLAG, help="Print the plan JSON on stdout.")] = False,
+    schema: Annotated[bool, typer.Option("--schema", **FLAG, help="Print the plan's JSON Schema and exit.")] = False,
 ) -> None:
     """Price and check the whole migration before anything is spent (no key, no network)."""
-    from migrate.plan import PLAN_SCHEMA, PlanOptions, build_plan, gate, render_markdown, render_terminal
+    from migrate.planning import PLAN_SCHEMA, PlanOptions, build_plan, gate, render_markdown, render_terminal
+    from migrate.planning.findings import check_fail_on
 
     if schema:
         typer.echo(json.dumps(PLAN_SCHEMA, indent=2))
@@ -73,8 +85,7 @@ def plan_command(
 
     if docs is None:
         raise ConfigError("plan needs --docs FILE (the documents to migrate)")
-    if fail_on not in ("warning", "error", "never"):
-        raise ConfigError(f"--fail-on {fail_on!r}", hint="use warning, error or never")
+    check_fail_on(fail_on)
     opts = PlanOptions(
         documents=docs, id_field=id_field, text_field=text_field, title_field=title_field, old_index=old_index,
         id_map=id_map, from_model=from_model, use_case=use_case, task=task, dimensions=dimensions,
@@ -82,7 +93,8 @@ def plan_command(
         tokenizer=tokenizer, estimate_only=estimate_only, sample_size=sample_size, full_max_chars=full_max_chars,
         seed=seed, price_per_million=price_per_million, tier=tier, rpm=rpm, tpm=tpm, concurrency=concurrency,
         inputs_per_request=inputs_per_request, request_tokens=request_tokens, shard_size=shard_size,
-        local_model=local_model, calibrate=calibrate, calibration_seconds=calibration_seconds, bill_prefix=bill_prefix)
+        local_model=local_model, calibrate=calibrate, calibration_seconds=calibration_seconds, bill_prefix=bill_prefix,
+        on_missing=on_missing, on_empty=on_empty)
     plan = build_plan(opts)
     if out is not None:
         write_json(out, plan)
@@ -108,22 +120,25 @@ def plan_command(
 
 
 def models_command(
-    json_out: Annotated[bool, typer.Option("--json", help="Print the catalogue as JSON.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", **FLAG, help="Print the catalogue as JSON.")] = False,
 ) -> None:
     """List the Jina models jina-migrate knows: dims, context, tokenizer, licence."""
-    from migrate.models import CATALOGUE, USE_CASES
+    from migrate.models import CATALOGUE, USE_CASES, query_task_for
 
     if json_out:
         typer.echo(json.dumps({"models": [m.as_dict() for m in CATALOGUE.values()],
-                               "use_cases": {k: {"document_task": v[0], "query_task": v[1]} for k, v in USE_CASES.items()}},
+                               "use_cases": {k: {"document_task": v, "query_task": query_task_for(v)} for k, v in USE_CASES.items()}},
                               indent=2))
         return
-    from rich.console import Console
-    from rich.table import Table
+    render_models()
 
-    t = Table(title="Jina embedding models")
-    for col in ("model", "dims", "context", "params", "tokenizer", "licence", "notes"):
-        t.add_column(col, overflow="fold")
+
+def render_models(console=None) -> None:
+    """The catalogue as a table (model names are never split; see ``migrate.planning.tables``)."""
+    from migrate.models import CATALOGUE
+    from migrate.planning.tables import Column, show_table, table_console
+
+    rows = []
     for m in CATALOGUE.values():
         notes = []
         if m.bilingual:
@@ -134,5 +149,8 @@ def models_command(
             notes.append("Matryoshka " + "/".join(map(str, m.matryoshka_dims)))
         if m.tasks:
             notes.append("tasks " + ", ".join(m.tasks))
-        t.add_row(m.name, str(m.dimensions), str(m.max_tokens), m.params, m.tokenizer, m.license, "; ".join(notes))
-    Console().print(t)
+        rows.append((m.name, str(m.dimensions), str(m.max_tokens), m.params, m.tokenizer_family, m.license,
+                     "; ".join(notes)))
+    columns = [Column("model"), Column("dims"), Column("context"), Column("params"), Column("tokenizer"),
+               Column("licence", prose=True), Column("notes", prose=True)]
+    show_table(table_console(console), "Jina embedding models", columns, rows)
