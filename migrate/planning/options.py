@@ -11,7 +11,7 @@ from pathlib import Path
 
 from migrate.embed.ratelimit import TIERS
 from migrate.errors import ConfigError
-from migrate.sources.corpus import POLICIES
+from migrate.sources.scan import POLICIES
 from migrate.tokens import DEFAULT_SAMPLE_SIZE, FULL_COUNT_MAX_CHARS
 
 #: Inputs per API request (jina-spec 1.5).

@@ -1,8 +1,8 @@
 """All of the planner's source reading, behind one function: ``read_sources``.
 
-It reads the documents and the old index the way ``run`` does (``migrate.sources``) and
-runs ``run``'s validation (``build_corpus`` with the same ``on_missing``/``on_empty``
-policies), so the plan counts exactly the documents ``run`` would embed. A source that
+It reads the documents and the old index with ``run``'s own streamed scan
+(``migrate.sources.scan_documents``, same ``on_missing``/``on_empty`` policies), so the
+plan counts exactly the documents ``run`` would embed, and holds no text in memory. A source that
 ``run`` would refuse is not an exception here: the plan reports it as an error finding
 (and counts every document), so one report shows every problem at once. Files that
 cannot be read at all raise ``InputError`` as in ``run``.
