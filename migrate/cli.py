@@ -93,10 +93,7 @@ def run(
                                                   metavar="FILE", rich_help_panel="Sources")] = None,
 ) -> None:
     """Re-embed the documents into a new v3 index, in resumable shards."""
-    from migrate import runner
     from migrate.config import load_config, parse_flags
-    from migrate.embed.registry import get_embedder
-    from migrate.progress import make_reporter
 
     flags = dict(settings)  # option names are the settings' names: no renaming
     if use_case:
@@ -109,6 +106,10 @@ def run(
     if plan is not None:
         reviewed, flags = _apply_plan(_file_option("--plan", plan), parse_flags(flags))
     cfg = load_config(flags, _file_option("--config", config) if config is not None else None)
+    from migrate import runner  # imported once the settings are known to be good: errors stay fast
+    from migrate.embed.registry import get_embedder
+    from migrate.progress import make_reporter
+
     if reviewed is not None:  # before anything is written: the sources must be the reviewed ones
         from migrate.plan import check_plan_matches
         from migrate.shards import fingerprint_sources
@@ -432,25 +433,34 @@ def _show_parser_error(exc: BaseException) -> int:
     return USAGE_EXIT
 
 
+def exit_code_for(exc: BaseException) -> int:
+    """Print what a user needs about ``exc`` (one ``error:`` line) and return the exit code.
+
+    Bugs (anything that is not a user mistake, an exit or an interrupt) are re-raised with
+    their traceback.
+    """
+    if isinstance(exc, SystemExit):
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    if isinstance(exc, MigrateError):
+        _err(f"error: {exc}")
+        return exc.exit_code
+    if isinstance(exc, KeyboardInterrupt):
+        _err("interrupted: completed shards are kept; rerun the same command to resume")
+        return 130
+    if isinstance(exc, _click_classes("Exit")):
+        return int(getattr(exc, "exit_code", 0) or 0)
+    if isinstance(exc, _click_classes("ClickException")):  # with standalone_mode=False they arrive here
+        return _show_parser_error(exc)
+    if isinstance(exc, _click_classes("Abort")):
+        _err("error: aborted")
+        return 1
+    raise exc
+
+
 def main(argv: list[str] | None = None) -> None:
     _register_plugins()
     try:
         rc = app(args=argv, prog_name=PROG, standalone_mode=False)
-        sys.exit(rc if isinstance(rc, int) else 0)
-    except MigrateError as exc:
-        _err(f"error: {exc}")
-        sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        _err("interrupted: completed shards are kept; rerun the same command to resume")
-        sys.exit(130)
-    except SystemExit:
-        raise
-    except Exception as exc:  # the parser's errors arrive here with standalone_mode=False
-        if isinstance(exc, _click_classes("Exit")):
-            sys.exit(getattr(exc, "exit_code", 0))
-        if isinstance(exc, _click_classes("ClickException")):
-            sys.exit(_show_parser_error(exc))
-        if isinstance(exc, _click_classes("Abort")):
-            _err("error: aborted")
-            sys.exit(1)
-        raise
+    except BaseException as exc:  # noqa: BLE001 - exit_code_for re-raises bugs
+        sys.exit(exit_code_for(exc))
+    sys.exit(rc if isinstance(rc, int) else 0)

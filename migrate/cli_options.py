@@ -7,8 +7,10 @@ by the settings layer, so the command line, the TOML file and the environment ac
 same values and give the same one-line messages (typer would turn ``--dimensions 31.0`` into 31
 and ``--out ''`` into the current directory).
 
-* ``option(name)`` is the ``Annotated`` declaration of one setting's option, for any command
-  (``plan`` shares ``--docs``, ``--dimensions``, ``--tier``... this way).
+* ``option(name)`` (or ``OPTS.name``) is the ``Annotated`` declaration of one setting's option,
+  for any command: ``plan`` can share ``--docs``, ``--dimensions``, ``--tier``... as
+  ``def plan_command(docs: OPTS.docs = None, tier: OPTS.tier = None, ...)`` and parse the
+  values with ``migrate.config.parse_flags``.
 * ``settings_command(names)`` gives a command one option per listed setting (``run``: all of
   them); the function receives them as one ``settings`` dict, ready for ``load_config``.
 * ``FlagFriendlyCommand``/``FlagFriendlyGroup`` drop the ``<bool>`` placeholder that typer
@@ -89,6 +91,22 @@ def option(name: str, panel: str | None = None) -> Any:
     if kind == "paths":
         return Annotated[Optional[list[str]], info]
     return Annotated[Optional[str], info]
+
+
+class _Options:
+    """``OPTS.dimensions`` is ``option("dimensions")``: attribute access keeps annotations lint-clean."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return option(name)
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __dir__(self) -> list[str]:
+        return list(RunConfig.model_fields)
+
+
+OPTS = _Options()
 
 
 def settings_command(names: Iterable[str] | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

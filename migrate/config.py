@@ -82,22 +82,27 @@ def _custom(message: str) -> PydanticCustomError:
 
 
 def _check_shard(value: str) -> str:
-    m = re.fullmatch(r"(\d+)/(\d+)", value.strip())
+    m = re.fullmatch(r"([0-9]+)/([0-9]+)", value)
     if not m:
         raise _custom("expected I/N, the worker's number and the number of workers (e.g. 0/4)")
     i, n = int(m.group(1)), int(m.group(2))
     if n < 1 or i >= n:
         raise _custom("need 0 <= I < N (e.g. 0/4 .. 3/4)")
-    return f"{i}/{n}"
+    return value
 
 
 def _check_base_url(value: str) -> str:
     from urllib.parse import urlsplit
 
-    parts = urlsplit(value.strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(value)
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+        _ = parts.port  # raises ValueError for a port that is not a number
+    except ValueError:
+        ok = False
+    if not ok or any(c.isspace() for c in value):
         raise _custom("expected an http:// or https:// URL with a host")
-    return value.strip()
+    return value
 
 
 def _check_device(value: str) -> str:
@@ -237,12 +242,22 @@ with warnings.catch_warnings():  # the field ``json`` (--json) shadows BaseModel
 
         # ------------------------------------------------------------- layering
 
+        def __init__(self, **values: Any) -> None:
+            if _LAYERS.get() is not None:  # load_config / from_manifest set the layers
+                super().__init__(**values)
+                return
+            # Plain RunConfig(...): keyword arguments, then the process environment, then defaults.
+            token = _LAYERS.set(_Layers(environ=dict(os.environ)))
+            try:
+                super().__init__(**values)
+            finally:
+                _LAYERS.reset(token)
+
         @classmethod
         def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
-                                       file_secret_settings):  # noqa: ANN001, D102 - pydantic-settings hook
-            layers = _LAYERS.get()
-            if layers is None:  # plain RunConfig(...): keyword arguments, then the process environment
-                layers = _Layers(environ=dict(os.environ))
+                                       file_secret_settings):  # noqa: ANN001 - pydantic-settings hook
+            """Flags (keyword arguments) > the TOML file > JINA_MIGRATE_* variables (no .env, no secrets dir)."""
+            layers = _origins_now()
             return init_settings, _TomlSource(settings_cls, layers), _EnvironSource(settings_cls, layers)
 
         @model_validator(mode="before")
@@ -478,6 +493,7 @@ class _EnvironSource(_LayerSource):
 
 # --------------------------------------------------------------------------- parsing one value
 
+_BLANKS = " \t\r\n"  # stripped around text values; nothing else is
 _INT_RE = re.compile(r"[+-]?[0-9]+")
 _FLOAT_RE = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _TRUE, _FALSE = ("true",), ("false",)
@@ -538,7 +554,7 @@ def _show(raw: Any) -> str:
     if isinstance(raw, bool):
         return "true" if raw else "false"
     if isinstance(raw, str):
-        return repr(raw)
+        return repr(raw) if len(raw) <= 60 else repr(raw[:57]) + "..."
     if isinstance(raw, list):
         return "a list"
     if isinstance(raw, dict):
@@ -570,7 +586,7 @@ def _parse(name: str, raw: Any, origin: Origin) -> Any:
             return raw
         if not text:
             raise ValueError
-        word = raw.strip().lower()
+        word = raw.strip(_BLANKS).lower()
         yes, no = (_ENV_TRUE, _ENV_FALSE) if origin.layer == "env" else (_TRUE, _FALSE)
         if word in yes or word in no:
             return word in yes
@@ -580,14 +596,14 @@ def _parse(name: str, raw: Any, origin: Origin) -> Any:
     if kind == "int":
         if isinstance(raw, numbers.Integral):
             return int(raw)
-        if text and _INT_RE.fullmatch(raw.strip()):
-            return int(raw.strip())
+        if text and _INT_RE.fullmatch(raw.strip(_BLANKS)):
+            return int(raw.strip(_BLANKS))
         raise ValueError
     # float
     if isinstance(raw, numbers.Real):
         value = float(raw)
-    elif text and _FLOAT_RE.fullmatch(raw.strip()):
-        value = float(raw.strip())
+    elif text and _FLOAT_RE.fullmatch(raw.strip(_BLANKS)):
+        value = float(raw.strip(_BLANKS))
     else:
         raise ValueError
     if not math.isfinite(value):
@@ -604,6 +620,10 @@ def _parse_path(raw: Any) -> Path:
         raise ValueError
     if not isinstance(value, str) or not value.strip() or "\x00" in value:
         raise ValueError
+    try:
+        os.fsencode(value)  # a lone surrogate cannot name a file
+    except UnicodeEncodeError:
+        raise ValueError from None
     return Path(value)
 
 
