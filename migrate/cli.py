@@ -283,10 +283,13 @@ def finalize(out: OutOpt, json_out: JsonOpt = False) -> None:
 def search(
     query: Annotated[str, typer.Argument(help="The query text.")],
     out: OutOpt,
-    old_index: Annotated[Optional[Path], typer.Option(help="Old index (FAISS or Parquet/JSONL with vectors).")] = None,
+    old_index: Annotated[Optional[str], typer.Option(help="Old index (FAISS or Parquet/JSONL with vectors).",
+                                                     metavar="PATH", callback=_path_value)] = None,
     old_model: Annotated[Optional[str], typer.Option(help="Embedder for queries against the old index (local:PATH or jina-api:...).")] = None,
-    id_map: Annotated[Optional[Path], typer.Option(help="Id map of the old index.")] = None,
-    docs: Annotated[Optional[Path], typer.Option(help="Documents, to show text next to ids.")] = None,
+    id_map: Annotated[Optional[str], typer.Option(help="Id map of the old index.", metavar="PATH",
+                                                  callback=_path_value)] = None,
+    docs: Annotated[Optional[str], typer.Option(help="Documents, to show text next to ids.", metavar="PATH",
+                                                callback=_path_value)] = None,
     query_task: Annotated[Optional[str], typer.Option(help="Task for the query on the new index (default: retrieval.query when passages used retrieval.passage).")] = None,
     k: Annotated[int, typer.Option("-k", help="Results per side.")] = 5,
     base_url: Annotated[Optional[str], typer.Option(help="API base URL for jina-api embedders.")] = None,
@@ -359,7 +362,8 @@ def _top_k(vectors, ids: list[str], q, k: int) -> list[tuple[str, float]]:
 
 @app.command()
 def demo(
-    out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the demo migration.")] = Path("runs/demo"),
+    out: Annotated[str, typer.Option("--out", "-o", help="Where to write the demo migration.", metavar="DIR",
+                                     callback=_path_value)] = "runs/demo",
     json_out: JsonOpt = False,
 ) -> None:
     """Migrate the bundled sample end to end, offline, no key: the embedded default."""

@@ -30,23 +30,24 @@ fingerprint that the manifest pins (a change there needs ``--restart``).
 from __future__ import annotations
 
 import math
-import numbers
 import os
-import re
 import tomllib
 import warnings
 from collections.abc import Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args, get_origin
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field, PrivateAttr, TypeAdapter, ValidationError, model_validator
+from pydantic import Field, PrivateAttr, ValidationError, model_validator
 from pydantic.fields import FieldInfo
-from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from migrate.config_values import (BaseUrl, Device, EnvName, Kind, ModelSpec, Money, Origin, Positive, Shard, Text,
+                                   check_shard, choices_of_field, flag_origin, kind_of_field, read_value, show)
 from migrate.embed.base import ALL_TASKS
+from migrate.embed.jina_wire import EMBEDDING_TYPES
+from migrate.embed.ratelimit import TIERS
 from migrate.errors import ConfigError, StateError
 
 ENV_PREFIX = "JINA_MIGRATE_"
@@ -61,9 +62,8 @@ MANIFEST_KEYS = {"max_input_tokens": "max_tokens"}
 #: Settings never read from the environment (the variable means something else there).
 ENV_EXCLUDED = frozenset({"cache"})  # JINA_MIGRATE_CACHE is the stand-in model cache folder
 
-#: Choices, kept here so the settings can be checked without importing the backends.
-EMBEDDING_TYPES = ("float", "base64", "binary", "ubinary")  # = migrate.embed.jina_wire.EMBEDDING_TYPES
-RATE_TIERS = ("conservative", "free", "tier1", "tier2")  # = migrate.embed.ratelimit.TIERS
+#: Choices.
+RATE_TIERS = tuple(TIERS)
 INDEX_TYPES = ("flat", "hnsw", "ivfpq")
 DTYPES = ("auto", "fp32", "fp16", "bf16")
 BUILTIN_BACKENDS = ("jina-api", "local", "jina-local")
@@ -74,82 +74,11 @@ PQ_NBITS_MAX = 16
 V3_API_DIMS = (32, 1024)
 
 
-# --------------------------------------------------------------------------- value checks
-
-
-def _custom(message: str) -> PydanticCustomError:
-    return PydanticCustomError("setting", message)
-
-
-def _check_shard(value: str) -> str:
-    m = re.fullmatch(r"([0-9]+)/([0-9]+)", value)
-    if not m:
-        raise _custom("expected I/N, the worker's number and the number of workers (e.g. 0/4)")
-    i, n = int(m.group(1)), int(m.group(2))
-    if n < 1 or i >= n:
-        raise _custom("need 0 <= I < N (e.g. 0/4 .. 3/4)")
-    return value
-
-
-def _check_base_url(value: str) -> str:
-    from urllib.parse import urlsplit
-
-    try:
-        parts = urlsplit(value)
-        ok = parts.scheme in ("http", "https") and bool(parts.hostname)
-        _ = parts.port  # raises ValueError for a port that is not a number
-    except ValueError:
-        ok = False
-    if not ok or any(c.isspace() for c in value):
-        raise _custom("expected an http:// or https:// URL with a host")
-    return value
-
-
-def _check_device(value: str) -> str:
-    if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", value):
-        raise _custom("expected auto, cpu, mps, cuda or cuda:N")
-    return value
-
-
-def _check_env_name(value: str) -> str:
-    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
-        raise _custom("expected the name of an environment variable (letters, digits, _)")
-    return value
-
-
-def _check_model(value: str) -> str:
-    prefix, sep, rest = value.partition(":")
-    if not sep or not prefix or not rest.strip():
-        raise _custom("expected BACKEND:NAME, e.g. jina-api:jina-embeddings-v3 or local:PATH")
-    return value
-
-
-Text = Annotated[str, Field(min_length=1)]
-Shard = Annotated[str, AfterValidator(_check_shard)]
-BaseUrl = Annotated[str, AfterValidator(_check_base_url)]
-Device = Annotated[str, AfterValidator(_check_device)]
-EnvName = Annotated[str, AfterValidator(_check_env_name)]
-ModelSpec = Annotated[str, AfterValidator(_check_model)]
-Positive = Annotated[int, Field(ge=1)]
-Money = Annotated[float, Field(gt=0, allow_inf_nan=False)]
-
 TaskName = Literal[ALL_TASKS]  # type: ignore[valid-type]
 OnProblem = Literal["fail", "skip"]
 
 
-# --------------------------------------------------------------------------- where a value came from
-
-
-@dataclass(frozen=True)
-class Origin:
-    """Where one value came from, as the user wrote it (for messages)."""
-
-    label: str  # --dimensions | settings.toml: dimensions | JINA_MIGRATE_DIMENSIONS
-    layer: Literal["flag", "file", "env"]  # flag: text or typed values; file: typed only; env: text only
-
-
-def flag_origin(name: str) -> Origin:
-    return Origin("--" + name.replace("_", "-"), "flag")
+# --------------------------------------------------------------------------- the layers of one load
 
 
 @dataclass
@@ -192,7 +121,8 @@ with warnings.catch_warnings():  # the field ``json`` (--json) shadows BaseModel
         id_field: Text | None = Field(None, description="Document id field (default: id or _id).")
         text_field: Text | None = Field(None, description="Document text field (default: text).")
         title_field: Text | None = Field(None, description="Title field, joined before the text with a space.")
-        model: ModelSpec = Field(DEFAULT_MODEL, description="Embedder: jina-api:MODEL or local:PATH.")
+        model: ModelSpec = Field(DEFAULT_MODEL, description="Embedder: jina-api:MODEL or local:PATH.",
+                                 json_schema_extra={"expect": "text BACKEND:NAME"})
         task: TaskName = Field("text-matching", description="v3 task of the documents (text-matching mimics v2).")
         dimensions: Positive | None = Field(None, description="Output size (v3 API: 32..1024, default 1024; "
                                                                "768 keeps v2's width; v2 models: their own width).")
@@ -203,12 +133,13 @@ with warnings.catch_warnings():  # the field ``json`` (--json) shadows BaseModel
                                                                     "(local models).")
         late_chunking: bool = Field(False, description="Embed chunks of each document in one context.")
         chunker: Text | None = Field(None, description="With --late-chunking: tokens:256, sentences:3, boundaries, "
-                                                       "paragraphs (default sentences:3).")
+                                                       "paragraphs (default sentences:3).",
+                                     json_schema_extra={"expect": "text such as sentences:3"})
         embedding_type: Literal[EMBEDDING_TYPES] = Field("float", description="API wire format of the vectors.")  # type: ignore[valid-type]
         truncate: bool = Field(False, description="API: cut inputs over 8192 tokens instead of failing.")
         shard_size: Positive = Field(1000, description="Documents per shard.")
         shard: Shard | None = Field(None, description="Run only worker I of N (I/N), for a CI matrix; "
-                                                      "then `finalize`.")
+                                                      "then `finalize`.", json_schema_extra={"expect": "text I/N such as 0/4"})
         restart: bool = Field(False, description="Discard shards of another configuration and start over.")
         on_missing: OnProblem = Field("fail", description="Vectors with no document.")
         on_empty: OnProblem = Field("fail", description="Documents with empty text.")
@@ -221,11 +152,14 @@ with warnings.catch_warnings():  # the field ``json`` (--json) shadows BaseModel
         pq_m: Positive | None = Field(None, description="IVF-PQ: sub-quantizers; must divide the dimensions.")
         pq_nbits: Annotated[int, Field(ge=1, le=PQ_NBITS_MAX)] = Field(8, description="IVF-PQ: bits per "
                                                                                       "sub-quantizer code.")
-        device: Device = Field("auto", description="Local models: auto, cpu, cuda, cuda:N or mps.")
+        device: Device = Field("auto", description="Local models: auto, cpu, cuda, cuda:N or mps.",
+                               json_schema_extra={"expect": "text such as cpu or cuda:0"})
         dtype: Literal[DTYPES] = Field("auto", description="Local models: weights' precision.")  # type: ignore[valid-type]
         token_budget: Positive = Field(16384, description="Local models: padded tokens per batch.")
-        base_url: BaseUrl | None = Field(None, description="API base URL (default https://api.jina.ai).")
-        api_key_env: EnvName = Field("JINA_API_KEY", description="Environment variable holding the API key.")
+        base_url: BaseUrl | None = Field(None, description="API base URL (default https://api.jina.ai).",
+                                         json_schema_extra={"expect": "a URL as text"})
+        api_key_env: EnvName = Field("JINA_API_KEY", description="Environment variable holding the API key.",
+                                     json_schema_extra={"expect": "the name of an environment variable"})
         api_key_file: Path | None = Field(None, description="File holding the API key (instead of the environment).")
         rpm: Positive | None = Field(None, description="API: requests per minute (overrides the tier).")
         tpm: Positive | None = Field(None, description="API: tokens per minute (overrides the tier).")
@@ -302,7 +236,7 @@ with warnings.catch_warnings():  # the field ``json`` (--json) shadows BaseModel
             """``--shard I/N`` -> (I, N); (0, 1) when unset."""
             if not self.shard:
                 return 0, 1
-            i, n = (int(x) for x in _check_shard(self.shard).split("/"))
+            i, n = (int(x) for x in check_shard(self.shard).split("/"))
             return i, n
 
         def embedding_config(self) -> dict[str, Any]:
@@ -358,13 +292,13 @@ with warnings.catch_warnings():  # the field ``json`` (--json) shadows BaseModel
             if prefix == "jina-api":
                 self._check_api_model(name)
             if self.out is not None and self.out.exists() and not self.out.is_dir():
-                raise ConfigError(f"{self.where('out')}: {self.out} exists and is not a directory")
+                raise ConfigError(f"{self.where('out')}: {_path_text(self.out)} exists and is not a directory")
             for d in self.cache:
                 if not d.is_dir():
-                    raise ConfigError(f"{self.where('cache')}: {d} is not a directory",
+                    raise ConfigError(f"{self.where('cache')}: {_path_text(d)} is not a directory",
                                       hint="give the output folder of an earlier run")
             if self.api_key_file is not None and prefix == "jina-api" and not self.api_key_file.is_file():
-                raise ConfigError(f"{self.where('api_key_file')}: {self.api_key_file} is not a readable file")
+                raise ConfigError(f"{self.where('api_key_file')}: {_path_text(self.api_key_file)} is not a readable file")
             check_index_params(self, self.output_dimensions())
 
         def _check_api_model(self, name: str) -> None:
@@ -396,6 +330,12 @@ with warnings.catch_warnings():  # the field ``json`` (--json) shadows BaseModel
                     raise ConfigError(f"{self.where('max_input_tokens')}: the Jina API always reads up to "
                                       f"{MAX_TOKENS} tokens per text",
                                       hint="drop it for jina-api (use --truncate to let the API cut longer texts)")
+
+
+def _path_text(path: Path) -> str:
+    """A path for a one-line message: as is when printable, else quoted with escapes."""
+    text = str(path)
+    return text if text.isprintable() else repr(text)
 
 
 def _api_model(spec: str):
@@ -491,168 +431,14 @@ class _EnvironSource(_LayerSource):
         return Origin(ENV_PREFIX + name.upper(), "env")
 
 
-# --------------------------------------------------------------------------- parsing one value
-
-_BLANKS = " \t\r\n"  # stripped around text values; nothing else is
-_INT_RE = re.compile(r"[+-]?[0-9]+")
-_FLOAT_RE = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
-_TRUE, _FALSE = ("true",), ("false",)
-_ENV_TRUE, _ENV_FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
-
-Kind = Literal["int", "float", "bool", "path", "paths", "str"]
-
-
-def _strip_optional(annotation: Any) -> Any:
-    args = [a for a in get_args(annotation) if a is not type(None)]
-    if get_origin(annotation) is not None and type(None) in get_args(annotation) and len(args) == 1:
-        return args[0]
-    return annotation
-
-
 def kind_of(name: str) -> Kind:
-    """What a setting holds: int, float, bool, path, paths (a list) or str (text and choices)."""
-    ann = _strip_optional(RunConfig.model_fields[name].annotation)
-    while get_origin(ann) is Annotated:
-        ann = get_args(ann)[0]
-    if ann is bool:
-        return "bool"
-    if ann is int:
-        return "int"
-    if ann is float:
-        return "float"
-    if ann is Path:
-        return "path"
-    if get_origin(ann) is list:
-        return "paths"
-    return "str"
+    """What setting ``name`` holds: int, float, bool, path, paths (a list) or str (text and choices)."""
+    return kind_of_field(RunConfig.model_fields[name])
 
 
 def choices_of(name: str) -> tuple[str, ...]:
-    """The allowed values of a choice setting (empty for free text)."""
-    ann = _strip_optional(RunConfig.model_fields[name].annotation)
-    return tuple(get_args(ann)) if get_origin(ann) is Literal else ()
-
-
-_EXPECT = {"int": "a whole number", "float": "a number", "bool": "true or false", "path": "a path",
-           "paths": "a list of paths", "str": "text"}
-_EXPECT_TEXT = {"shard": "text I/N such as 0/4", "base_url": "a URL as text", "model": "text BACKEND:NAME",
-                "chunker": "text such as sentences:3", "device": "text such as cpu or cuda:0",
-                "api_key_env": "the name of an environment variable"}
-
-
-def _expected(name: str, origin: Origin) -> str:
-    kind = kind_of(name)
-    if kind == "bool" and origin.layer == "env":
-        return "true or false (or 1/0, yes/no, on/off)"
-    choices = choices_of(name)
-    if choices:
-        return "one of " + ", ".join(choices)
-    return _EXPECT_TEXT.get(name, _EXPECT[kind])
-
-
-def _show(raw: Any) -> str:
-    if isinstance(raw, bool):
-        return "true" if raw else "false"
-    if isinstance(raw, str):
-        return repr(raw) if len(raw) <= 60 else repr(raw[:57]) + "..."
-    if isinstance(raw, list):
-        return "a list"
-    if isinstance(raw, dict):
-        return "a table"
-    kind = {int: "an integer", float: "a float"}.get(type(raw), f"a {type(raw).__name__}")
-    return f"{raw!r} ({kind})"
-
-
-def _parse(name: str, raw: Any, origin: Origin) -> Any:
-    """Turn ``raw`` into the Python type of ``name`` without any lossy coercion; ValueError when it cannot."""
-    kind = kind_of(name)
-    text = isinstance(raw, str) and (origin.layer == "env" or (origin.layer == "flag" and kind != "str"))
-    if kind == "paths":
-        if isinstance(raw, (str, os.PathLike)):
-            items: list[Any] = [s for s in str(raw).split(",")] if origin.layer == "env" else [raw]
-        elif isinstance(raw, (list, tuple)):
-            items = list(raw)
-        else:
-            raise ValueError
-        return [_parse_path(x) for x in items]
-    if kind == "path":
-        return _parse_path(raw)
-    if kind == "str":
-        if not isinstance(raw, str):
-            raise ValueError
-        return raw
-    if kind == "bool":
-        if isinstance(raw, bool):
-            return raw
-        if not text:
-            raise ValueError
-        word = raw.strip(_BLANKS).lower()
-        yes, no = (_ENV_TRUE, _ENV_FALSE) if origin.layer == "env" else (_TRUE, _FALSE)
-        if word in yes or word in no:
-            return word in yes
-        raise ValueError
-    if isinstance(raw, bool):
-        raise ValueError  # True is not 1
-    if kind == "int":
-        if isinstance(raw, numbers.Integral):
-            return int(raw)
-        if text and _INT_RE.fullmatch(raw.strip(_BLANKS)):
-            return int(raw.strip(_BLANKS))
-        raise ValueError
-    # float
-    if isinstance(raw, numbers.Real):
-        value = float(raw)
-    elif text and _FLOAT_RE.fullmatch(raw.strip(_BLANKS)):
-        value = float(raw.strip(_BLANKS))
-    else:
-        raise ValueError
-    if not math.isfinite(value):
-        raise ValueError
-    return value
-
-
-def _parse_path(raw: Any) -> Path:
-    if isinstance(raw, Path):
-        value = str(raw)
-    elif isinstance(raw, (str, os.PathLike)):
-        value = os.fspath(raw)
-    else:
-        raise ValueError
-    if not isinstance(value, str) or not value.strip() or "\x00" in value:
-        raise ValueError
-    try:
-        os.fsencode(value)  # a lone surrogate cannot name a file
-    except UnicodeEncodeError:
-        raise ValueError from None
-    return Path(value)
-
-
-_ADAPTERS: dict[str, TypeAdapter] = {}
-
-
-def _adapter(name: str) -> TypeAdapter:
-    if name not in _ADAPTERS:
-        f = RunConfig.model_fields[name]
-        ann = Annotated[(f.annotation, *f.metadata)] if f.metadata else f.annotation
-        _ADAPTERS[name] = TypeAdapter(ann, config={"strict": True})
-    return _ADAPTERS[name]
-
-
-def _problem(err: dict[str, Any], name: str) -> str:
-    kind, ctx = err["type"], err.get("ctx") or {}
-    if kind == "greater_than_equal":
-        return f"must be at least {ctx['ge']}"
-    if kind == "greater_than":
-        return f"must be greater than {ctx['gt']}"
-    if kind == "less_than_equal":
-        return f"must be at most {ctx['le']}"
-    if kind == "string_too_short":
-        return "must not be empty"
-    if kind == "literal_error":
-        return "expected one of " + ", ".join(choices_of(name))
-    if kind == "finite_number":
-        return "must be a finite number"
-    return str(err["msg"])
+    """The allowed values of choice setting ``name`` (empty for free text)."""
+    return choices_of_field(RunConfig.model_fields[name])
 
 
 def check_value(name: str, raw: Any, origin: Origin) -> Any:
@@ -660,18 +446,7 @@ def check_value(name: str, raw: Any, origin: Origin) -> Any:
     if name not in RunConfig.model_fields:
         raise ConfigError(f"{origin.label}: unknown setting {name!r}",
                           hint="see `jina-migrate run --help`; TOML keys are the option names")
-    if raw is None and RunConfig.model_fields[name].default is None:
-        return None
-    try:
-        value = _parse(name, raw, origin)
-    except ValueError:
-        raise ConfigError(f"{origin.label}: expected {_expected(name, origin)}, got {_show(raw)}") from None
-    try:
-        return _adapter(name).validate_python(value)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        got = _show(raw if not isinstance(raw, Path) else str(raw))
-        raise ConfigError(f"{origin.label}: {_problem(err, name)}, got {got}") from None
+    return read_value(RunConfig.model_fields[name], raw, origin)
 
 
 def parse_flags(flags: dict[str, Any]) -> dict[str, Any]:
@@ -701,7 +476,7 @@ def _read_toml(path: Path) -> tuple[dict[str, Any], dict[str, str]]:
         raise ConfigError(f"{label}: invalid TOML ({exc})") from None
     section = data.get("migrate", data)
     if not isinstance(section, dict):
-        raise ConfigError(f"{label}: migrate: expected a table ([migrate]), got {_show(section)}")
+        raise ConfigError(f"{label}: migrate: expected a table ([migrate]), got {show(section)}")
     values: dict[str, Any] = {}
     keys: dict[str, str] = {}
     for key, val in section.items():
@@ -743,7 +518,7 @@ def load_config(flags: dict[str, Any], toml_path: Path | None = None,
         err = exc.errors()[0]
         name = str(err["loc"][0]) if err["loc"] else ""
         label = layers.origin(name).label if name else "settings"
-        raise ConfigError(f"{label}: {_problem(err, name) if name in RunConfig.model_fields else err['msg']}") from None
+        raise ConfigError(f"{label}: {err['msg']}") from None
     finally:
         _LAYERS.reset(token)
     return cfg
