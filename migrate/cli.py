@@ -453,6 +453,9 @@ def exit_code_for(exc: BaseException) -> int:
         return 130
     if isinstance(exc, _click_classes("Exit")):
         return int(getattr(exc, "exit_code", 0) or 0)
+    if type(exc).__name__ == "NoArgsIsHelpError" and getattr(exc, "ctx", None) is not None:
+        typer.echo(exc.ctx.get_help())  # a command asked for its help when called bare: not a mistake
+        return 0
     if isinstance(exc, _click_classes("ClickException")):  # with standalone_mode=False they arrive here
         return _show_parser_error(exc)
     if isinstance(exc, _click_classes("Abort")):

@@ -120,6 +120,24 @@ def test_parser_errors_from_either_click_are_one_line(mod, capsys):
         assert "Traceback" not in "".join(err)
 
 
+def test_a_command_called_bare_for_its_help_is_no_error(capsys):
+    mini = typer.Typer(no_args_is_help=True)
+
+    @mini.command()
+    def one(x: int = 1) -> None:
+        pass
+
+    @mini.command()
+    def two() -> None:
+        pass
+
+    with pytest.raises(Exception) as info:
+        mini([], standalone_mode=False)
+    assert exit_code_for(info.value) == 0
+    captured = capsys.readouterr()
+    assert "Usage:" in captured.out and "error:" not in captured.err
+
+
 def test_interrupt_and_bugs(capsys):
     assert exit_code_for(KeyboardInterrupt()) == 130
     assert "rerun the same command to resume" in capsys.readouterr().err
