@@ -95,7 +95,6 @@ def overhead(args) -> None:
     from migrate.progress import NullReporter
     from migrate.config import load_config
     from migrate.embed.local import LocalEmbedder, resolve_model_path
-    from migrate.progress import NullReporter
 
     data = Path(args.data)
     rows = []

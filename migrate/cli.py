@@ -2,7 +2,13 @@
 
 Core commands live here (run, status, verify, finalize, search, demo); ``plan``,
 ``compare``, ``models`` and ``serve-api`` are added from ``migrate.commands``.
-A user mistake prints one ``error:`` line and exits non-zero; tracebacks are for bugs.
+
+A user mistake prints one ``error: ...`` line (first on stderr, at most a ``hint:`` line after
+it) and exits non-zero; tracebacks are for bugs. Parser mistakes (unknown option or command,
+missing or malformed value) exit 2, like a bad setting (``ConfigError``), whichever click the
+installed typer uses (typer >= 0.29 vendors it as ``typer._click``). Bare ``jina-migrate``
+prints the help and exits 0. ``run``'s options are generated from the settings
+(``migrate.cli_options``): ``--max-input-tokens`` is setting ``max_input_tokens``.
 """
 
 from __future__ import annotations
@@ -17,18 +23,35 @@ from typing import Annotated, Any, Optional
 import typer
 
 from migrate import __version__
+from migrate.cli_options import FlagFriendlyCommand, FlagFriendlyGroup, settings_command
 from migrate.errors import ConfigError, MigrateError, VerifyFailed
 from migrate.secrets import redact
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-app = typer.Typer(name="jina-migrate", add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+PROG = "jina-migrate"
+#: Exit code of a parser mistake (same as a bad setting).
+USAGE_EXIT = ConfigError.exit_code
+
+app = typer.Typer(name=PROG, cls=FlagFriendlyGroup, add_completion=False, no_args_is_help=False,
+                  pretty_exceptions_enable=False,
                   help="Move a jina-embeddings-v2 index to jina-embeddings-v3: plan, re-embed in resumable shards, "
                        "verify, compare.")
 
+
+def _path_value(value: Any) -> Any:
+    """Typer callback: a PATH option's text as a Path; '' is refused (typer would make it '.')."""
+    if value is None or isinstance(value, Path):
+        return value
+    if not str(value).strip():
+        raise typer.BadParameter("expected a path, got ''")
+    return Path(value)
+
+
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output (JSON) on stdout.")]
-OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Output directory of the migration.")]
+OutOpt = Annotated[str, typer.Option("--out", "-o", help="Output directory of the migration.", metavar="DIR",
+                                     callback=_path_value)]
 
 
 def echo_json(obj: Any) -> None:
@@ -52,76 +75,41 @@ def _is_paid(cfg) -> bool:
 
 
 @app.command()
+@settings_command()
 def run(
-    docs: Annotated[Optional[Path], typer.Option("--docs", "-d", help="Documents: Parquet, JSONL or CSV/TSV.")] = None,
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output directory (created).")] = None,
-    old_index: Annotated[Optional[Path], typer.Option("--old-index", help="The v2 index: FAISS file or Parquet/JSONL with vectors.")] = None,
-    id_map: Annotated[Optional[Path], typer.Option("--id-map", help="File mapping FAISS int64 ids to document ids (faiss_id, id).")] = None,
-    id_field: Annotated[Optional[str], typer.Option(help="Document id field (default: id/_id).")] = None,
-    text_field: Annotated[Optional[str], typer.Option(help="Document text field (default: text).")] = None,
-    title_field: Annotated[Optional[str], typer.Option(help="Title field, joined before the text with a space.")] = None,
-    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Embedder: jina-api:MODEL or local:PATH (default jina-api:jina-embeddings-v3).")] = None,
-    task: Annotated[Optional[str], typer.Option(help="v3 task: text-matching (default, mimics v2), retrieval.passage, retrieval.query, separation, classification, none.")] = None,
-    use_case: Annotated[Optional[str], typer.Option(help="Pick the task by use: search, dedup, sts, classification, clustering.")] = None,
-    dimensions: Annotated[Optional[int], typer.Option(help="Matryoshka size (v3: 1024 default; 768 keeps v2's width).")] = None,
-    allow_any_dimensions: Annotated[bool, typer.Option("--allow-any-dimensions", help="Local v3: allow sizes outside the model's Matryoshka list.")] = False,
-    late_chunking: Annotated[Optional[bool], typer.Option("--late-chunking/--no-late-chunking", help="Embed chunks of each document in one context.")] = None,
-    chunker: Annotated[Optional[str], typer.Option(help="With --late-chunking: tokens:256, sentences:3, ...")] = None,
-    truncate: Annotated[Optional[bool], typer.Option("--truncate/--no-truncate", help="API: cut inputs over 8192 tokens instead of failing.")] = None,
-    max_input_tokens: Annotated[Optional[int], typer.Option(help="Cut each input at this many tokens (local models).")] = None,
-    shard_size: Annotated[Optional[int], typer.Option(help="Documents per shard (default 1000).")] = None,
-    shard: Annotated[Optional[str], typer.Option(help="Run only worker I of N (I/N), for a CI matrix; then `finalize`.")] = None,
-    restart: Annotated[bool, typer.Option("--restart", help="Discard shards of another configuration and start over.")] = False,
-    on_missing: Annotated[Optional[str], typer.Option(help="Vectors with no document: fail (default) or skip.")] = None,
-    on_empty: Annotated[Optional[str], typer.Option(help="Documents with empty text: fail (default) or skip.")] = None,
-    cache: Annotated[Optional[list[Path]], typer.Option(help="Earlier output dir whose vectors may be reused (repeatable).")] = None,
-    index_type: Annotated[Optional[str], typer.Option(help="flat (default), hnsw or ivfpq.")] = None,
-    hnsw_m: Annotated[Optional[int], typer.Option(help="HNSW M.")] = None,
-    ivf_nlist: Annotated[Optional[int], typer.Option(help="IVF lists.")] = None,
-    pq_m: Annotated[Optional[int], typer.Option(help="PQ sub-quantizers.")] = None,
-    device: Annotated[Optional[str], typer.Option(help="Local models: auto, cpu, cuda, mps.")] = None,
-    dtype: Annotated[Optional[str], typer.Option(help="Local models: auto, fp32, fp16, bf16.")] = None,
-    token_budget: Annotated[Optional[int], typer.Option(help="Local models: padded tokens per batch.")] = None,
-    base_url: Annotated[Optional[str], typer.Option(help="API base URL (default https://api.jina.ai).")] = None,
-    api_key_env: Annotated[Optional[str], typer.Option(help="Environment variable holding the key (default JINA_API_KEY).")] = None,
-    api_key_file: Annotated[Optional[Path], typer.Option(help="File holding the API key.")] = None,
-    tier: Annotated[Optional[str], typer.Option(help="Rate-limit preset: free, tier1, tier2.")] = None,
-    rpm: Annotated[Optional[int], typer.Option(help="Requests per minute.")] = None,
-    tpm: Annotated[Optional[int], typer.Option(help="Tokens per minute.")] = None,
-    concurrency: Annotated[Optional[int], typer.Option(help="Concurrent requests.")] = None,
-    max_tokens: Annotated[Optional[int], typer.Option("--max-tokens", help="Stop before spending more tokens than this (resumable).")] = None,
-    max_cost: Annotated[Optional[float], typer.Option(help="Stop before this cost (needs --price-per-million).")] = None,
-    price_per_million: Annotated[Optional[float], typer.Option(help="Price per million tokens (none assumed).")] = None,
-    executor: Annotated[str, typer.Option(help="local (default) or ray.")] = "local",
-    ray_address: Annotated[Optional[str], typer.Option(help="Ray cluster address (auto, ray://host:port).")] = None,
-    plan: Annotated[Optional[Path], typer.Option("--plan", help="Execute exactly this reviewed plan.json.")] = None,
-    config: Annotated[Optional[Path], typer.Option("--config", help="TOML file with settings (flags win).")] = None,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before a paid run (required without a TTY).")] = False,
-    json_out: JsonOpt = False,
+    settings: dict[str, Any],
+    *,
+    use_case: Annotated[Optional[str], typer.Option(
+        help="Pick the task by use: search, dedup, sts, classification, clustering (instead of --task).",
+        metavar="TEXT", rich_help_panel="Model")] = None,
+    executor: Annotated[str, typer.Option(help="Where shards run: local (default) or ray.", metavar="local|ray",
+                                          show_default=False, rich_help_panel="Shards")] = "local",
+    ray_address: Annotated[Optional[str], typer.Option(help="Ray cluster address (auto, ray://host:port).",
+                                                       metavar="TEXT", rich_help_panel="Shards")] = None,
+    plan: Annotated[Optional[str], typer.Option("--plan", help="Execute exactly this reviewed plan.json.",
+                                                metavar="FILE", rich_help_panel="Sources")] = None,
+    config: Annotated[Optional[str], typer.Option("--config", help="TOML file with settings (its migrate table; "
+                                                  "flags win over it, it wins over JINA_MIGRATE_* variables).",
+                                                  metavar="FILE", rich_help_panel="Sources")] = None,
 ) -> None:
     """Re-embed the documents into a new v3 index, in resumable shards."""
-    from migrate import pipeline
-    from migrate.config import load_config
+    from migrate.config import load_config, parse_flags
+
+    flags = dict(settings)  # option names are the settings' names: no renaming
+    if use_case:
+        if flags.get("task"):
+            raise ConfigError("give --task or --use-case, not both")
+        flags["task"] = task_for_use_case(use_case)
+    if executor not in ("local", "ray"):
+        raise ConfigError(f"--executor: expected local or ray, got {executor!r}")
+    reviewed = None
+    if plan is not None:
+        reviewed, flags = _apply_plan(_file_option("--plan", plan), parse_flags(flags))
+    cfg = load_config(flags, _file_option("--config", config) if config is not None else None)
+    from migrate import pipeline  # imported once the settings are known to be good: errors stay fast
     from migrate.executors import make_executor
     from migrate.progress import make_reporter
 
-    flags = dict(docs=docs, out=out, old_index=old_index, id_map=id_map, id_field=id_field,
-                 text_field=text_field, title_field=title_field, model=model, task=task, dimensions=dimensions,
-                 allow_any_dimensions=allow_any_dimensions or None,
-                 late_chunking=late_chunking, chunker=chunker, max_input_tokens=max_input_tokens, truncate=truncate, shard_size=shard_size,
-                 shard=shard, restart=restart or None, on_missing=on_missing, on_empty=on_empty, cache=cache or None,
-                 index_type=index_type, hnsw_m=hnsw_m, ivf_nlist=ivf_nlist, pq_m=pq_m, device=device, dtype=dtype,
-                 token_budget=token_budget, base_url=base_url, api_key_env=api_key_env, api_key_file=api_key_file,
-                 tier=tier, rpm=rpm, tpm=tpm, concurrency=concurrency, max_tokens=max_tokens,
-                 max_cost=max_cost, price_per_million=price_per_million, yes=yes or None, json=json_out or None)
-    if use_case:
-        if task:
-            raise ConfigError("give --task or --use-case, not both")
-        flags["task"] = task_for_use_case(use_case)
-    reviewed = None
-    if plan is not None:
-        reviewed, flags = _apply_plan(plan, flags)
-    cfg = load_config(flags, config)
     if reviewed is not None:  # before anything is written: the sources must be the reviewed ones
         from migrate.planning import check_plan_matches
         from migrate.sources.fingerprint import fingerprint_sources
@@ -144,33 +132,36 @@ def run(
     _print_summary(summary)
 
 
-def task_for_use_case(use_case: str) -> str:
-    try:
-        from migrate.models import task_for_use_case as lookup
+def _file_option(label: str, value: str) -> Path:
+    """A FILE option's path; an empty one is refused (it would mean the current directory)."""
+    if not value.strip():
+        raise ConfigError(f"{label}: expected a file, got ''")
+    return Path(value)
 
-        return lookup(use_case)
-    except ImportError:  # pragma: no cover - catalogue module missing
-        table = {"search": "retrieval.passage", "dedup": "text-matching", "deduplication": "text-matching",
-                 "sts": "text-matching", "classification": "classification", "clustering": "separation"}
-        if use_case not in table:
-            raise ConfigError(f"unknown use case {use_case!r}", hint=f"choose one of {', '.join(table)}") from None
-        return table[use_case]
+
+def task_for_use_case(use_case: str) -> str:
+    from migrate.models import task_for_use_case as lookup
+
+    return lookup(use_case)
 
 
 def _apply_plan(path: Path, flags: dict[str, Any]) -> tuple[dict, dict[str, Any]]:
+    """The reviewed plan's settings, with the flags a plan leaves open (paths out, speed, keys)."""
+    from migrate.config import Origin, check_value
     from migrate.planning import load_plan
 
     reviewed = load_plan(path)
-    merged = dict(reviewed.get("run_config", {}))
-    if "documents" in merged:  # plan files of version 0.1.0
-        merged["docs"] = merged.pop("documents")
+    raw = dict(reviewed.get("run_config", {}))
+    if "documents" in raw:  # plan files of version 0.1.0
+        raw["docs"] = raw.pop("documents")
+    merged = {k: check_value(k, v, Origin(f"{path}: run_config.{k}", "file")) for k, v in raw.items()}
     for k, v in flags.items():
-        if v is not None and k in ("out", "shard", "restart", "yes", "json", "base_url", "api_key_env",
-                                   "api_key_file", "rpm", "tpm", "concurrency", "tier", "device", "dtype"):
+        if v is None:
+            continue
+        if k in ("out", "shard", "restart", "yes", "json", "base_url", "api_key_env", "api_key_file", "rpm", "tpm",
+                 "concurrency", "tier", "device", "dtype") or merged.get(k) is None:
             merged[k] = v
-        elif v is not None and k not in merged:
-            merged[k] = v
-        elif v is not None and merged.get(k) not in (None, v) and k not in ("cache",):
+        elif merged[k] != v and k != "cache":
             raise ConfigError(f"--{k.replace('_', '-')} differs from the reviewed plan {path}",
                               hint="drop the flag or make a new plan")
     return reviewed, merged
@@ -224,7 +215,7 @@ def verify(out: OutOpt, json_out: JsonOpt = False) -> None:
     """Check a finished output: counts, ids once, dims, norms, checksums, index vs id map."""
     from migrate.pipeline import verify as do_verify
 
-    result = do_verify(out)
+    result = do_verify(out)  # no output at all: the same StateError (exit 3) as status
     if json_out:
         echo_json(result)
     else:
@@ -234,7 +225,7 @@ def verify(out: OutOpt, json_out: JsonOpt = False) -> None:
             _err(f"problem: {p}")
         typer.echo("verify: OK" if result["ok"] else f"verify: {len(result['problems'])} problem(s)")
     if not result["ok"]:
-        raise typer.Exit(VerifyFailed.exit_code)
+        raise VerifyFailed(f"{out}: verify found {len(result['problems'])} problem(s)", hint="see the problem lines")
 
 
 @app.command()
@@ -255,10 +246,13 @@ def finalize(out: OutOpt, json_out: JsonOpt = False) -> None:
 def search(
     query: Annotated[str, typer.Argument(help="The query text.")],
     out: OutOpt,
-    old_index: Annotated[Optional[Path], typer.Option(help="Old index (FAISS or Parquet/JSONL with vectors).")] = None,
+    old_index: Annotated[Optional[str], typer.Option(help="Old index (FAISS or Parquet/JSONL with vectors).",
+                                                     metavar="PATH", callback=_path_value)] = None,
     old_model: Annotated[Optional[str], typer.Option(help="Embedder for queries against the old index (local:PATH or jina-api:...).")] = None,
-    id_map: Annotated[Optional[Path], typer.Option(help="Id map of the old index.")] = None,
-    docs: Annotated[Optional[Path], typer.Option(help="Documents, to show text next to ids.")] = None,
+    id_map: Annotated[Optional[str], typer.Option(help="Id map of the old index.", metavar="PATH",
+                                                  callback=_path_value)] = None,
+    docs: Annotated[Optional[str], typer.Option(help="Documents, to show text next to ids.", metavar="PATH",
+                                                callback=_path_value)] = None,
     query_task: Annotated[Optional[str], typer.Option(help="Task for the query on the new index (default: retrieval.query when passages used retrieval.passage).")] = None,
     k: Annotated[int, typer.Option("-k", help="Results per side.")] = 5,
     base_url: Annotated[Optional[str], typer.Option(help="API base URL for jina-api embedders.")] = None,
@@ -339,7 +333,8 @@ def _top_k(vectors, ids: list[str], q, k: int) -> list[tuple[str, float]]:
 
 @app.command()
 def demo(
-    out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the demo migration.")] = Path("runs/demo"),
+    out: Annotated[str, typer.Option("--out", "-o", help="Where to write the demo migration.", metavar="DIR",
+                                     callback=_path_value)] = "runs/demo",
     json_out: JsonOpt = False,
 ) -> None:
     """Migrate the bundled sample end to end, offline, no key: the embedded default."""
@@ -352,46 +347,98 @@ def demo(
 
 # --------------------------------------------------------------------------- entry point
 
-def _register_plugins() -> None:
-    from migrate.commands import COMMAND_MODULES
+_PLUGINS_DONE = False
 
-    for name in COMMAND_MODULES:
-        try:
-            mod = importlib.import_module(f"migrate.commands.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"migrate.commands.{name}":
-                continue
-            raise
-        mod.register(app)
+
+def _register_plugins() -> None:
+    """Add the commands of ``migrate.commands`` (once), all with flag-friendly help."""
+    global _PLUGINS_DONE
+    if not _PLUGINS_DONE:
+        from migrate.commands import COMMAND_MODULES
+
+        for name in COMMAND_MODULES:
+            try:
+                mod = importlib.import_module(f"migrate.commands.{name}")
+            except ModuleNotFoundError as exc:
+                if exc.name == f"migrate.commands.{name}":
+                    continue
+                raise
+            mod.register(app)
+        _PLUGINS_DONE = True
+    from typer.core import TyperCommand
+
+    for info in app.registered_commands:
+        if info.cls is None or info.cls is TyperCommand:  # typer >= 0.29 fills in TyperCommand itself
+            info.cls = FlagFriendlyCommand
 
 
 @app.callback(invoke_without_command=True)
-def _main(version: Annotated[bool, typer.Option("--version", help="Print the version.")] = False) -> None:
+def _main(ctx: typer.Context,
+          version: Annotated[bool, typer.Option("--version", help="Print the version.")] = False) -> None:
     if version:
-        typer.echo(f"jina-migrate {__version__}")
+        typer.echo(f"{PROG} {__version__}")
         raise typer.Exit()
+    if ctx.invoked_subcommand is None:  # bare `jina-migrate`: the help, and success
+        typer.echo(ctx.get_help())
+        raise typer.Exit()
+
+
+def _click_classes(name: str) -> tuple[type[BaseException], ...]:
+    """Class ``name`` (ClickException, Abort, Exit) from typer and from every click it may raise from."""
+    found: list[type[BaseException]] = []
+    for module in ("typer", "typer.exceptions", "typer._click.exceptions", "click.exceptions"):
+        try:
+            cls = getattr(importlib.import_module(module), name, None)
+        except ImportError:  # click itself need not be installed (typer >= 0.29 vendors it)
+            continue
+        if isinstance(cls, type) and issubclass(cls, BaseException) and cls not in found:
+            found.append(cls)
+    return tuple(found)
+
+
+def _show_parser_error(exc: BaseException) -> int:
+    """``error: <click's message>`` then a hint line; returns the exit code (2)."""
+    fmt = getattr(exc, "format_message", None)
+    message = fmt() if callable(fmt) else str(exc)
+    message = " ".join(str(message).split()) or type(exc).__name__
+    _err(f"error: {message}")
+    ctx = getattr(exc, "ctx", None)
+    command = getattr(ctx, "command_path", None) or PROG
+    _err(f"hint: run '{command} --help'")
+    return USAGE_EXIT
+
+
+def exit_code_for(exc: BaseException) -> int:
+    """Print what a user needs about ``exc`` (one ``error:`` line) and return the exit code.
+
+    Bugs (anything that is not a user mistake, an exit or an interrupt) are re-raised with
+    their traceback.
+    """
+    if isinstance(exc, SystemExit):
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    if isinstance(exc, MigrateError):
+        _err(f"error: {exc}")
+        return exc.exit_code
+    if isinstance(exc, KeyboardInterrupt):
+        _err("interrupted: completed shards are kept; rerun the same command to resume")
+        return 130
+    if isinstance(exc, _click_classes("Exit")):
+        return int(getattr(exc, "exit_code", 0) or 0)
+    if type(exc).__name__ == "NoArgsIsHelpError" and getattr(exc, "ctx", None) is not None:
+        typer.echo(exc.ctx.get_help())  # a command asked for its help when called bare: not a mistake
+        return 0
+    if isinstance(exc, _click_classes("ClickException")):  # with standalone_mode=False they arrive here
+        return _show_parser_error(exc)
+    if isinstance(exc, _click_classes("Abort")):
+        _err("error: aborted")
+        return 1
+    raise exc
 
 
 def main(argv: list[str] | None = None) -> None:
     _register_plugins()
     try:
-        rc = app(args=argv, standalone_mode=False)
-        sys.exit(rc if isinstance(rc, int) else 0)
-    except MigrateError as exc:
-        _err(f"error: {exc}")
-        sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        _err("interrupted: completed shards are kept; rerun the same command to resume")
-        sys.exit(130)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except Exception as exc:  # click usage errors arrive here with standalone_mode=False
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Abort):
-            _err("aborted")
-            sys.exit(1)
-        raise
+        rc = app(args=argv, prog_name=PROG, standalone_mode=False)
+    except BaseException as exc:  # noqa: BLE001 - exit_code_for re-raises bugs
+        sys.exit(exit_code_for(exc))
+    sys.exit(rc if isinstance(rc, int) else 0)
