@@ -217,7 +217,7 @@ def test_shard_and_worker():
 # --------------------------------------------------------------------------- what the pipeline relies on
 
 def test_embedding_config_keeps_the_names_and_values_manifests_pin():
-    from migrate.runner import config_fingerprint
+    from migrate.pipeline import config_fingerprint
     from migrate.shards import canonical_hash
 
     cfg = load_config({}, None, {})

@@ -142,10 +142,10 @@ CASES: list[M] = [
     M("documents not found", "run --docs {d}/nonexistent.jsonl --out {out}", 2, "file not found"),
     M("no --out", "run --docs {docs}", 2, "--out"),
     M("plan file not found", "run --plan {d}/plan.json --out {out}", 2, "plan file not found"),
-    M("status of nothing", "status --out {d}/none", 3, "no manifest.json"),
+    M("status of nothing", "status --out {d}/none", 3, "no such output directory"),
     M("verify of nothing", "verify --out {d}/none", 3, "no such output directory"),
     M("verify of a folder that is no output", "verify --out {d}", 3, "no manifest.json"),
-    M("finalize of nothing", "finalize --out {d}/none", 3, "no manifest.json"),
+    M("finalize of nothing", "finalize --out {d}/none", 3, "no such output directory"),
 ]
 
 
