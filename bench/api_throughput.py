@@ -41,10 +41,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from migrate.embed.jina_api import JinaAPIEmbedder  # noqa: E402
-from migrate.testing.faults import FaultConfig  # noqa: E402
-from migrate.testing.server_limits import ServerLimits  # noqa: E402
-from migrate.testing.server_run import run_server  # noqa: E402
-from migrate.testing.standins import model_dir  # noqa: E402
+from migrate.rehearsal.faults import FaultConfig  # noqa: E402
+from migrate.rehearsal.limits import ServerLimits  # noqa: E402
+from migrate.rehearsal.run import run_server  # noqa: E402
+from migrate.embed.standins import model_dir  # noqa: E402
 
 MODEL = "jina-embeddings-v3"
 ENV = "JINA_BENCH_KEY"

@@ -117,9 +117,9 @@ def run_mode(mode: str, cluster, docs: Path, args, tmp: Path) -> dict:
     from migrate.config import load_config
     from migrate.embed.jina_api import JinaAPIEmbedder
     from migrate.executors.ray_executor import RayExecutor
-    from migrate.testing.server_limits import ServerLimits
-    from migrate.testing.server_run import run_server
-    from migrate.testing.standins import model_dir
+    from migrate.rehearsal.limits import ServerLimits
+    from migrate.rehearsal.run import run_server
+    from migrate.embed.standins import model_dir
 
     limits = ServerLimits(tpm=args.tpm, rpm=args.rpm * 10, window_s=60.0)
     with run_server(fast=True, limits=limits, mode="process") as h:
@@ -162,7 +162,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from migrate.executors.ray_cluster import LocalRayCluster
-    from migrate.testing.standins import model_dir
+    from migrate.embed.standins import model_dir
 
     tmp = Path(tempfile.mkdtemp(prefix="jm-ray-rate-"))
     docs = tmp / "docs.jsonl"

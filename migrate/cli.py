@@ -43,7 +43,9 @@ def _err(msg: str) -> None:
 
 def _is_paid(cfg) -> bool:
     """A run against the real Jina API (not a loopback server) spends money."""
-    if not cfg.model.startswith("jina-api:"):
+    from migrate.embed.registry import backend_for
+
+    if not backend_for(cfg.model).billed:
         return False
     from urllib.parse import urlparse
 
@@ -297,7 +299,7 @@ def search(
     """One query against the old and the new index, side by side."""
     import numpy as np
 
-    from migrate.embed.registry import get_embedder
+    from migrate.embed.registry import backend_for, get_embedder
     from migrate.index import load_output
     from migrate.sources import open_documents, open_old_index
 
@@ -308,7 +310,7 @@ def search(
 
     task = query_task or query_task_for(cfg["task"])
     opts = {"dimensions": cfg.get("dimensions")} | ({"base_url": base_url or emb_info.get("base_url")}
-                                                   if cfg["model"].startswith("jina-api:") else {})
+                                                   if backend_for(cfg["model"]).remote else {})
     new_emb = get_embedder(cfg["model"], **{k2: v for k2, v in opts.items() if v is not None})
     qv = new_emb.embed([query], task=task).vectors[0]
     sides = {"new": _top_k(new.vectors, new.ids, qv, k)}

@@ -209,7 +209,9 @@ def _output_bytes(n: int, dims: int, id_bytes: float) -> dict[str, int]:
 
 def _local_model_path(spec: str) -> str:
     """An embedder spec: ``local:...`` / ``jina-api:...`` as given, anything else is a local folder or name."""
-    return spec if spec.startswith(("local:", "jina-api:")) else f"local:{spec}"
+    from migrate.embed.registry import backends
+
+    return spec if spec.partition(":")[0] in backends() else f"local:{spec}"
 
 
 def calibrate_local(spec: str, texts: list[str], task: str, *, dimensions: int | None, seed: int,

@@ -11,8 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from migrate.embed.jina_api import _StreamPacker, request_token_budget
-from migrate.embed.jina_tokens import TokenEstimator, pack_requests, spread_tokens
+from migrate.embed.packing import StreamPacker, pack_requests, spread_tokens
+from migrate.embed.ratelimit import request_token_budget
+from migrate.embed.jina_tokens import TokenEstimator
 from migrate.embed.jina_wire import decode_embedding, encode_embedding, error_detail
 from migrate.embed.ratelimit import TIERS, AsyncRateLimiter, RateLimits, resolve_limits
 from migrate.errors import ConfigError
@@ -57,7 +58,7 @@ def test_packing_keeps_order_and_limits(counts, max_inputs, max_tokens):
         assert b.tokens == sum(counts[b.start : b.end])
         assert b.tokens <= max_tokens or b.end - b.start == 1
     # the streaming packer, fed in arbitrary pieces, packs identically
-    p = _StreamPacker(max_inputs, max_tokens)
+    p = StreamPacker(max_inputs, max_tokens)
     streamed = []
     for c in range(0, len(counts), 7):
         streamed += p.feed(counts[c : c + 7])

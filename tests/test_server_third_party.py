@@ -14,7 +14,7 @@ import pytest
 
 pytest.importorskip("static_model")
 
-from migrate.testing.server_run import run_server  # noqa: E402
+from migrate.rehearsal.run import run_server  # noqa: E402
 
 V3 = "jina-embeddings-v3"
 TEXTS = ["The quick brown fox jumps over the lazy dog.", "Quarterly revenue grew by twelve percent."]

@@ -51,6 +51,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from migrate.embed.registry import backend_for
 from migrate.errors import ConfigError, EmbeddingError, MigrateError, StateError
 from migrate.executors.ray_worker import JobSpec, Secret, ShardTask, ShardWorker
 from migrate.progress import Reporter
@@ -181,7 +182,7 @@ class RayExecutor:
 
     def _pool_shape(self, ray: Any, job: Any, n_shards: int) -> tuple[int, float, float]:
         res = ray.cluster_resources()
-        local_model = not job.config.model.startswith("jina-api:")
+        local_model = not backend_for(job.config.model).remote
         gpus = self.gpus_per_worker
         if gpus is None:
             gpus = 1.0 if local_model and res.get("GPU", 0) >= 1 else 0.0
@@ -242,7 +243,7 @@ class RayExecutor:
     def _api_parts(self, ray: Any, job: Any) -> tuple[Secret | None, Any]:
         """For ``jina-api:`` models: the key for the workers and the one shared rate budget."""
         cfg = job.config
-        if not cfg.model.startswith("jina-api:"):
+        if not backend_for(cfg.model).remote:
             return None, None
         from migrate.embed.ratelimit import resolve_limits
         from migrate.executors.ray_limiter import RateBudget
