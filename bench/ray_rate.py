@@ -81,7 +81,7 @@ class Poller(threading.Thread):
             while not self.stop.is_set():
                 t = time.monotonic()
                 try:
-                    u = c.get(self.handle.base_url + "/v1/usage").json()
+                    u = c.get(self.handle.base_url + "/v1/usage", headers={"Authorization": f"Bearer {self.handle.api_key}"}).json()
                     self.samples.append((t, int(u["total_tokens"]), int(u["rate_limited"])))
                 except Exception:  # noqa: BLE001 - a missed sample only widens a window
                     pass

@@ -273,8 +273,42 @@ def test_mixed_10pct_faults_full_run_identical(monkeypatch, clean_vectors, caplo
 def test_gives_up_with_a_clear_error_after_max_retries(monkeypatch):
     with run_server(fast=True, faults=FaultConfig(p503=1.0)) as h:
         monkeypatch.setenv(ENV, h.api_key)
-        with client(h, max_retries=2) as e, pytest.raises(EmbeddingError, match="after 3 attempts: 503"):
+        with client(h, max_retries=2) as e, pytest.raises(EmbeddingError, match="after 3 attempts: 503") as ei:
             e.embed(TEXTS[:5], task="retrieval.passage")
+    msg = str(ei.value)
+    assert urlsplit(h.base_url).netloc in msg and h.api_key not in msg
+    assert "resume" not in msg  # the same client serves search/compare, which have no shards
+
+
+def test_key_and_shared_limiter_as_arguments(srv, monkeypatch):
+    """What a Ray worker does: the key as an argument (no environment variable), one limiter shared."""
+    from migrate.embed.ratelimit import AsyncRateLimiter, resolve_limits
+    from migrate.secrets import Secret
+
+    monkeypatch.delenv(ENV, raising=False)
+    shared = AsyncRateLimiter(resolve_limits("tier1"))
+    with client(srv, api_key=Secret(srv.api_key), limiter=shared, max_request_tokens=100) as e:
+        res = e.embed(TEXTS[:30], task="retrieval.passage")
+        assert e._limiter is shared and e.info().as_dict()["shared_limiter"] is True
+        assert e.info().as_dict()["api_key_env"] is None  # the key came from no variable
+    assert res.vectors.shape == (30, 64)
+    assert shared.stats.acquired == e.stats.requests > 1  # every request paced through the given limiter
+    other = AsyncRateLimiter(resolve_limits("tier1"))
+    with client(srv, api_key=srv.api_key) as e2:
+        e2.use_limiter(other)
+        e2.embed(TEXTS[:3], task="retrieval.passage")
+    assert other.stats.acquired == 1
+
+
+def test_refused_key_from_a_file_names_the_file(srv, tmp_path, monkeypatch):
+    monkeypatch.delenv(ENV, raising=False)
+    f = tmp_path / "wrong-key.txt"
+    f.write_text("jina_wrong_key_in_a_file_123\n")
+    with client(srv, api_key_file=f) as e, pytest.raises(EmbeddingError) as ei:
+        e.embed(TEXTS[:2], task="retrieval.passage")
+    msg = str(ei.value)
+    assert "HTTP 401" in msg and str(f) in msg and "JINA_API_KEY" not in msg and ENV not in msg
+    assert "jina_wrong_key_in_a_file_123" not in msg
 
 
 # ----------------------------------------------------------------------------- rate limits

@@ -62,3 +62,10 @@ def test_serve_api_rejects_impossible_fault_rates():
                         "--fault-500", "0.9", "--fault-503", "0.9"], cwd=REPO, capture_output=True, text=True,
                        timeout=120, env={**os.environ, "HF_HUB_OFFLINE": "1", "SERVE_TEST_KEY": "k"})
     assert r.returncode == 2 and "add up to at most 1" in r.stderr
+
+
+def test_serve_api_help_names_the_rehearsal_options():
+    r = subprocess.run([sys.executable, "-m", "migrate", "serve-api", "--help"], cwd=REPO, capture_output=True, text=True,
+                       timeout=120, env={**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "200"})
+    assert r.returncode == 0 and "Traceback" not in r.stderr
+    assert "--long-context" in r.stdout and "--api-key-file" in r.stdout

@@ -45,7 +45,7 @@ from starlette.routing import Route
 
 from migrate.embed.jina_wire import (MAX_INPUTS_PER_REQUEST, MAX_LATE_CHUNKING_TOKENS, MAX_TOKENS_PER_INPUT,
                                      STAND_IN_HEADER, encode_embedding)
-from migrate.rehearsal.faults import FaultConfig, FaultInjector
+from migrate.rehearsal.faults import FAULT_KINDS, FaultConfig, FaultInjector
 from migrate.rehearsal.limits import KeyLimiter, ServerLimits
 from migrate.rehearsal.models import ServedModel, default_model_map
 from migrate.rehearsal.requests import ParsedRequest, Reject, check_fields, invalid, parse_request
@@ -92,7 +92,8 @@ class KeyUsage:
     def as_dict(self) -> dict[str, Any]:
         return {"object": "usage", "total_tokens": self.total_tokens, "requests": self.requests,
                 "requests_ok": self.requests_ok, "rate_limited": self.rate_limited,
-                "status": {str(k): v for k, v in sorted(self.status.items())}, "faults": dict(self.faults)}
+                "status": {str(k): v for k, v in sorted(self.status.items())},
+                "faults": {k: self.faults.get(k, 0) for k in FAULT_KINDS}}
 
 
 def shape_vectors(v: np.ndarray, dimensions: int | None, normalized: bool) -> np.ndarray:
