@@ -200,7 +200,6 @@ def test_registry_and_local_delegation(model_dir):
 
     e = get_embedder(f"local:{model_dir}")
     assert type(e).__name__ == "JinaV3Embedder"
-    import migrate.embed.jina_v3  # noqa: F401  (registers jina-local)
 
     e2 = get_embedder(f"jina-local:{model_dir}", dimensions=16)
     assert e2.embed(TEXTS[:1], task="retrieval.query").vectors.shape == (1, 16)

@@ -33,6 +33,7 @@ def decode_response(
     asked_dims: int | None,
     normalized: bool,
     model: str,
+    server: str,
     scrub: Callable[[str], str],
 ) -> tuple[np.ndarray, int]:
     """``(vectors, billed tokens)`` of a parsed 200 body ``obj`` (``raw``: its bytes, for messages)."""
@@ -54,7 +55,7 @@ def decode_response(
         value = item.get("embedding")
         if embedding_type in BINARY_TYPES:
             if want is None:
-                raise EmbeddingError("binary embeddings need known dimensions",
+                raise EmbeddingError(f"embeddings server {server}: binary embeddings need known dimensions",
                                      hint="pass --dimensions, or let the probe run first")
             if not isinstance(value, list) or len(value) != packed_length(want):
                 raise Retryable(f"binary embedding {idx} is not {packed_length(want)} bytes")
@@ -66,7 +67,7 @@ def decode_response(
             want = int(vec.shape[0])
         if asked_dims is not None and vec.shape[0] != asked_dims:
             raise EmbeddingError(
-                f"{model} returned {vec.shape[0]} dimensions, {asked_dims} asked",
+                f"embeddings server {server}: {model} returned {vec.shape[0]} dimensions, {asked_dims} asked",
                 hint="the server ignores 'dimensions' for this model: choose a model that supports it, or drop --dimensions",
             )
         if vec.shape != (want,):

@@ -328,7 +328,7 @@ class JinaAPIEmbedder:
     def _decode(self, obj: Any, raw: bytes, *, n: int) -> tuple[np.ndarray, int]:
         vecs, used = decode_response(obj, raw, n, embedding_type=self.embedding_type, known_dims=self._dims,
                                      asked_dims=self.dimensions, normalized=self.normalized, model=self.model,
-                                     scrub=self._scrub)
+                                     server=self.server, scrub=self._scrub)
         if self._dims is None:
             self._dims = int(vecs.shape[1])
         return vecs, used
