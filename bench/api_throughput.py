@@ -41,10 +41,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from migrate.embed.jina_api import JinaAPIEmbedder  # noqa: E402
-from migrate.testing.faults import FaultConfig  # noqa: E402
-from migrate.testing.server_limits import ServerLimits  # noqa: E402
-from migrate.testing.server_run import run_server  # noqa: E402
-from migrate.testing.standins import model_dir  # noqa: E402
+from migrate.rehearsal.faults import FaultConfig  # noqa: E402
+from migrate.rehearsal.limits import ServerLimits  # noqa: E402
+from migrate.rehearsal.run import run_server  # noqa: E402
+from migrate.embed.standins import model_dir  # noqa: E402
 
 MODEL = "jina-embeddings-v3"
 ENV = "JINA_BENCH_KEY"
@@ -78,9 +78,9 @@ def load_texts(target_tokens: int) -> tuple[list[str], str]:
 
 def _level(usage: dict) -> float:
     """The key's token-bucket level (a fresh key has a full bucket)."""
-    rl = usage["rate_limit"]
-    levels = list(rl["levels"].values())
-    return levels[0]["tokens"] if levels else rl["capacity"]["tokens"]
+    rl = usage["rate_limit"]  # this key's bucket (the server shows only the asking key's)
+    level = rl["levels"]["tokens"]
+    return level if level is not None else rl["capacity"]["tokens"]
 
 
 def run_tool(url: str, texts: list[str], tpm: int, rpm: int, concurrency: int, u0: dict, h) -> dict:

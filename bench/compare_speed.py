@@ -87,7 +87,7 @@ def main() -> int:
     from migrate.report.data import read_corpus, read_qrels, read_queries
     from migrate.report.search import faiss_ann
     from migrate.report.side import AnnIndex, Side
-    from migrate.testing.standins import model_dir
+    from migrate.embed.standins import model_dir
 
     corpus = read_corpus(args.data)
     qrels = read_qrels(args.data)

@@ -195,7 +195,7 @@ class Migration:
         self.env.pop(KILL_ENV, None)
         self.server = None
         if backend == "api":
-            from migrate.testing.server_run import run_server
+            from migrate.rehearsal.run import run_server
 
             self.server = stack.enter_context(run_server(fast=True))
             self.env["JINA_API_KEY"] = self.server.api_key

@@ -115,8 +115,8 @@ def run_matrix(full: bool = False, work: Path | None = None, n_docs: int = 48, s
     import numpy as np
 
     from migrate.errors import EmbeddingError, MigrateError
-    from migrate.testing.faults import FaultConfig
-    from migrate.testing.server_run import run_server
+    from migrate.rehearsal.faults import FaultConfig
+    from migrate.rehearsal.run import run_server
 
     work = Path(work or tempfile.mkdtemp(prefix="fault-matrix-"))
     work.mkdir(parents=True, exist_ok=True)

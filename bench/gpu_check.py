@@ -30,11 +30,12 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # test-only helpers (support.random_v3)
 
 
 def synthetic_corpus(n: int, seed: int, mean_words: float) -> list[str]:
     """Texts with a long-tailed (log-normal) length distribution, like abstracts."""
-    from migrate.embed.jina_v3 import _WORDS
+    from support.random_v3 import _WORDS
 
     rng = np.random.default_rng(seed)
     lengths = np.clip(rng.lognormal(np.log(mean_words), 0.7, n).astype(int), 3, 1500)
@@ -58,7 +59,8 @@ def main() -> int:
     import torch
     import transformers
 
-    from migrate.embed.jina_v3 import JinaV3Embedder, write_random_v3
+    from migrate.embed.jina_v3 import JinaV3Embedder
+    from support.random_v3 import write_random_v3
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     dev_name = torch.cuda.get_device_name(0) if device == "cuda" else "cpu"

@@ -63,15 +63,14 @@ def tokens(limit: int | None, http_docs: int) -> None:
 
     The HTTP pass (real server process, real e5-small embedding of every text) covers
     the first ``http_docs`` documents, because embedding all of SciFact with e5-small
-    takes about 15 CPU-minutes; the server's own billing function (``Runtime.count_tokens``,
+    takes about 15 CPU-minutes; the server's own billing function (``runtimes.billed_tokens``,
     the code behind ``usage``) is applied to every document as well.
     """
     import httpx
 
     from migrate.sources import open_documents
-    from migrate.testing.server_models import Runtime
-    from migrate.testing.server_run import run_server
-    from migrate.testing.standins import model_dir
+    from migrate.rehearsal.runtimes import billed_tokens_of
+    from migrate.rehearsal.run import run_server
 
     with tempfile.TemporaryDirectory() as tmp:
         docs = corpus(limit, Path(tmp))
@@ -81,7 +80,7 @@ def tokens(limit: int | None, http_docs: int) -> None:
         t_exact = time.perf_counter() - t0
         plans["sample (forced)"] = plan_for(docs, "full_max_chars=1000000", "sample_size=1000")
         plans["estimate"] = plan_for(docs, "estimate_only=1")
-        server_all = int(sum(Runtime(model_dir("e5-small")).count_tokens(texts)))
+        server_all = int(sum(billed_tokens_of("e5-small", texts)))
         sub_dir = Path(tmp) / "sub"
         sub_dir.mkdir()
         sub = corpus(http_docs, sub_dir)
@@ -127,7 +126,7 @@ def local_time(limit: int | None, model: str) -> None:
     Wall time and CPU time (of the plan process / of the run subprocess) are both compared."""
     import resource
 
-    from migrate.testing.standins import model_dir
+    from migrate.embed.standins import model_dir
 
     path = model_dir(model)
     with tempfile.TemporaryDirectory() as tmp:

@@ -81,7 +81,7 @@ class Poller(threading.Thread):
             while not self.stop.is_set():
                 t = time.monotonic()
                 try:
-                    u = c.get(self.handle.base_url + "/v1/usage").json()
+                    u = c.get(self.handle.base_url + "/v1/usage", headers={"Authorization": f"Bearer {self.handle.api_key}"}).json()
                     self.samples.append((t, int(u["total_tokens"]), int(u["rate_limited"])))
                 except Exception:  # noqa: BLE001 - a missed sample only widens a window
                     pass
@@ -118,9 +118,9 @@ def run_mode(mode: str, cluster, docs: Path, args, tmp: Path) -> dict:
     from migrate.config import load_config
     from migrate.embed.jina_api import JinaAPIEmbedder
     from migrate.executors.ray_executor import RayExecutor
-    from migrate.testing.server_limits import ServerLimits
-    from migrate.testing.server_run import run_server
-    from migrate.testing.standins import model_dir
+    from migrate.rehearsal.limits import ServerLimits
+    from migrate.rehearsal.run import run_server
+    from migrate.embed.standins import model_dir
 
     limits = ServerLimits(tpm=args.tpm, rpm=args.rpm * 10, window_s=60.0)
     with run_server(fast=True, limits=limits, mode="process") as h:
@@ -165,7 +165,7 @@ def main() -> None:
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
     from support.ray_cluster import LocalRayCluster
-    from migrate.testing.standins import model_dir
+    from migrate.embed.standins import model_dir
 
     tmp = Path(tempfile.mkdtemp(prefix="jm-ray-rate-"))
     docs = tmp / "docs.jsonl"

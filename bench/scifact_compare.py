@@ -58,7 +58,7 @@ def main() -> int:
     from migrate.report.render_json import render_json
     from migrate.report.render_md import render_markdown
     from migrate.atomic import write_text
-    from migrate.testing.standins import model_dir
+    from migrate.embed.standins import model_dir
 
     corpus = read_corpus(args.data)
     qrels = read_qrels(args.data, split="test")

@@ -66,7 +66,9 @@ def _err(msg: str) -> None:
 
 def _is_paid(cfg) -> bool:
     """A run against the real Jina API (not a loopback server) spends money."""
-    if not cfg.model.startswith("jina-api:"):
+    from migrate.embed.registry import backend_for
+
+    if not backend_for(cfg.model).billed:
         return False
     from urllib.parse import urlparse
 
@@ -261,7 +263,7 @@ def search(
     """One query against the old and the new index, side by side."""
     import numpy as np
 
-    from migrate.embed.registry import get_embedder
+    from migrate.embed.registry import backend_for, get_embedder
     from migrate.models import query_task_for
     from migrate.sinks.faiss_dir import open_output
     from migrate.sources import open_documents, open_old_index
@@ -272,7 +274,7 @@ def search(
     task = query_task or query_task_for(cfg["task"])
 
     def api_opts(spec: str, remembered: str | None = None) -> dict[str, Any]:
-        if not spec.startswith("jina-api:"):
+        if not backend_for(spec).remote:
             return {}
         url = base_url or remembered
         return {"base_url": url} if url else {}

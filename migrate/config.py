@@ -276,7 +276,9 @@ with warnings.catch_warnings():  # the field ``json`` (--json) shadows BaseModel
             """Options passed to ``get_embedder``; each backend takes what it knows."""
             opts: dict[str, Any] = {"dimensions": self.dimensions, "normalized": self.normalized,
                                     "normalize": self.normalized, "max_tokens": self.max_input_tokens}
-            if self.model.startswith(("local:", "jina-local:")):
+            from migrate.embed.registry import backend_for
+
+            if not backend_for(self.model).remote:
                 opts |= {"device": self.device, "dtype": self.dtype, "token_budget": self.token_budget,
                          "allow_any_dimensions": self.allow_any_dimensions or None}
             else:

@@ -1,7 +1,7 @@
 """``jina-migrate demo``: the whole tool on the bundled sample, offline, with no key.
 
 1. start the bundled Jina-compatible server on a loopback port (real stand-in models:
-   ``jina-embeddings-v3`` is served by multilingual-e5-small, see migrate/testing);
+   ``jina-embeddings-v3`` is served by multilingual-e5-small, see migrate/rehearsal);
 2. migrate the bundled sample ``migrate/data/sample`` (320 help-centre articles + a FAISS index with an id map)
    through the real API client, task ``retrieval.passage``, in resumable shards;
 3. ``verify`` the output;
@@ -36,7 +36,7 @@ def run_demo(out: Path, *, json_out: bool = False) -> dict[str, Any]:
     from migrate import pipeline
     from migrate.config import load_config
     from migrate.progress import make_reporter
-    from migrate.testing.server_run import run_server
+    from migrate.rehearsal.run import run_server
 
     sample = sample_dir()
     out = Path(out)

@@ -37,7 +37,7 @@ class ModelInfo:
 
     ``tokenizer_family`` groups models whose token counts agree ("xlm-roberta",
     "bert-uncased", ...); ``stand_in`` names the offline model in
-    ``migrate.testing.standins`` whose tokenizer has the same vocabulary (None when
+    ``migrate.embed.standins`` whose tokenizer has the same vocabulary (None when
     no such stand-in exists). ``generation == "custom"`` marks a model outside the
     catalogue (see ``custom_model``): only its name and width are known for sure.
     """

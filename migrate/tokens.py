@@ -26,18 +26,16 @@ limit when the request truncates.
 
 from __future__ import annotations
 
-import functools
 import math
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from migrate.embed.tokenizers import TokenizerRef, find_tokenizer, load_tokenizer  # noqa: F401 (re-exported)
 from migrate.errors import ConfigError
-from migrate.models import MAX_TOKENS, ModelInfo
+from migrate.models import MAX_TOKENS
 
 #: Default cap on characters tokenized exactly before the sample path is taken
 #: (the XLM-R tokenizer does about 1.4 M chars/s on this 2-core machine).
@@ -161,75 +159,8 @@ def ascii_share(texts: Sequence[str]) -> float:
 
 
 # ---------------------------------------------------------------- tokenizers
-
-
-@dataclass(frozen=True)
-class TokenizerRef:
-    """Where the tokenizer came from and how far its counts can be trusted."""
-
-    path: Path
-    label: str
-    stand_in: str | None = None  # name in migrate.testing.standins, when a stand-in
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"path": str(self.path), "label": self.label, "stand_in": self.stand_in}
-
-
-def _tokenizer_file(path: Path) -> Path:
-    p = Path(path)
-    if p.is_dir():
-        p = p / "tokenizer.json"
-    if not p.is_file():
-        raise ConfigError(f"no tokenizer.json at {path}", hint="pass a tokenizer.json file or a model folder that has one")
-    return p
-
-
-def find_tokenizer(model: ModelInfo, explicit: str | Path | None = None, *, allow_stand_in: bool = True) -> TokenizerRef | None:
-    """Locate ``model``'s tokenizer on this machine without any network access.
-
-    Order: an explicit file/folder; the Hugging Face cache (offline); the offline
-    stand-in that shares the vocabulary (``migrate.testing.standins``). None if absent.
-    """
-    if explicit:
-        p = _tokenizer_file(Path(explicit))
-        return TokenizerRef(p, f"{p} (given)")
-    try:
-        from huggingface_hub import try_to_load_from_cache
-
-        cached = try_to_load_from_cache(model.hf_repo, "tokenizer.json")
-        if isinstance(cached, str) and os.path.isfile(cached):
-            return TokenizerRef(Path(cached), f"{model.hf_repo} tokenizer.json (Hugging Face cache)")
-    except Exception:  # noqa: BLE001 - a broken cache only means "not found"
-        pass
-    if allow_stand_in and model.stand_in:
-        try:
-            from migrate.testing.standins import model_dir
-
-            p = model_dir(model.stand_in) / "tokenizer.json"
-        except Exception:  # noqa: BLE001 - stand-in packages not installed
-            return None
-        if p.is_file():
-            return TokenizerRef(p, f"stand-in '{model.stand_in}' with the same vocabulary ({model.tokenizer})", model.stand_in)
-    return None
-
-
-def load_tokenizer(path: str | Path):
-    """A ``tokenizers.Tokenizer`` with truncation and padding off (counts must be raw).
-
-    Cached per file and modification time: XLM-R's tokenizer.json takes a second or two
-    to parse, and a process that plans several corpora needs it only once."""
-    p = _tokenizer_file(Path(path)).resolve()
-    return _load_tokenizer_cached(str(p), p.stat().st_mtime_ns)
-
-
-@functools.lru_cache(maxsize=4)
-def _load_tokenizer_cached(path: str, mtime_ns: int):
-    from tokenizers import Tokenizer
-
-    tok = Tokenizer.from_file(path)
-    tok.no_truncation()
-    tok.no_padding()
-    return tok
+# Finding and loading tokenizers lives in ``migrate.embed.tokenizers`` (one home for the
+# planner, the API client and the bundled server); imported above for the planner.
 
 
 def _batches(texts: Sequence[str], size: int = 16_384):

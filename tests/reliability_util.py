@@ -80,7 +80,7 @@ def fast_server_with_key():
     """A local Jina-compatible server (static model) whose key is in JINA_API_KEY while it runs."""
     import os
 
-    from migrate.testing.server_run import run_server
+    from migrate.rehearsal.run import run_server
 
     old = os.environ.get("JINA_API_KEY")
     with run_server(fast=True) as h:

@@ -7,6 +7,7 @@ mixed-fault idempotency run, rate-limit adaptation, and the key never leaking.
 from __future__ import annotations
 
 import logging
+from urllib.parse import urlsplit
 
 import httpx
 import numpy as np
@@ -17,10 +18,10 @@ pytest.importorskip("static_model")
 from migrate.embed.jina_api import JinaAPIEmbedder  # noqa: E402
 from migrate.embed.registry import get_embedder  # noqa: E402
 from migrate.errors import BudgetExceeded, ConfigError, EmbeddingError, InputError  # noqa: E402
-from migrate.testing.faults import FaultConfig  # noqa: E402
-from migrate.testing.server_limits import ServerLimits  # noqa: E402
-from migrate.testing.server_run import run_server  # noqa: E402
-from migrate.testing.standins import model_dir  # noqa: E402
+from migrate.rehearsal.faults import FaultConfig  # noqa: E402
+from migrate.rehearsal.limits import ServerLimits  # noqa: E402
+from migrate.rehearsal.run import run_server  # noqa: E402
+from migrate.embed.standins import model_dir  # noqa: E402
 
 V3 = "jina-embeddings-v3"
 ENV = "JINA_MIGRATE_TEST_KEY"
@@ -57,7 +58,7 @@ def raw(h, body):
 
 
 @pytest.mark.parametrize("etype", ["float", "base64", "binary", "ubinary"])
-@pytest.mark.parametrize("dims", [None, 24])
+@pytest.mark.parametrize("dims", [None, 32, 256])
 @pytest.mark.parametrize("late", [False, True])
 def test_field_combinations(srv, key, etype, dims, late):
     texts = TEXTS[:40] if not late else TEXTS[:6]
@@ -186,7 +187,9 @@ def test_balance_errors_stop_the_run(monkeypatch, status):
         with client(h) as e:
             with pytest.raises(EmbeddingError, match=f"HTTP {status}.*Insufficient balance") as ei:
                 e.embed(TEXTS[:100], task="retrieval.passage")
-            assert "resume" in str(ei.value)
+            msg = str(ei.value)
+            assert "run the command again" in msg and "last finished shard" not in msg
+            assert urlsplit(h.base_url).netloc in msg and h.api_key not in msg  # names the server, never the key
 
 
 def test_400_and_422_are_not_retried(srv, key):
@@ -194,9 +197,11 @@ def test_400_and_422_are_not_retried(srv, key):
     with e, pytest.raises(EmbeddingError, match=r"HTTP 400.*not found.*check --model"):
         e.embed(TEXTS[:2], task="retrieval.passage")
     assert e.stats.requests == 1
-    with client(srv, dimensions=999) as e, pytest.raises(EmbeddingError, match=r"HTTP 422.*dimensions.*--dimensions"):
-        e.embed(TEXTS[:2], task="retrieval.passage")
-    assert e.stats.requests == 1
+    with pytest.raises(ConfigError, match=r"--dimensions 2000 is not possible for jina-embeddings-v3: it accepts 32..1024"):
+        client(srv, dimensions=2000)  # refused before anything is sent
+    custom = JinaAPIEmbedder("my-model", base_url=srv.base_url, api_key_env=ENV, dimensions=999)  # not catalogued
+    with custom, pytest.raises(EmbeddingError, match=r"HTTP 400.*not found.*check --model"):
+        custom.embed(TEXTS[:2], task="retrieval.passage")
 
 
 def test_config_errors(srv):
@@ -268,8 +273,42 @@ def test_mixed_10pct_faults_full_run_identical(monkeypatch, clean_vectors, caplo
 def test_gives_up_with_a_clear_error_after_max_retries(monkeypatch):
     with run_server(fast=True, faults=FaultConfig(p503=1.0)) as h:
         monkeypatch.setenv(ENV, h.api_key)
-        with client(h, max_retries=2) as e, pytest.raises(EmbeddingError, match="after 3 attempts: 503"):
+        with client(h, max_retries=2) as e, pytest.raises(EmbeddingError, match="after 3 attempts: 503") as ei:
             e.embed(TEXTS[:5], task="retrieval.passage")
+    msg = str(ei.value)
+    assert urlsplit(h.base_url).netloc in msg and h.api_key not in msg
+    assert "resume" not in msg  # the same client serves search/compare, which have no shards
+
+
+def test_key_and_shared_limiter_as_arguments(srv, monkeypatch):
+    """What a Ray worker does: the key as an argument (no environment variable), one limiter shared."""
+    from migrate.embed.ratelimit import AsyncRateLimiter, resolve_limits
+    from migrate.secrets import Secret
+
+    monkeypatch.delenv(ENV, raising=False)
+    shared = AsyncRateLimiter(resolve_limits("tier1"))
+    with client(srv, api_key=Secret(srv.api_key), limiter=shared, max_request_tokens=100) as e:
+        res = e.embed(TEXTS[:30], task="retrieval.passage")
+        assert e._limiter is shared and e.info().as_dict()["shared_limiter"] is True
+        assert e.info().as_dict()["api_key_env"] is None  # the key came from no variable
+    assert res.vectors.shape == (30, 64)
+    assert shared.stats.acquired == e.stats.requests > 1  # every request paced through the given limiter
+    other = AsyncRateLimiter(resolve_limits("tier1"))
+    with client(srv, api_key=srv.api_key) as e2:
+        e2.use_limiter(other)
+        e2.embed(TEXTS[:3], task="retrieval.passage")
+    assert other.stats.acquired == 1
+
+
+def test_refused_key_from_a_file_names_the_file(srv, tmp_path, monkeypatch):
+    monkeypatch.delenv(ENV, raising=False)
+    f = tmp_path / "wrong-key.txt"
+    f.write_text("jina_wrong_key_in_a_file_123\n")
+    with client(srv, api_key_file=f) as e, pytest.raises(EmbeddingError) as ei:
+        e.embed(TEXTS[:2], task="retrieval.passage")
+    msg = str(ei.value)
+    assert "HTTP 401" in msg and str(f) in msg and "JINA_API_KEY" not in msg and ENV not in msg
+    assert "jina_wrong_key_in_a_file_123" not in msg
 
 
 # ----------------------------------------------------------------------------- rate limits

@@ -21,8 +21,8 @@ import pytest
 pytest.importorskip("static_model")
 
 from migrate.embed.jina_api import PROBE_TEXT  # noqa: E402
-from migrate.testing.faults import FaultConfig  # noqa: E402
-from migrate.testing.server_run import run_server  # noqa: E402
+from migrate.rehearsal.faults import FaultConfig  # noqa: E402
+from migrate.rehearsal.run import run_server  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "fixtures" / "sample" / "docs.jsonl"

@@ -11,8 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from migrate.embed.jina_api import _StreamPacker, request_token_budget
-from migrate.embed.jina_tokens import TokenEstimator, pack_requests, spread_tokens
+from migrate.embed.packing import StreamPacker, pack_requests, spread_tokens
+from migrate.embed.ratelimit import request_token_budget
+from migrate.embed.jina_tokens import TokenEstimator
 from migrate.embed.jina_wire import decode_embedding, encode_embedding, error_detail
 from migrate.embed.ratelimit import TIERS, AsyncRateLimiter, RateLimits, resolve_limits
 from migrate.errors import ConfigError
@@ -57,7 +58,7 @@ def test_packing_keeps_order_and_limits(counts, max_inputs, max_tokens):
         assert b.tokens == sum(counts[b.start : b.end])
         assert b.tokens <= max_tokens or b.end - b.start == 1
     # the streaming packer, fed in arbitrary pieces, packs identically
-    p = _StreamPacker(max_inputs, max_tokens)
+    p = StreamPacker(max_inputs, max_tokens)
     streamed = []
     for c in range(0, len(counts), 7):
         streamed += p.feed(counts[c : c + 7])
@@ -144,3 +145,34 @@ def test_limiter_429_exhaustion_vs_transient():
 
     lim = asyncio.run(go())
     assert lim.stats.transient_429 == 1 and lim.stats.rate_limited == 1
+
+
+def test_decode_response_checks_every_defect():
+    from migrate.embed.api_response import decode_response
+    from migrate.embed.api_transport import Retryable
+    from migrate.errors import EmbeddingError
+
+    def body(vectors, total=7, index=None):
+        return {"data": [{"index": i if index is None else index, "embedding": v} for i, v in enumerate(vectors)],
+                "usage": {"total_tokens": total}}
+
+    kw = dict(embedding_type="float", known_dims=None, asked_dims=None, normalized=True, model="m",
+              server="127.0.0.1:9", scrub=lambda s: s)
+    mat, used = decode_response(body([[0.6, 0.8], [1.0, 0.0]]), b"", 2, **kw)
+    assert mat.shape == (2, 2) and used == 7
+    for bad, n in ((body([[0.6, 0.8]]), 2), (body([[0.6, 0.8], [1.0, 0.0]], index=0), 2),
+                   (body([[0.6, 0.8]], total=True), 1), (body([[3.0, 4.0]]), 1), (body([[float("nan"), 1.0]]), 1),
+                   ({"detail": "x"}, 1)):
+        with pytest.raises(Retryable):
+            decode_response(bad, b"", n, **kw)
+    with pytest.raises(EmbeddingError, match="embeddings server 127.0.0.1:9: m returned 2 dimensions, 4 asked"):
+        decode_response(body([[0.6, 0.8]]), b"", 1, **(kw | {"asked_dims": 4}))
+
+
+def test_server_label_and_redaction():
+    from migrate.embed.api_transport import redact_url, server_label
+
+    assert server_label("https://api.jina.ai") == "api.jina.ai"
+    assert server_label("http://user:pw@127.0.0.1:8080/x") == "127.0.0.1:8080"
+    assert server_label("http://[::1]:9000") == "[::1]:9000"
+    assert "pw" not in redact_url("http://user:pw@host:1/v1")

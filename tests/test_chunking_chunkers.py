@@ -18,7 +18,7 @@ TEXT = (
 def _tokenizer():
     from transformers import AutoTokenizer
 
-    from migrate.testing.standins import model_dir
+    from migrate.embed.standins import model_dir
 
     try:
         return AutoTokenizer.from_pretrained(str(model_dir("e5-small")))

@@ -24,7 +24,7 @@ def test_scifact_minilm_ndcg_matches_mteb(tmp_path):
     from migrate.report.build import cache_dir, side_from_model
     from migrate.report.data import read_corpus, read_qrels, read_queries
     from migrate.report.engine import CompareConfig, compare
-    from migrate.testing.standins import model_dir
+    from migrate.embed.standins import model_dir
 
     corpus = read_corpus(SCIFACT)
     qrels = read_qrels(SCIFACT, split="test")

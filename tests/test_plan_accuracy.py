@@ -40,12 +40,10 @@ def _plan(docs: Path, **kw):
 
 def test_scifact_plan_matches_server_billing(scifact):
     from migrate.sources import open_documents
-    from migrate.testing.server_models import TransformerRuntime
-    from migrate.testing.standins import model_dir
+    from migrate.rehearsal.runtimes import billed_tokens_of
 
     texts = open_documents(scifact, title_field="title").texts
-    runtime = TransformerRuntime(model_dir("e5-small"), "e5-small")
-    billed = sum(runtime.count_tokens(texts))  # the function behind the server's usage
+    billed = sum(billed_tokens_of("e5-small", texts))  # the function behind the server's usage
     exact = _plan(scifact)["tokens"]
     assert exact["method"] == "exact" and abs(exact["total"] / billed - 1) <= 0.01
     est = _plan(scifact, estimate_only=True)["tokens"]
@@ -58,7 +56,7 @@ def test_http_usage_equals_plan_on_a_slice(scifact, tmp_path):
     import httpx
 
     from migrate.sources import open_documents
-    from migrate.testing.server_run import run_server
+    from migrate.rehearsal.run import run_server
 
     lines = scifact.read_text().splitlines()[:40]
     docs = tmp_path / "slice.jsonl"

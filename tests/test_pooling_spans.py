@@ -15,7 +15,7 @@ from migrate.errors import ConfigError, InputError
 def _tokenizer(name: str):
     from transformers import AutoTokenizer
 
-    from migrate.testing.standins import model_dir
+    from migrate.embed.standins import model_dir
 
     try:
         return AutoTokenizer.from_pretrained(str(model_dir(name)))

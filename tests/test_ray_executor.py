@@ -31,9 +31,9 @@ from support.ray_cluster import LocalRayCluster  # noqa: E402
 from migrate.executors.ray_executor import node_summary  # noqa: E402
 from migrate.shards import ShardPlan  # noqa: E402
 from migrate.workspace import Workspace, arrow_to_vectors  # noqa: E402
-from migrate.testing.faults import FaultConfig  # noqa: E402
-from migrate.testing.server_limits import ServerLimits  # noqa: E402
-from migrate.testing.server_run import run_server  # noqa: E402
+from migrate.rehearsal.faults import FaultConfig  # noqa: E402
+from migrate.rehearsal.limits import ServerLimits  # noqa: E402
+from migrate.rehearsal.run import run_server  # noqa: E402
 
 STATIC = "local:standin:static"
 V3 = "jina-api:jina-embeddings-v3"

@@ -42,7 +42,7 @@ def test_bad_knobs_are_refused(monkeypatch, name, value):
 
 
 def test_secret_never_shows_in_repr():
-    from migrate.executors.ray_worker import Secret
+    from migrate.secrets import Secret
 
     s = Secret("jina_abcdefghijklmnop")
     assert "jina_" not in repr(s) and "jina_" not in str(s) and "jina_" not in f"{[s]}"

@@ -86,7 +86,7 @@ def _leaks(markers: list[str], root: Path, skip: set[Path]) -> list[str]:
 def world(tmp_path_factory):
     if not __import__("importlib").util.find_spec("static_model"):
         pytest.skip("tokenlearn-static-model not installed")
-    from migrate.testing.server_run import run_server
+    from migrate.rehearsal.run import run_server
 
     d = tmp_path_factory.mktemp("secrets")
     jina_marker = "jina_LEAKMARKER" + secrets.token_hex(12)

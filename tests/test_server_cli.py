@@ -62,3 +62,51 @@ def test_serve_api_rejects_impossible_fault_rates():
                         "--fault-500", "0.9", "--fault-503", "0.9"], cwd=REPO, capture_output=True, text=True,
                        timeout=120, env={**os.environ, "HF_HUB_OFFLINE": "1", "SERVE_TEST_KEY": "k"})
     assert r.returncode == 2 and "add up to at most 1" in r.stderr
+
+
+def test_serve_api_help_names_the_rehearsal_options():
+    r = subprocess.run([sys.executable, "-m", "migrate", "serve-api", "--help"], cwd=REPO, capture_output=True, text=True,
+                       timeout=120, env={**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "200"})
+    assert r.returncode == 0 and "Traceback" not in r.stderr
+    assert "--long-context" in r.stdout and "--api-key-file" in r.stdout
+
+
+def test_readme_example_runs_against_serve_api(tmp_path):
+    """The README's worked example, verbatim apart from the paths: key file, --base-url, --dimensions 1024."""
+    import json
+
+    key_file = tmp_path / "key.txt"
+    key_file.write_text("jina_readme_example_key_0001\n")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    env.pop("JINA_API_KEY", None)
+    proc = subprocess.Popen([sys.executable, "-m", "migrate", "serve-api", "--port", "0", "--fast",
+                             "--api-key-file", str(key_file)], cwd=REPO, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    threading.Thread(target=lambda: [lines.append(s) for s in proc.stderr], daemon=True).start()
+    try:
+        url = None
+        for _ in range(600):
+            m = next((re.search(r"(http://127\.0\.0\.1:\d+)", s) for s in lines if "server at" in s), None)
+            if m or proc.poll() is not None:
+                url = m.group(1) if m else None
+                break
+            threading.Event().wait(0.1)
+        assert url, "".join(lines)
+        docs = tmp_path / "docs.jsonl"
+        docs.write_text("".join(ln + "\n" for ln in (REPO / "fixtures/sample/docs.jsonl").read_text().splitlines()[:40]))
+        out = tmp_path / "out"
+        run = subprocess.run([sys.executable, "-m", "migrate", "run", "--docs", str(docs), "--title-field", "title",
+                              "--model", "jina-api:jina-embeddings-v3", "--dimensions", "1024", "--base-url", url,
+                              "--api-key-file", str(key_file), "--out", str(out), "--yes", "--json"],
+                             cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+        assert run.returncode == 0, run.stderr
+        verify = subprocess.run([sys.executable, "-m", "migrate", "verify", "--out", str(out), "--json"],
+                                cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+        assert verify.returncode == 0, verify.stdout + verify.stderr
+        manifest = json.loads((out / "manifest.json").read_text())
+        assert manifest["embedder"]["dimensions"] == 1024 and manifest["embedder"]["stand_in"] == "static"
+        assert "jina_readme_example_key_0001" not in run.stdout + run.stderr + (out / "manifest.json").read_text()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

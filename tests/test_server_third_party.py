@@ -1,7 +1,9 @@
-"""Existing third-party clients work against the local server unmodified, given its base URL.
+"""Third-party clients against the bundled server, pointed at it the way docs/notes-embed-server.md says.
 
-* the official ``openai`` SDK (what OpenAI-compatible Jina integrations use; its default
-  ``encoding_format`` is base64), with Jina's extra fields through ``extra_body``;
+* the official ``openai`` SDK (``base_url``; its default ``encoding_format`` is base64),
+  with Jina's extra fields through ``extra_body``;
+* langchain-community's ``JinaEmbeddings``, whose URL is the module constant
+  ``JINA_API_URL`` (patched here, as the notes tell users to);
 * the request body the langchain / llama-index / chroma Jina integrations send
   (``encoding_type``, ``Accept-Encoding: identity``), parsed the way they parse it.
 """
@@ -14,7 +16,8 @@ import pytest
 
 pytest.importorskip("static_model")
 
-from migrate.testing.server_run import run_server  # noqa: E402
+from migrate.rehearsal.run import run_server  # noqa: E402
+from migrate.secrets import register_secret  # noqa: E402
 
 V3 = "jina-embeddings-v3"
 TEXTS = ["The quick brown fox jumps over the lazy dog.", "Quarterly revenue grew by twelve percent."]
@@ -60,3 +63,17 @@ def test_integration_style_request(srv):
     # error path: they raise on resp["detail"]
     bad = session.post(srv.base_url + "/v1/embeddings", json={"input": TEXTS, "model": "nope"}).json()
     assert "data" not in bad and isinstance(bad["detail"], str)
+
+
+def test_langchain_jina_embeddings_with_patched_url(srv, monkeypatch):
+    lc_jina = pytest.importorskip("langchain_community.embeddings.jina")
+    monkeypatch.setattr(lc_jina, "JINA_API_URL", srv.base_url + "/v1/embeddings")
+    register_secret(srv.api_key)
+    emb = lc_jina.JinaEmbeddings(jina_api_key=srv.api_key, model_name=V3)
+    docs = np.array(emb.embed_documents(TEXTS), np.float32)
+    query = np.array(emb.embed_query(TEXTS[0]), np.float32)
+    assert np.array_equal(docs, _reference(srv))  # no task, server-default normalisation: same as a raw request
+    assert np.array_equal(query, docs[0])
+    bad = lc_jina.JinaEmbeddings(jina_api_key="jina_wrong_key_for_langchain", model_name=V3)
+    with pytest.raises(RuntimeError, match="Invalid API key"):  # it raises resp["detail"], which must be there
+        bad.embed_query("x")

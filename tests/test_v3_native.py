@@ -18,7 +18,8 @@ from transformers import AutoTokenizer, JinaEmbeddingsV3Model  # noqa: E402
 
 from migrate.embed import pooling  # noqa: E402
 from migrate.embed.base import TASK_NONE, V3_TASK_PREFIXES, V3_TASKS  # noqa: E402
-from migrate.embed.jina_v3 import JinaV3Embedder, adapter_folder, detect_layout, write_random_v3  # noqa: E402
+from migrate.embed.jina_v3 import JinaV3Embedder, adapter_folder, detect_layout  # noqa: E402
+from support.random_v3 import write_random_v3  # noqa: E402
 from migrate.errors import ConfigError  # noqa: E402
 
 TEXTS = [
@@ -199,7 +200,6 @@ def test_registry_and_local_delegation(model_dir):
 
     e = get_embedder(f"local:{model_dir}")
     assert type(e).__name__ == "JinaV3Embedder"
-    import migrate.embed.jina_v3  # noqa: F401  (registers jina-local)
 
     e2 = get_embedder(f"jina-local:{model_dir}", dimensions=16)
     assert e2.embed(TEXTS[:1], task="retrieval.query").vectors.shape == (1, 16)

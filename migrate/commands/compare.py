@@ -80,7 +80,7 @@ def run_compare(
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """Build both sides, compare, evaluate gates and write the outputs; returns (report, written files)."""
     from migrate.atomic import write_text
-    from migrate.embed.registry import get_embedder
+    from migrate.embed.registry import backend_for, get_embedder
     from migrate.models import query_task_for
     from migrate.report import build
     from migrate.report.data import read_qrels, read_queries
@@ -124,7 +124,7 @@ def run_compare(
         # The new side's model may come from the manifest (no --new-model): give it the URL too.
         for opts, spec in ((new_options, new_model or ("jina-api:" if new is not None else None)),
                            (old_options, old_model)):
-            if spec and spec.startswith("jina-api:"):
+            if spec and backend_for(spec).remote:
                 opts.setdefault("base_url", base_url)
     judgments = read_qrels(qrels, split=split) if qrels is not None else None
     qs = read_queries(queries, only=set(judgments) if judgments is not None else None)

@@ -1,7 +1,10 @@
 """``jina-migrate serve-api``: run the local Jina-compatible server in the foreground.
 
-What: the same server the tests and the demo use (``migrate.testing``), on a loopback
-port, with real stand-in models, optional rate limits and seeded fault injection.
+What: the same server the tests and the demo use (``migrate.rehearsal``), on a loopback
+port, with real stand-in models, optional rate limits and seeded fault injection. It
+accepts what the real API accepts per model (v3: ``dimensions`` 32..1024, served by
+truncating or zero-padding the stand-in's vector; v2: no task, no late chunking, only
+its own width) and embeds like the stand-in does locally; ``/v1/models`` says how.
 Why: users can rehearse a migration (or point their CI) at it for free:
 ``jina-migrate run --base-url http://127.0.0.1:8080 ...`` with a key from the key file.
 
@@ -31,6 +34,7 @@ def serve_api(
     api_key_env: Annotated[Optional[str], typer.Option(help="Environment variable holding the accepted key.")] = None,
     models: Annotated[Optional[Path], typer.Option("--models", help="JSON/TOML model map: {models: {NAME: {stand_in, prefixes}}}.")] = None,
     fast: Annotated[bool, typer.Option("--fast", help="Serve every model name with the fast static model (load tests).")] = False,
+    long_context: Annotated[bool, typer.Option("--long-context", help="Embed texts past a stand-in's own input limit in overlapping windows (default: cut where the stand-in cuts, as it does locally).")] = False,
     rpm: Annotated[Optional[int], typer.Option(help="Requests per minute per key (default unlimited).")] = None,
     tpm: Annotated[Optional[int], typer.Option(help="Tokens per minute per key (default unlimited).")] = None,
     concurrency: Annotated[Optional[int], typer.Option(help="Requests in flight per key (default unlimited).")] = None,
@@ -49,9 +53,9 @@ def serve_api(
     seed: Annotated[int, typer.Option(help="Fault seed (same seed + same requests = same faults).")] = 0,
 ) -> None:
     """Serve the Jina Embeddings API locally with real stand-in models (not Jina's weights)."""
-    from migrate.testing.faults import FaultConfig
-    from migrate.testing.server_limits import ServerLimits
-    from migrate.testing.server_run import build_config, new_api_key, read_key_file, serve_forever, write_key_file
+    from migrate.rehearsal.faults import FaultConfig
+    from migrate.rehearsal.limits import ServerLimits
+    from migrate.rehearsal.run import build_config, new_api_key, read_key_file, serve_forever, write_key_file
 
     if balance_status not in (402, 403):
         raise ConfigError(f"--balance-status must be 402 or 403, got {balance_status}")
@@ -83,6 +87,7 @@ def serve_api(
         faults=fc,
         balance_tokens=balance,
         balance_status=balance_status,
+        long_context=long_context,
     )
     names = ", ".join(f"{n} -> {m.stand_in}" for n, m in config.models.items())
 

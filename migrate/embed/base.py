@@ -70,6 +70,15 @@ class EmbedderInfo:
     prefixes: dict[str, str] = field(default_factory=dict)
     stand_in: str | None = None  # set when a stand-in model serves a real model name
     extra: dict[str, Any] = field(default_factory=dict)
+    #: Tasks this model accepts but that do not change its vectors (no adapter, no instruction).
+    ignored_tasks: tuple[str, ...] = ()
+
+    def task_note(self, task: str) -> str | None:
+        """A one-line warning when ``task`` is ignored by this model (None when it applies)."""
+        if task == TASK_NONE or task not in self.ignored_tasks:
+            return None
+        return (f"the task {task!r} is ignored: {self.model} has no task adapters or instructions, "
+                f"so its vectors are the same for every task")
 
     def as_dict(self) -> dict[str, Any]:
         d = {
@@ -81,6 +90,8 @@ class EmbedderInfo:
             "prefixes": dict(self.prefixes),
             "stand_in": self.stand_in,
         }
+        if self.ignored_tasks:
+            d["ignored_tasks"] = list(self.ignored_tasks)
         d.update(self.extra)
         return d
 

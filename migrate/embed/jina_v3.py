@@ -28,104 +28,20 @@ windows past the context), see :mod:`migrate.embed.pooling`.
 
 from __future__ import annotations
 
-import copy
-import json
 import threading
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from migrate.embed import pooling
+from migrate.embed.backend import BackendType, Capabilities, parse_options
 from migrate.embed.base import ALL_TASKS, TASK_NONE, V3_TASK_PREFIXES, V3_TASKS, EmbedderInfo, EmbedResult, truncate_and_normalize
 from migrate.embed.batching import fixed_batches, plan_batches
-from migrate.embed.registry import register
+from migrate.embed.jina_layout import (LAYOUT_NATIVE, LAYOUT_REMOTE_V3, V3_MATRYOSHKA, adapter_folder, detect_layout,
+                                       read_config, remote_class, resolve_path)
+from migrate.embed.local_common import LocalOptions, pick_device, pick_dtype
 from migrate.errors import ConfigError, EmbeddingError
-
-#: jina-embeddings-v3's supported Matryoshka sizes (config ``matryoshka_dimensions``).
-V3_MATRYOSHKA = (32, 64, 128, 256, 512, 768, 1024)
-
-LAYOUT_NATIVE = "v3-native"
-LAYOUT_REMOTE_V3 = "v3-remote-code"
-LAYOUT_REMOTE_V2 = "v2-remote-code"
-
-
-def adapter_folder(task: str) -> str:
-    """Sub-folder name of a task's adapter in the native layout (``retrieval.query`` -> ``retrieval_query``)."""
-    return task.replace(".", "_").replace("-", "_")
-
-
-def _read_config(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads((path / "config.json").read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no config.json", hint="point at a model folder") from None
-    except ValueError as exc:
-        raise ConfigError(f"{path / 'config.json'}: not valid JSON ({exc})") from None
-
-
-def detect_layout(path: Path) -> str:
-    """Which of the three supported Jina layouts ``path`` holds; ConfigError otherwise."""
-    cfg = _read_config(path)
-    if cfg.get("model_type") == "jina_embeddings_v3":
-        return LAYOUT_NATIVE
-    auto = json.dumps(cfg.get("auto_map", {}))
-    if "lora_adaptations" in cfg or "XLMRobertaLoRA" in auto:
-        return LAYOUT_REMOTE_V3
-    if "JinaBert" in auto or cfg.get("model_type") == "jina_bert" or "JinaBert" in json.dumps(cfg.get("architectures", [])):
-        return LAYOUT_REMOTE_V2
-    raise ConfigError(
-        f"{path}: not a jina-embeddings-v3/v2 folder (model_type {cfg.get('model_type')!r})",
-        hint="use local:PATH for other models",
-    )
-
-
-def is_jina_model_dir(path: Path) -> bool:
-    """True for folders :class:`JinaV3Embedder` can load (v3 native, v3 or v2 remote code)."""
-    try:
-        detect_layout(Path(path))
-    except ConfigError:
-        return False
-    return True
-
-
-def resolve_path(model: str) -> Path:
-    """A local folder, or a hub id looked up in the offline HF cache only."""
-    p = Path(model).expanduser()
-    if p.is_dir():
-        return p
-    if model.count("/") == 1 and not model.startswith((".", "/", "~")):
-        try:
-            from huggingface_hub import snapshot_download
-
-            return Path(snapshot_download(model, local_files_only=True))
-        except Exception:  # noqa: BLE001 - any miss in the offline cache is the same user error
-            raise ConfigError(f"{model}: not in the local Hugging Face cache", hint="download it first, or pass a folder") from None
-    raise ConfigError(f"{model}: model folder not found")
-
-
-def _remote_class(path: Path, cfg: dict[str, Any], key: str) -> Any:
-    """The class ``auto_map[key]`` names, loaded from code files in ``path`` (offline)."""
-    ref = cfg.get("auto_map", {}).get(key)
-    if not ref:
-        raise ConfigError(f"{path}: config.json has no auto_map entry {key!r}")
-    ref = ref[-1] if isinstance(ref, list) else ref
-    repo, _, local_ref = ref.rpartition("--")
-    module_file = local_ref.split(".")[0] + ".py"
-    from transformers.dynamic_module_utils import get_class_from_dynamic_module
-
-    if (path / module_file).exists():
-        return get_class_from_dynamic_module(local_ref, str(path), local_files_only=True)
-    if repo:
-        try:
-            return get_class_from_dynamic_module(ref, str(path), local_files_only=True)
-        except Exception:  # noqa: BLE001
-            pass
-    raise ConfigError(
-        f"{path}: the model's code file {module_file} is not there and {repo or 'its code repo'} is not in the offline HF cache",
-        hint=f"copy {module_file} (and the files it imports) into the model folder",
-    )
 
 
 class JinaV3Embedder:
@@ -137,37 +53,20 @@ class JinaV3Embedder:
     overlap of macro windows for documents longer than ``max_tokens`` in late chunking.
     """
 
-    def __init__(
-        self,
-        model: str,
-        *,
-        device: str = "auto",
-        dtype: str = "auto",
-        dimensions: int | None = None,
-        allow_any_dimensions: bool = False,
-        max_tokens: int | None = None,
-        token_budget: int = 16384,
-        max_batch: int = 256,
-        normalize: bool = True,
-        sort_by_length: bool = True,
-        batch_size: int | None = None,
-        attn_implementation: str | None = None,
-        late_overlap: int = pooling.DEFAULT_OVERLAP,
-        prompts: dict[str, str] | None = None,
-        **_ignored: Any,
-    ) -> None:
+    def __init__(self, model: str, options: LocalOptions | None = None, /, **kw: Any) -> None:
         import torch
         from transformers import AutoTokenizer
 
-        from migrate.embed.local import pick_device, pick_dtype
-
+        o: LocalOptions = parse_options(LocalOptions, kw, base=options, where="jina-local")
+        self.options = o
+        dimensions, max_tokens, prompts = o.dimensions, o.max_tokens, o.prompts
         self.model_name = model
         self.path = resolve_path(model)
         self.layout = detect_layout(self.path)
-        self.cfg = _read_config(self.path)
-        self.device = pick_device(device)
-        self.torch_dtype = pick_dtype(self.device, dtype)
-        self.attn_implementation = attn_implementation or self._default_attention()
+        self.cfg = read_config(self.path)
+        self.device = pick_device(o.device)
+        self.torch_dtype = pick_dtype(self.device, o.dtype)
+        self.attn_implementation = o.attn_implementation or self._default_attention()
         self._lock = threading.Lock()
         self._active: str | None = None
         try:
@@ -187,7 +86,7 @@ class JinaV3Embedder:
         if dimensions is not None:
             if not 0 < dimensions <= hidden:
                 raise ConfigError(f"--dimensions {dimensions} is not possible for {model}: it has {hidden}")
-            if dimensions not in self.matryoshka and not allow_any_dimensions:
+            if dimensions not in self.matryoshka and not o.allow_any_dimensions:
                 raise ConfigError(
                     f"--dimensions {dimensions} is not a Matryoshka size of {model} ({', '.join(map(str, self.matryoshka))})",
                     hint="pick one of those, or pass --allow-any-dimensions",
@@ -198,12 +97,12 @@ class JinaV3Embedder:
         if not limit or limit > 1_000_000:
             limit = min(int(self.cfg.get("max_position_embeddings", 8192)), 8192)
         self.max_tokens = int(max_tokens or limit)
-        self.token_budget = token_budget
-        self.max_batch = max_batch
-        self.batch_size = batch_size
-        self.sort_by_length = sort_by_length
-        self.normalize = normalize
-        self.late_overlap = late_overlap
+        self.token_budget = o.token_budget
+        self.max_batch = o.max_batch
+        self.batch_size = o.batch_size
+        self.sort_by_length = o.sort_by_length
+        self.normalize = o.normalize
+        self.late_overlap = o.late_overlap
         self._torch = torch
 
     # ----------------------------------------------------------------------- loading
@@ -260,7 +159,7 @@ class JinaV3Embedder:
                 self.adapters[task] = adapter_folder(task)
 
     def _load_remote(self) -> Any:
-        cls = _remote_class(self.path, self.cfg, "AutoModel")
+        cls = remote_class(self.path, self.cfg, "AutoModel")
         try:
             model = cls.from_pretrained(str(self.path), torch_dtype=self.torch_dtype, local_files_only=True, trust_remote_code=True)
         except (OSError, ValueError, ImportError) as exc:
@@ -333,6 +232,7 @@ class JinaV3Embedder:
             normalized=self.normalize,
             max_tokens=self.max_tokens,
             prefixes={t: self.prefix(t) for t in ALL_TASKS},
+            ignored_tasks=() if self.is_v3 else V3_TASKS,
             extra={
                 "layout": self.layout,
                 "device": self.device,
@@ -430,104 +330,9 @@ class JinaV3Embedder:
         return np.ascontiguousarray(vecs[:, : self.dimensions], dtype=np.float32)
 
 
-@register("jina-local")
-def make_jina_local(model: str, **options: Any) -> JinaV3Embedder:
-    """``jina-local:PATH`` -> :class:`JinaV3Embedder` (v3 native / remote code, v2 remote code)."""
-    return JinaV3Embedder(model, **{k: v for k, v in options.items() if v is not None})
-
-
-# --------------------------------------------------------------------------- random models
-
-
-def write_random_v3(
-    path: Path | str,
-    *,
-    hidden: int = 32,
-    layers: int = 2,
-    heads: int = 4,
-    intermediate: int | None = None,
-    vocab_size: int | None = None,
-    max_positions: int = 8194,
-    adapters: Sequence[str] = V3_TASKS,
-    matryoshka: Sequence[int] | None = None,
-    seed: int = 0,
-) -> Path:
-    """Write a randomly initialised jina-embeddings-v3 folder in the transformers-native layout.
-
-    For tests and throughput checks (no real weights are available offline): the real
-    ``JinaEmbeddingsV3Model`` architecture at the given size, an XLM-R-style Unigram
-    tokenizer (``<s>``=0, ``<pad>``=1, ``</s>``=2, ``<unk>``=3, Metaspace) built with the
-    ``tokenizers`` library, the v3 ``task_instructions`` in the config, and one random
-    PEFT LoRA adapter (rank 4, alpha 1, on every linear and the word embeddings) per task
-    in ``<task_with_underscores>/``.
-    """
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import JinaEmbeddingsV3Config, JinaEmbeddingsV3Model
-
-    path = Path(path)
-    path.mkdir(parents=True, exist_ok=True)
-    tok = _random_tokenizer(max_positions - 2)
-    tok.save_pretrained(str(path))
-    torch.manual_seed(seed)
-    cfg = JinaEmbeddingsV3Config(
-        vocab_size=vocab_size or len(tok), hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
-        intermediate_size=intermediate or 4 * hidden, max_position_embeddings=max_positions,
-        pad_token_id=1, bos_token_id=0, eos_token_id=2,
-        lora_adaptations=list(V3_TASKS), task_instructions={t: V3_TASK_PREFIXES[t] for t in V3_TASKS},
-        matryoshka_dimensions=list(matryoshka or [d for d in (8, 16, 32, 64, 128, 256, 512, 768, 1024) if d <= hidden]),
-    )
-    model = JinaEmbeddingsV3Model(cfg, add_pooling_layer=False).eval()
-    model.save_pretrained(str(path))
-    lora = dict(r=4, lora_alpha=1, lora_dropout=0.0, init_lora_weights=False,
-                target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "fc1", "fc2", "word_embeddings"])
-    for i, task in enumerate(adapters):
-        torch.manual_seed(seed + 1 + i)
-        peft_model = get_peft_model(copy.deepcopy(model), LoraConfig(**lora))
-        peft_model.save_pretrained(str(path / adapter_folder(task)))
-        del peft_model
-    return path
-
-
-_WORDS = (
-    "the of and to in is was for on that with as by at from are be this which or an it its not have has were "
-    "but their more can other these been one all may also new after when there than into some two between time "
-    "first cells protein gene expression cancer patients study results risk increased activity effect analysis "
-    "level data human treatment disease mice role associated cell response found clinical function model high "
-    "low we our represent query document retrieval evidence retrieving passage hello world chunk here third "
-    "second sentence late chunking embedding vector search index migration"
-).split()
-
-
-def _random_tokenizer(max_length: int) -> Any:
-    """XLM-R-shaped fast tokenizer: Unigram pieces for common words plus single characters."""
-    import string
-
-    from tokenizers import Regex, Tokenizer, decoders, normalizers, pre_tokenizers, processors
-    from tokenizers.models import Unigram
-    from transformers import PreTrainedTokenizerFast
-
-    specials = ["<s>", "<pad>", "</s>", "<unk>"]
-    pieces: list[tuple[str, float]] = [(s, 0.0) for s in specials]
-    seen = set(specials)
-    for w in _WORDS:
-        for p in ("\u2581" + w, w):
-            if p not in seen:
-                seen.add(p)
-                pieces.append((p, -2.0 - 0.1 * len(p)))
-    for ch in string.ascii_letters + string.digits + string.punctuation + "\u2581":
-        for p in (ch, "\u2581" + ch):
-            if p not in seen:
-                seen.add(p)
-                pieces.append((p, -8.0))
-    t = Tokenizer(Unigram(pieces, unk_id=3, byte_fallback=False))
-    t.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Replace(Regex(" {2,}"), " ")])
-    t.pre_tokenizer = pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="always")
-    t.decoder = decoders.Metaspace(replacement="\u2581", prepend_scheme="always")
-    t.post_processor = processors.TemplateProcessing(
-        single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>", special_tokens=[("<s>", 0), ("</s>", 2)]
-    )
-    return PreTrainedTokenizerFast(
-        tokenizer_object=t, bos_token="<s>", eos_token="</s>", pad_token="<pad>", unk_token="<unk>",
-        cls_token="<s>", sep_token="</s>", model_max_length=max_length,
-    )
+BACKEND = BackendType(
+    name="jina-local", remote=False, billed=False, options_type=LocalOptions,
+    factory=lambda model, options: JinaV3Embedder(model, options),
+    capabilities=lambda model: Capabilities(),
+    description="a jina-embeddings-v3 (task adapters) or v2 JinaBERT folder on this machine",
+)

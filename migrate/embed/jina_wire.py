@@ -2,7 +2,7 @@
 
 What: the documented limits, the field names, and the codecs for ``embedding_type``
 (``float``, ``base64``, ``binary``, ``ubinary``) and for error bodies.
-Why one module: the client and ``migrate.testing`` server must agree byte for byte,
+Why one module: the client and ``migrate.rehearsal`` server must agree byte for byte,
 and both must agree with jina-spec.md §1. Facts used:
 
 * ``base64``: little-endian float32 bytes, base64-encoded (the layout is

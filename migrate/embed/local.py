@@ -19,10 +19,13 @@ from typing import Any
 
 import numpy as np
 
-from migrate.embed.base import TASK_NONE, EmbedderInfo, EmbedResult, truncate_and_normalize
+from migrate.embed.backend import BackendType, Capabilities, parse_options
+from migrate.embed.base import TASK_NONE, V3_TASKS, EmbedderInfo, EmbedResult, truncate_and_normalize
 from migrate.embed.batching import fixed_batches, plan_batches
-from migrate.embed.registry import register
+from migrate.embed.jina_layout import is_jina_model_dir
+from migrate.embed.local_common import LocalOptions, pick_device, pick_dtype, quiet_transformers  # noqa: F401
 from migrate.errors import ConfigError, EmbeddingError
+
 
 #: Which prompt names of a model's config a task may use, most specific first.
 TASK_PROMPT_NAMES: dict[str, tuple[str, ...]] = {
@@ -33,43 +36,6 @@ TASK_PROMPT_NAMES: dict[str, tuple[str, ...]] = {
     "classification": ("classification", "query"),
     TASK_NONE: (),
 }
-
-
-def pick_device(device: str = "auto") -> str:
-    if device != "auto":
-        return device
-    import torch
-
-    if torch.cuda.is_available():
-        return "cuda"
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return "mps"
-    return "cpu"
-
-
-def pick_dtype(device: str, dtype: str = "auto"):
-    import torch
-
-    names = {"fp32": torch.float32, "float32": torch.float32, "fp16": torch.float16, "float16": torch.float16,
-             "bf16": torch.bfloat16, "bfloat16": torch.bfloat16}
-    if dtype != "auto":
-        if dtype not in names:
-            raise ConfigError(f"unknown dtype {dtype!r}", hint="use auto, fp32, fp16 or bf16")
-        return names[dtype]
-    if device.startswith("cuda"):
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.float32
-
-
-def quiet_transformers() -> None:
-    """Silence load reports and weight-loading bars; our own progress display is the one to read."""
-    try:
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.set_verbosity_error()
-        hf_logging.disable_progress_bar()
-    except ImportError:  # pragma: no cover
-        pass
 
 
 def is_model2vec_dir(path: Path) -> bool:
@@ -85,7 +51,7 @@ def is_model2vec_dir(path: Path) -> bool:
 def resolve_model_path(model: str) -> Path | str:
     """A local folder, a stand-in name (``standin:minilm``), or a hub id for the offline cache."""
     if model.startswith("standin:"):
-        from migrate.testing.standins import model_dir
+        from migrate.embed.standins import model_dir
 
         return model_dir(model.split(":", 1)[1])
     p = Path(model).expanduser()
@@ -101,17 +67,16 @@ def resolve_model_path(model: str) -> Path | str:
 class LocalEmbedder:
     """A sentence-transformers model behind the :class:`~migrate.embed.base.Embedder` protocol."""
 
-    def __init__(self, model: str, *, device: str = "auto", dtype: str = "auto", dimensions: int | None = None,
-                 max_tokens: int | None = None, token_budget: int = 16384, max_batch: int = 256,
-                 normalize: bool = True, sort_by_length: bool = True, batch_size: int | None = None,
-                 prompts: dict[str, str] | None = None) -> None:
+    def __init__(self, model: str, options: LocalOptions | None = None, /, **kw: Any) -> None:
         from sentence_transformers import SentenceTransformer
 
+        o: LocalOptions = parse_options(LocalOptions, kw, base=options, where="local")
+        self.options = o
         quiet_transformers()
         self.model_name = model
-        self.device = pick_device(device)
+        self.device = pick_device(o.device)
         path = resolve_model_path(model)
-        torch_dtype = pick_dtype(self.device, dtype)
+        torch_dtype = pick_dtype(self.device, o.dtype)
         try:
             if isinstance(path, Path) and is_model2vec_dir(path):
                 from sentence_transformers.sentence_transformer.modules import StaticEmbedding
@@ -123,24 +88,24 @@ class LocalEmbedder:
         except (OSError, ValueError, ImportError) as exc:
             raise ConfigError(f"cannot load local model {model!r}: {str(exc).splitlines()[0][:200]}",
                               hint="pass a local model folder; the hub is not reachable offline") from None
-        if max_tokens:
-            self.model.max_seq_length = int(max_tokens)
+        if o.max_tokens:
+            self.model.max_seq_length = int(o.max_tokens)
         limit = self.model.max_seq_length
         self.max_tokens = int(limit) if limit and limit != float("inf") else 512
         self.native_dim = int(self.model.get_embedding_dimension() if hasattr(self.model, "get_embedding_dimension")
                               else self.model.get_sentence_embedding_dimension())
-        if dimensions is not None and not 0 < dimensions <= self.native_dim:
-            raise ConfigError(f"--dimensions {dimensions} is not possible for {model}: it has {self.native_dim}")
-        self.dimensions = dimensions or self.native_dim
-        self.token_budget = token_budget
-        self.max_batch = max_batch
-        self.batch_size = batch_size  # fixed-size, unsorted batches when set (benchmark baseline)
-        self.sort_by_length = sort_by_length
-        self.normalize = normalize
+        if o.dimensions is not None and not 0 < o.dimensions <= self.native_dim:
+            raise ConfigError(f"--dimensions {o.dimensions} is not possible for {model}: it has {self.native_dim}")
+        self.dimensions = o.dimensions or self.native_dim
+        self.token_budget = o.token_budget
+        self.max_batch = o.max_batch
+        self.batch_size = o.batch_size  # fixed-size, unsorted batches when set (benchmark baseline)
+        self.sort_by_length = o.sort_by_length
+        self.normalize = o.normalize
         self.dtype_name = str(torch_dtype).replace("torch.", "")
         self._prompts = dict(getattr(self.model, "prompts", {}) or {})
-        if prompts:
-            self._prompts.update(prompts)
+        if o.prompts:
+            self._prompts.update(o.prompts)
 
     @property
     def tokenizer(self):
@@ -155,17 +120,19 @@ class LocalEmbedder:
         return ""
 
     def info(self) -> EmbedderInfo:
-        tasks = ("retrieval.query", "retrieval.passage", "text-matching", "separation", "classification")
+        prefixes = {t: self.prefix(t) for t in V3_TASKS}
         return EmbedderInfo(backend="local", model=self.model_name, dimensions=self.dimensions,
-                            normalized=self.normalize, max_tokens=self.max_tokens,
-                            prefixes={t: self.prefix(t) for t in tasks},
+                            normalized=self.normalize, max_tokens=self.max_tokens, prefixes=prefixes,
+                            ignored_tasks=tuple(t for t, p in prefixes.items() if not p),
                             extra={"device": self.device, "dtype": self.dtype_name, "native_dimensions": self.native_dim})
 
     def count_tokens(self, texts: Sequence[str], *, task: str) -> list[int]:
         """Tokens the model actually sees per input: prefix and special tokens in, cut at max_tokens."""
+        return self._count(texts, self.prefix(task))
+
+    def _count(self, texts: Sequence[str], prefix: str) -> list[int]:
         if not texts:
             return []
-        prefix = self.prefix(task)
         tok = self.model.tokenizer
         batch = [prefix + t for t in texts]
         if hasattr(tok, "encode_batch"):  # a bare tokenizers.Tokenizer (static models)
@@ -175,21 +142,26 @@ class LocalEmbedder:
         return [len(ids) for ids in enc["input_ids"]]
 
     def embed(self, texts: Sequence[str], *, task: str, late_chunking: bool = False) -> EmbedResult:
+        return self.encode(texts, prefix=self.prefix(task), late_chunking=late_chunking)
+
+    def encode(self, texts: Sequence[str], *, prefix: str, late_chunking: bool = False) -> EmbedResult:
+        """``embed`` with an explicit instruction ``prefix`` instead of a task (the bundled
+        server maps its own task prefixes onto the stand-ins this way)."""
         texts = list(texts)
         if not texts:
             return EmbedResult(np.zeros((0, self.dimensions), np.float32), np.zeros(0, np.int64))
         if late_chunking:
-            return self._embed_late_chunked(texts, task)
+            return self._embed_late_chunked(texts, prefix)
         # The model reads at most max_tokens tokens; a token is almost never longer than 64 characters,
         # so cutting here changes no vector and keeps a 10 MB document from being tokenized whole.
         cap = self.max_tokens * 64
         texts = [t if len(t) <= cap else t[:cap] for t in texts]
-        lengths = self.count_tokens(texts, task=task)
+        lengths = self._count(texts, prefix)
         if self.batch_size:
             batches = fixed_batches(len(texts), self.batch_size)
         else:
             batches = plan_batches(lengths, self.token_budget, self.max_batch, sort=self.sort_by_length)
-        prompt = self.prefix(task) or None
+        prompt = prefix or None
         out = np.empty((len(texts), self.native_dim), dtype=np.float32)
         for batch in batches:
             chunk = [texts[i] for i in batch.positions]
@@ -203,13 +175,13 @@ class LocalEmbedder:
         vectors = truncate_and_normalize(out, self.dimensions) if self.normalize else out[:, : self.dimensions]
         return EmbedResult(vectors, np.asarray(lengths))
 
-    def _embed_late_chunked(self, texts: list[str], task: str) -> EmbedResult:
+    def _embed_late_chunked(self, texts: list[str], prefix: str) -> EmbedResult:
         """Texts are consecutive chunks of one document: one forward pass, span pooling (API-equivalent)."""
         import torch
 
         from migrate.embed import pooling
 
-        plan = pooling.plan_joined(self.model.tokenizer, texts, prefix=self.prefix(task))
+        plan = pooling.plan_joined(self.model.tokenizer, texts, prefix=prefix)
         transformer = self.model[0].auto_model
 
         def forward(ids: list[int]) -> torch.Tensor:
@@ -227,14 +199,18 @@ class LocalEmbedder:
         self.model = None  # type: ignore[assignment]
 
 
-@register("local")
-def make_local(model: str, **options: Any):
-    """``local:PATH`` -> LocalEmbedder, or the v3 backend for jina-embeddings-v3 folders."""
+def make_local(model: str, options: LocalOptions) -> Any:
+    """``local:PATH`` -> LocalEmbedder, or the Jina backend for jina-embeddings-v3/v2 folders."""
     path = resolve_model_path(model)
-    from migrate.embed.jina_v3 import JinaV3Embedder, is_jina_model_dir
-
     if isinstance(path, Path) and is_jina_model_dir(path):
-        return JinaV3Embedder(str(path), **options)
-    known = {"device", "dtype", "dimensions", "max_tokens", "token_budget", "max_batch", "normalize",
-             "sort_by_length", "batch_size", "prompts"}
-    return LocalEmbedder(model, **{k: v for k, v in options.items() if k in known and v is not None})
+        from migrate.embed.jina_v3 import JinaV3Embedder
+
+        return JinaV3Embedder(str(path), options)
+    return LocalEmbedder(model, options)
+
+
+BACKEND = BackendType(
+    name="local", remote=False, billed=False, options_type=LocalOptions, factory=make_local,
+    capabilities=lambda model: Capabilities(),
+    description="a sentence-transformers / transformers model on this machine (folder, hub cache or standin:NAME)",
+)

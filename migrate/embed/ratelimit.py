@@ -74,8 +74,22 @@ def resolve_limits(
     )
 
 
+def request_token_budget(limits: RateLimits) -> int:
+    """Default tokens per request: a quarter second of the TPM budget, so a request is
+    always much smaller than the server's bucket (then arrival jitter cannot cause 429s
+    while the long-run pace sits at the limit), but at least 2x TPM/RPM so the RPM limit
+    is never the one that binds, and at most 131,072."""
+    quarter_second = limits.tpm / 60.0 * 0.25
+    rpm_floor = 2.0 * limits.tpm / limits.rpm
+    return int(min(131_072, max(512, quarter_second, rpm_floor)))
+
+
 class TokenBucket:
-    """A bucket of ``capacity`` that refills at ``rate`` per second and may go into debt."""
+    """A bucket of ``capacity`` that refills at ``rate`` per second and may go into debt.
+
+    The one bucket of the project: the API client paces with it, and the bundled
+    server (``migrate.rehearsal.limits``) enforces its RPM/TPM limits with it.
+    """
 
     def __init__(self, rate: float, capacity: float, clock: Callable[[], float]) -> None:
         self.rate = rate

@@ -1,58 +1,91 @@
-"""Find an embedding backend by spec string.
+"""Find an embedding backend by spec string: the only place that knows spec prefixes.
 
-``local:PATH_OR_NAME``  sentence-transformers / transformers model on this machine
-``jina-api:MODEL``      the Jina Embeddings API (or a compatible server via base_url)
+``local:PATH_OR_NAME``    sentence-transformers / transformers model on this machine
+                          (jina-embeddings-v3/v2 folders go to the Jina local backend)
+``jina-local:PATH``       jina-embeddings-v3/v2 folder, task adapters and all
+``jina-api:MODEL``        the Jina Embeddings API (or a compatible server via ``base_url``)
 
-Backends register a factory with ``@register("prefix")``; plugins can add more.
+Public API:
+
+* ``backend_for(spec) -> Backend``: name, ``remote``, ``billed``, capabilities and the
+  options type, without loading a model (callers ask this instead of testing prefixes).
+* ``get_embedder(spec, options=None, **kw) -> Embedder``: options validated against the
+  backend's options type (unknown or ill-typed option, impossible ``dimensions`` ->
+  ``ConfigError`` naming it), then the backend built.
+* ``backends()``: the registered names.
+
+Backends are listed by name -> ``"module:ATTRIBUTE"`` (a ``BackendType``) and imported
+only when asked for, so this module imports no backend (no cycle, and API-only installs
+never import torch). Adding a backend = its module + one line in ``BUILTIN`` (or
+``register`` from a plugin).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import importlib
 from typing import Any
 
+from migrate.embed.backend import Backend, BackendType, parse_options
 from migrate.embed.base import Embedder
 from migrate.errors import ConfigError
 
-Factory = Callable[..., Embedder]
-_FACTORIES: dict[str, Factory] = {}
+#: name -> "module:attribute" of its BackendType.
+BUILTIN: dict[str, str] = {
+    "jina-api": "migrate.embed.jina_api:BACKEND",
+    "local": "migrate.embed.local:BACKEND",
+    "jina-local": "migrate.embed.jina_v3:BACKEND",
+}
+_LOADED: dict[str, BackendType] = {}
 
 
-def register(prefix: str) -> Callable[[Factory], Factory]:
-    def deco(factory: Factory) -> Factory:
-        _FACTORIES[prefix] = factory
-        return factory
-
-    return deco
-
-
-def _load_builtin() -> None:
-    # Imported lazily so API-only installs never import torch.
-    import migrate.embed.jina_v3  # noqa: F401
-    import migrate.embed.local  # noqa: F401
-
-    try:
-        import migrate.embed.jina_api  # noqa: F401
-    except ImportError:  # pragma: no cover - module not present yet
-        pass
+def register(backend: BackendType) -> BackendType:
+    """Add (or replace) a backend at run time, e.g. from a plugin."""
+    _LOADED[backend.name] = backend
+    return backend
 
 
 def backends() -> list[str]:
-    _load_builtin()
-    return sorted(_FACTORIES)
+    return sorted(set(BUILTIN) | set(_LOADED))
 
 
 def split_spec(spec: str) -> tuple[str, str]:
-    if ":" not in spec:
-        raise ConfigError(f"embedder spec {spec!r} has no backend prefix", hint="use local:PATH or jina-api:MODEL")
+    """``"jina-api:jina-embeddings-v3"`` -> ``("jina-api", "jina-embeddings-v3")``."""
+    if not isinstance(spec, str) or ":" not in spec:
+        raise ConfigError(f"embedder spec {spec!r} has no backend prefix",
+                          hint=f"use one of {', '.join(f'{b}:...' for b in backends())}")
     prefix, _, rest = spec.partition(":")
     return prefix, rest
 
 
-def get_embedder(spec: str, **options: Any) -> Embedder:
-    """Build the backend named by ``spec`` with backend-specific ``options``."""
-    prefix, rest = split_spec(spec)
-    _load_builtin()
-    if prefix not in _FACTORIES:
-        raise ConfigError(f"unknown embedding backend {prefix!r}", hint=f"known: {', '.join(sorted(_FACTORIES))}")
-    return _FACTORIES[prefix](rest, **options)
+def _backend_type(name: str) -> BackendType:
+    if name in _LOADED:
+        return _LOADED[name]
+    target = BUILTIN.get(name)
+    if target is None:
+        raise ConfigError(f"unknown embedding backend {name!r}", hint=f"known: {', '.join(backends())}")
+    module, _, attr = target.partition(":")
+    bt = getattr(importlib.import_module(module), attr)
+    _LOADED[name] = bt
+    return bt
+
+
+def backend_for(spec: str) -> Backend:
+    """What the backend of ``spec`` is and can do (no model is loaded)."""
+    name, model = split_spec(spec)
+    return _backend_type(name).resolve(model)
+
+
+def get_embedder(spec: str, options: Any = None, /, **kw: Any) -> Embedder:
+    """Build the backend named by ``spec``.
+
+    ``options``: an instance of the backend's options type or a dict; ``kw`` are more
+    options on top (None values mean "not given").
+    """
+    name, model = split_spec(spec)
+    bt = _backend_type(name)
+    if isinstance(options, dict):
+        kw = {**options, **kw}
+        options = None
+    opts = parse_options(bt.options_type, kw, base=options, where=name)
+    bt.capabilities(model).check_dimensions(getattr(opts, "dimensions", None), model or spec)
+    return bt.factory(model, opts)

@@ -51,9 +51,11 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from migrate.embed.registry import backend_for
 from migrate.errors import ConfigError, EmbeddingError, MigrateError
 from migrate.executors.base import Budget, Job
-from migrate.executors.ray_worker import Secret, ShardWorker
+from migrate.executors.ray_worker import ShardWorker
+from migrate.secrets import Secret
 from migrate.progress import Reporter
 from migrate.shards import Shard
 from migrate.workspace import Workspace
@@ -183,7 +185,7 @@ class RayExecutor:
 
     def _pool_shape(self, ray: Any, job: Job, n_shards: int) -> tuple[int, float, float]:
         res = ray.cluster_resources()
-        local_model = not _is_api(job.config.model)
+        local_model = not backend_for(job.config.model).remote
         gpus = self.gpus_per_worker
         if gpus is None:
             gpus = 1.0 if local_model and res.get("GPU", 0) >= 1 else 0.0
@@ -241,7 +243,7 @@ class RayExecutor:
     def _api_parts(self, ray: Any, job: Job) -> tuple[Secret | None, Any]:
         """For API models: the key for the workers and the one shared rate budget."""
         cfg = job.config
-        if not _is_api(cfg.model):
+        if not backend_for(cfg.model).remote:
             return None, None
         from migrate.embed.ratelimit import resolve_limits
         from migrate.executors.ray_limiter import RateBudget
@@ -444,10 +446,6 @@ class RayExecutor:
                 "docs_per_s": round(docs / el, 2), "tokens_per_s": round(tokens / el, 1),
                 "workers_ready": sum(a.state == "ready" for a in actors), "nodes": per_node,
                 "seconds": round(elapsed, 2)}
-
-
-def _is_api(model: str) -> bool:
-    return model.startswith("jina-api:")
 
 
 def _check_reachable(address: str | None) -> None:

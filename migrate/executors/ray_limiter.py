@@ -160,7 +160,7 @@ def install(embedder: Any, proxy: SharedLimiterProxy) -> bool:
     The client creates its limiter lazily only while the slot is empty
     (``JinaAPIEmbedder._ensure_client``), so a filled slot is kept for every later request.
     """
-    if not hasattr(embedder, "_limiter") or not hasattr(embedder, "limits"):
+    if not hasattr(embedder, "use_limiter") or not hasattr(embedder, "limits"):
         return False
-    embedder._limiter = proxy
+    embedder.use_limiter(proxy)
     return True

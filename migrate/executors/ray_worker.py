@@ -22,22 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from migrate.errors import StateError
+from migrate.secrets import Secret
 from migrate.shards import Shard, ShardPlan
 from migrate.step import StepContext, build_cache, run_shard
-
-
-class Secret:
-    """An API key in transit to workers; never shown by ``repr`` or ``str``."""
-
-    __slots__ = ("value",)
-
-    def __init__(self, value: str) -> None:
-        self.value = value
-
-    def __repr__(self) -> str:
-        return "Secret(***)"
-
-    __str__ = __repr__
 
 
 def node_identity() -> dict[str, Any]:
@@ -60,10 +47,6 @@ class ShardWorker:
         self.name = name
         self.secret = secret
         self.limiter = limiter
-        if secret is not None:
-            from migrate.secrets import register_secret
-
-            register_secret(secret.value)  # redacted from anything this process prints
         self.embedder: Any = None
         self.cache: Any = None
         self.source: Any = None
@@ -101,7 +84,7 @@ class ShardWorker:
         self.plan = self._load_plan()
         overrides: dict[str, Any] = {}
         if self.secret is not None:
-            overrides["api_key"] = self.secret.value
+            overrides["api_key"] = self.secret  # a Secret: redacted in this process too, never in os.environ
         if self.limiter is not None:
             import ray
 

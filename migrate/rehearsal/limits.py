@@ -1,4 +1,4 @@
-"""Server-side rate limits of the local Jina-compatible server: RPM, TPM, concurrency.
+"""Server-side rate limits of the bundled Jina-compatible server: RPM, TPM, concurrency.
 
 What: per API key, a request bucket and a token bucket that refill at ``limit / 60``
 per second and hold at most ``limit * window_s / 60`` (so ``window_s=60`` allows a full
@@ -9,7 +9,8 @@ bigger than the bucket: it then goes into debt, so the long-run rate still holds
 
 Refused requests get 429 with ``Retry-After`` (whole seconds, at least 1, as RFC 9110
 requires) and ``retry-after-ms`` (exact), and every response carries
-``X-RateLimit-Limit-*`` / ``X-RateLimit-Remaining-*`` (jina-spec §1.4).
+``X-RateLimit-Limit-*`` / ``X-RateLimit-Remaining-*`` (jina-spec §1.4). The buckets are
+the API client's own ``migrate.embed.ratelimit.TokenBucket``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+
+from migrate.embed.ratelimit import TokenBucket
 
 
 @dataclass(frozen=True)
@@ -35,20 +38,9 @@ class ServerLimits:
         return bool(self.rpm or self.tpm or self.concurrency)
 
 
-class _Bucket:
-    def __init__(self, per_minute: int, window_s: float, now: float) -> None:
-        self.rate = per_minute / 60.0
-        self.capacity = max(1.0, per_minute * window_s / 60.0)
-        self.level = self.capacity
-        self.t = now
-
-    def refill(self, now: float) -> None:
-        self.level = min(self.capacity, self.level + (now - self.t) * self.rate)
-        self.t = now
-
-    def wait_for(self, cost: float) -> float:
-        need = min(cost, self.capacity)
-        return 0.0 if self.level >= need else (need - self.level) / self.rate
+def _bucket(per_minute: int, window_s: float, clock: Callable[[], float]) -> TokenBucket:
+    """Refills at ``per_minute / 60`` per second, holds ``window_s`` seconds of the limit (at least 1)."""
+    return TokenBucket(per_minute / 60.0, max(1.0, per_minute * window_s / 60.0), clock)
 
 
 @dataclass
@@ -68,29 +60,28 @@ class KeyLimiter:
         self.limits = limits
         self._clock = clock
         self._lock = threading.Lock()
-        self._req: dict[str, _Bucket] = {}
-        self._tok: dict[str, _Bucket] = {}
+        self._req: dict[str, TokenBucket] = {}
+        self._tok: dict[str, TokenBucket] = {}
         self._inflight: dict[str, int] = {}
 
-    def _buckets(self, key: str, now: float) -> tuple[_Bucket | None, _Bucket | None]:
+    def _buckets(self, key: str) -> tuple[TokenBucket | None, TokenBucket | None]:
         lim = self.limits
         if lim.rpm and key not in self._req:
-            self._req[key] = _Bucket(lim.rpm, lim.window_s, now)
+            self._req[key] = _bucket(lim.rpm, lim.window_s, self._clock)
         if lim.tpm and key not in self._tok:
-            self._tok[key] = _Bucket(lim.tpm, lim.window_s, now)
+            self._tok[key] = _bucket(lim.tpm, lim.window_s, self._clock)
         rb, tb = self._req.get(key), self._tok.get(key)
         for b in (rb, tb):
             if b is not None:
-                b.refill(now)
+                b.refill()
         return rb, tb
 
     def headers(self, key: str) -> dict[str, str]:
         """Current ``X-RateLimit-*`` headers for ``key``."""
         with self._lock:
-            rb, tb = self._buckets(key, self._clock())
-            return self._headers(rb, tb)
+            return self._headers(*self._buckets(key))
 
-    def _headers(self, rb: _Bucket | None, tb: _Bucket | None) -> dict[str, str]:
+    def _headers(self, rb: TokenBucket | None, tb: TokenBucket | None) -> dict[str, str]:
         h: dict[str, str] = {}
         if rb is not None:
             h["X-RateLimit-Limit-Requests"] = str(self.limits.rpm)
@@ -100,15 +91,11 @@ class KeyLimiter:
             h["X-RateLimit-Remaining-Tokens"] = str(max(0, math.floor(tb.level)))
         return h
 
-    def levels(self) -> dict[str, dict[str, float]]:
-        """Current bucket levels per key (may be negative: debt), for accounting."""
+    def levels(self, key: str) -> dict[str, float | None]:
+        """Current bucket levels of ``key`` (may be negative: debt), for accounting."""
         with self._lock:
-            now = self._clock()
-            out: dict[str, dict[str, float]] = {}
-            for key in set(self._req) | set(self._tok):
-                rb, tb = self._buckets(key, now)
-                out[key] = {"requests": rb.level if rb else None, "tokens": tb.level if tb else None}  # type: ignore[dict-item]
-            return out
+            rb, tb = self._buckets(key)
+            return {"requests": rb.level if rb else None, "tokens": tb.level if tb else None}
 
     def capacity(self) -> dict[str, float | None]:
         lim = self.limits
@@ -120,8 +107,7 @@ class KeyLimiter:
     def admit(self, key: str, tokens: int) -> Decision:
         """Take one request and ``tokens`` from ``key``'s budget, or say why not."""
         with self._lock:
-            now = self._clock()
-            rb, tb = self._buckets(key, now)
+            rb, tb = self._buckets(key)
             conc = self.limits.concurrency
             if conc and self._inflight.get(key, 0) >= conc:
                 return Decision(False, f"Too many concurrent requests: at most {conc} at a time", 1.0, self._headers(rb, tb))
@@ -134,9 +120,9 @@ class KeyLimiter:
                     reason = f"Rate limit exceeded: {self.limits.rpm} requests per minute"
                 return Decision(False, reason, max(wait_r, wait_t), self._headers(rb, tb))
             if rb:
-                rb.level -= 1
+                rb.take(1)
             if tb:
-                tb.level -= tokens
+                tb.take(tokens)
             self._inflight[key] = self._inflight.get(key, 0) + 1
             return Decision(True, headers=self._headers(rb, tb))
 

@@ -1,6 +1,6 @@
-"""``python -m migrate.testing.server_main CONFIG.json``: the server in its own process.
+"""``python -m migrate.rehearsal.main CONFIG.json``: the server in its own process.
 
-Used by ``run_server(mode="process")``. The config is ``server_run.config_to_dict``'s
+Used by ``run_server(mode="process")``. The config is ``run.config_to_dict``'s
 JSON (keys stay in the key file it names). Prints one ready line with the base URL.
 """
 
@@ -10,7 +10,7 @@ import argparse
 import json
 import os
 
-from migrate.testing.server_run import READY_PREFIX, config_from_dict, serve_forever
+from migrate.rehearsal.run import READY_PREFIX, config_from_dict, serve_forever
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,4 +1,4 @@
-"""Start the local Jina-compatible server: in a thread, in a subprocess, or in the foreground.
+"""Start the bundled Jina-compatible server: in a thread, in a subprocess, or in the foreground.
 
 What:
 * ``run_server(...)`` -> context manager yielding a ``ServerHandle`` (``base_url``,
@@ -34,10 +34,10 @@ from typing import Any
 import httpx
 
 from migrate.errors import ConfigError
-from migrate.testing.faults import FaultConfig
-from migrate.testing.jina_server import JinaCompatServer, ServerConfig
-from migrate.testing.server_limits import ServerLimits
-from migrate.testing.server_models import ServedModel, default_model_map, load_model_map
+from migrate.rehearsal.faults import FaultConfig
+from migrate.rehearsal.limits import ServerLimits
+from migrate.rehearsal.models import default_model_map, load_model_map, model_from_dict
+from migrate.rehearsal.server import JinaCompatServer, ServerConfig
 
 READY_PREFIX = "JINA-MIGRATE-SERVER LISTENING "
 
@@ -52,8 +52,9 @@ def read_key_file(path: Path | str) -> frozenset[str]:
     p = Path(path)
     try:
         lines = p.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise ConfigError(f"cannot read API key file {p}: {exc.strerror}", hint="give a file with one key per line") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        why = getattr(exc, "strerror", None) or "not UTF-8 text"
+        raise ConfigError(f"cannot read API key file {p}: {why}", hint="give a file with one key per line") from None
     keys = frozenset(s.strip() for s in lines if s.strip() and not s.strip().startswith("#"))
     if not keys:
         raise ConfigError(f"API key file {p} holds no key", hint="put one key per line")
@@ -73,10 +74,7 @@ def config_to_dict(config: ServerConfig, key_file: Path) -> dict[str, Any]:
     """JSON-able form of ``config``; keys stay in ``key_file``."""
     return {
         "api_key_file": str(key_file),
-        "models": {
-            n: {"stand_in": m.stand_in, "prefixes": m.prefixes, "supports_task": m.supports_task, "max_tokens": m.max_tokens}
-            for n, m in config.models.items()
-        },
+        "models": {n: m.as_dict() for n, m in config.models.items()},
         "limits": {
             "rpm": config.limits.rpm,
             "tpm": config.limits.tpm,
@@ -87,15 +85,12 @@ def config_to_dict(config: ServerConfig, key_file: Path) -> dict[str, Any]:
         "balance_tokens": config.balance_tokens,
         "balance_status": config.balance_status,
         "default_normalized": config.default_normalized,
+        "long_context": config.long_context,
     }
 
 
 def config_from_dict(d: dict[str, Any]) -> ServerConfig:
-    models = {
-        n: ServedModel(n, m["stand_in"], prefixes=m.get("prefixes", "none"), supports_task=bool(m.get("supports_task")),
-                       max_tokens=int(m.get("max_tokens", 8192)))
-        for n, m in d["models"].items()
-    }
+    models = {n: model_from_dict(n, m, "server config") for n, m in d["models"].items()}
     return ServerConfig(
         api_keys=read_key_file(d["api_key_file"]),
         models=models,
@@ -104,6 +99,7 @@ def config_from_dict(d: dict[str, Any]) -> ServerConfig:
         balance_tokens=d.get("balance_tokens"),
         balance_status=int(d.get("balance_status", 402)),
         default_normalized=bool(d.get("default_normalized", False)),
+        long_context=bool(d.get("long_context", False)),
     )
 
 
@@ -116,6 +112,7 @@ def build_config(
     faults: FaultConfig | None = None,
     balance_tokens: int | None = None,
     balance_status: int = 402,
+    long_context: bool = False,
 ) -> ServerConfig:
     models = load_model_map(model_config) if model_config else default_model_map(fast=fast)
     return ServerConfig(
@@ -125,6 +122,7 @@ def build_config(
         faults=faults or FaultConfig(),
         balance_tokens=balance_tokens,
         balance_status=balance_status,
+        long_context=long_context,
     )
 
 
@@ -185,8 +183,8 @@ class ServerHandle:
     process: subprocess.Popen | None = None
 
     def usage(self) -> dict[str, Any]:
-        """The server's ``/v1/usage`` (billed tokens, requests, faults)."""
-        r = httpx.get(self.base_url + "/v1/usage", timeout=10)
+        """The server's ``/v1/usage`` for this handle's key (billed tokens, requests, faults)."""
+        r = httpx.get(self.base_url + "/v1/usage", headers={"Authorization": f"Bearer {self.api_key}"}, timeout=10)
         r.raise_for_status()
         return r.json()
 
@@ -201,6 +199,7 @@ def run_server(
     faults: FaultConfig | None = None,
     balance_tokens: int | None = None,
     balance_status: int = 402,
+    long_context: bool = False,
     mode: str = "thread",
     preload: tuple[str, ...] | None = None,
     host: str = "127.0.0.1",
@@ -214,7 +213,7 @@ def run_server(
     key = api_key or new_api_key()
     config = build_config(
         api_keys={key}, model_config=model_config, fast=fast, limits=limits, faults=faults,
-        balance_tokens=balance_tokens, balance_status=balance_status,
+        balance_tokens=balance_tokens, balance_status=balance_status, long_context=long_context,
     )
     to_load = preload if preload is not None else tuple(sorted({m.stand_in for m in config.models.values()}))
     if mode == "thread":
@@ -255,7 +254,7 @@ def _run_process(config: ServerConfig, key: str, host: str, preload: tuple[str, 
         d["log_level"] = "critical"
         cfg_path.write_text(json.dumps(d), encoding="utf-8")
         proc = subprocess.Popen(
-            [sys.executable, "-m", "migrate.testing.server_main", str(cfg_path), "--host", host, "--port", "0"],
+            [sys.executable, "-m", "migrate.rehearsal.main", str(cfg_path), "--host", host, "--port", "0"],
             stdout=subprocess.PIPE,
             stderr=None,
             text=True,
