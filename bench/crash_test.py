@@ -97,16 +97,16 @@ def _install_kill_hook(spec: str) -> None:
                "idmap": lambda n: n == "id_map.parquet"}
     kind, _, when = phase.partition("-")
     if phase == "build":
-        import migrate.index as index_mod
+        import migrate.sinks.faiss_dir as index_mod
 
-        real_build = index_mod.build_faiss
+        real_build = index_mod._new_index
 
-        def build(*a: Any, **kw: Any) -> Any:
+        def build(*a: Any, **kw: Any) -> Any:  # the FAISS sink starts building its index
             if hit():
                 die()
             return real_build(*a, **kw)
 
-        index_mod.build_faiss = build
+        index_mod._new_index = build
         return
     if phase == "shard-partial":
         import pyarrow.parquet as pq
