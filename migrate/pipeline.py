@@ -217,6 +217,9 @@ def execute(p: Prepared, make_embedder: EmbedderFactory, reporter: Reporter | No
         sink.check(PlanFacts(documents=len(p.rows), dimensions=cfg.dimensions, chunked=cfg.late_chunking))
 
     def on_embedder(info: dict[str, Any]) -> None:
+        if cfg.task in (info.get("ignored_tasks") or ()):
+            reporter.event("warning", message=f"the task {cfg.task!r} is ignored: {info.get('model')} has no task "
+                                              "adapters or instructions, so its vectors are the same for every task")
         for sink in sinks:  # now the width is known: refuse index settings that cannot work, before embedding
             sink.check(PlanFacts(documents=len(p.rows), dimensions=info.get("dimensions") or cfg.dimensions,
                                  chunked=cfg.late_chunking))

@@ -12,10 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from migrate.embed.jina_api import request_token_budget
-# One home for request packing: migrate.embed.packing once the embed helper's module is merged.
-from migrate.embed.jina_tokens import pack_requests
-from migrate.embed.ratelimit import DEFAULT_TIER, TIERS, RateLimits, resolve_limits
+from migrate.embed.packing import pack_requests
+from migrate.embed.ratelimit import DEFAULT_TIER, TIERS, RateLimits, request_token_budget, resolve_limits
 from migrate.planning.options import PlanOptions
 from migrate.tokens import TokenCount
 
