@@ -106,3 +106,19 @@ def test_extra_side_rows_for_late_chunking_comparisons():
     assert set(rep.metrics.means) == {"old", "new", "late-chunked"}
     assert 0 <= rep.extra_agreement["late-chunked"].overlap_mean <= 1
     assert len(rep.examples) == 3 and set(rep.examples[0].sides) == {"old", "new"}
+
+
+def test_byte_order_mark_is_accepted_and_bad_utf8_names_its_line(tmp_path):
+    bom = b"\xef\xbb\xbf"
+    (tmp_path / "q.jsonl").write_bytes(bom + b'{"_id": "1", "text": "alpha"}\n{"_id": "2", "text": "beta"}\n')
+    (tmp_path / "q.csv").write_bytes(bom + b"id,text\n1,alpha\n")
+    (tmp_path / "qrels.tsv").write_bytes(bom + b"query-id\tcorpus-id\tscore\n1\td1\t1\n")
+    assert [q.id for q in read_queries(tmp_path / "q.jsonl")] == ["1", "2"]
+    assert read_queries(tmp_path / "q.csv") == [Query("1", "alpha")]
+    assert read_qrels(tmp_path / "qrels.tsv") == {"1": {"d1": 1}}
+    (tmp_path / "bad.jsonl").write_bytes(b'{"_id": "1", "text": "ok"}\n{"_id": "2", "text": "caf\xe9"}\n')
+    with pytest.raises(InputError, match=r"bad.jsonl:2: invalid UTF-8 \(byte 0xe9\)"):
+        read_queries(tmp_path / "bad.jsonl")
+    (tmp_path / "bad.csv").write_bytes(b"id,text\n1,ok\n2,ok\n3,\xff\n")
+    with pytest.raises(InputError, match=r"bad.csv:4: invalid UTF-8"):
+        read_queries(tmp_path / "bad.csv")

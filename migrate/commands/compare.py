@@ -202,7 +202,9 @@ def run_compare(
             old_side = build.side_from_model(old_model, text_corpus, name="old", doc_task=old_doc_task,
                                              query_task=old_task, options=old_options, cache=cache_dir)
 
-        extra = [build.side_from_output(path, name=name, base_url=base_url) for name, path in extra_specs]
+        extra = [build.side_from_output(path, name=name, base_url=base_url,
+                                        embedder_options=new_options if not new_model else None)
+                 for name, path in extra_specs]
 
         cfg = CompareConfig(k=k, dims=dims, ann=ann, examples=examples, **({"title": title} if title else {}))
         doc_text = text_corpus.lookup() if text_corpus is not None else None
@@ -232,6 +234,7 @@ def run_compare(
 
 
 def _print_summary(report: Any, written: dict[str, str]) -> None:
+    from rich import box
     from rich.console import Console
     from rich.table import Table
 
@@ -240,13 +243,12 @@ def _print_summary(report: Any, written: dict[str, str]) -> None:
     con = Console()
     old_n, new_n = report.sides.old.name, report.sides.new.name
     if report.metrics is not None:
-        t = Table(title=f"retrieval quality, {report.metrics.n_judged} judged queries")
-        for col in ("metric", old_n, new_n, "Δ", "Δ 95% CI", "p (rand.)", "verdict", "W/T/L"):
-            t.add_column(col)
+        t = Table(title=f"retrieval quality, {report.metrics.n_judged} judged queries", box=box.SIMPLE)
+        for col in ("metric", old_n, new_n, "Δ", "Δ 95% CI", "p (rand.)", "verdict"):
+            t.add_column(col, no_wrap=col != "verdict")
         for metric, s in report.metrics.rows[0].stats.items():
             t.add_row(metric, f"{s.old_mean:.4f}", f"{s.new_mean:.4f}", f"{s.delta:+.4f}",
-                      f"[{s.delta_ci[0]:+.4f}, {s.delta_ci[1]:+.4f}]", f"{s.p_randomization:.3g}",
-                      change_words(s), f"{s.wins}/{s.ties}/{s.losses}")
+                      f"{s.delta_ci[0]:+.4f}..{s.delta_ci[1]:+.4f}", f"{s.p_randomization:.3g}", change_words(s))
         con.print(t)
     a = report.agreement
     con.print(f"overlap@{a.k} {a.overlap_mean:.3f} · RBO {a.rbo_mean:.3f} · same top-1 {a.top1_kept_rate:.3f}")
@@ -255,7 +257,7 @@ def _print_summary(report: Any, written: dict[str, str]) -> None:
     for g in report.gates:
         con.print(("[red]" if g.failed else "[green]") + g.message + f"[/] ({g.gate})", highlight=False)
     for kind, path in written.items():
-        con.print(f"{kind}: {path}", highlight=False)
+        con.print(f"{kind}: {path}", highlight=False, markup=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -32,7 +32,8 @@ from migrate.report.schema import EmbedderRecord, SideDescription
 from migrate.report.search import faiss_ann
 from migrate.report.side import AnnIndex, OutputStore, QueryEncoder, Side
 
-_VOLATILE = ("device",)  # does not change the vectors' meaning; kept out of cache keys
+#: Settings that do not change what the vectors mean; kept out of corpus cache keys.
+_VOLATILE = ("device", "base_url", "rate_limits", "paid", "token_estimate", "api_key_env", "api_key_file")
 #: Backends that talk to an HTTP API and so take ``base_url`` (the registry's spec prefix).
 API_BACKENDS = ("jina-api",)
 #: Local model folders of the project's stand-ins, recognised by a piece of their path.

@@ -56,13 +56,16 @@ def grouped_bars(groups: Sequence[str], series: Sequence[tuple[str, str, Sequenc
 
 
 def count_ticks(top: int) -> list[int]:
-    """Integer y-axis ticks from 0 to ``top`` (at most 5, evenly spaced, both ends included)."""
+    """Integer y-axis ticks 0, s, 2s, ... up to the first multiple of ``s`` >= ``top``, with ``s`` a
+    1/2/5 x 10^n step giving at most 5 ticks (so both ends of the axis are labelled)."""
     top = max(1, int(top))
-    step = max(1, -(-top // 4))
-    ticks = list(range(0, top + 1, step))
-    if ticks[-1] != top:
-        ticks.append(top)
-    return ticks
+    mag = 1
+    while True:
+        for m in (1, 2, 5):
+            step = m * mag
+            if -(-top // step) <= 4:
+                return list(range(0, -(-top // step) * step + 1, step))
+        mag *= 10
 
 
 def histogram(bins: Sequence[str], counts: Sequence[int], *, label: str, color: str = NEW_COLOR,

@@ -31,8 +31,8 @@ from migrate.report.search import Ranking, TopK, map_labels, rows_to_docs
 EMBEDDINGS = "embeddings.parquet"
 INDEX = "index.faiss"
 ID_MAP = "id_map.parquet"
-#: Rows read from embeddings.parquet at a time (x 1024 dims x 4 bytes = 64 MB).
-STREAM_ROWS = 16_384
+#: Rows scored at a time when streaming embeddings.parquet (x 1024 dims x 4 bytes = 32 MB).
+STREAM_ROWS = 8_192
 
 
 def index_type_of(manifest: dict[str, Any]) -> str | None:
@@ -160,11 +160,12 @@ class OutputIndex:
         self.manifest = manifest
         self.out = out
         try:
-            idmap = pq.read_table(out / ID_MAP, columns=["faiss_id", "id"])
+            idmap = pq.ParquetFile(out / ID_MAP).read(columns=["faiss_id", "id"], use_threads=False)
         except (OSError, pa.ArrowException, KeyError) as exc:
             raise StateError(f"{out / ID_MAP}: unreadable ({str(exc).splitlines()[0][:160]})",
                              hint="run `jina-migrate verify`, then `jina-migrate finalize` again") from None
         self.faiss_ids = idmap.column("faiss_id").to_numpy().astype(np.int64, copy=False)
+        self._fid_order = np.argsort(self.faiss_ids, kind="stable")
         ids = idmap.column("id").combine_chunks().cast(pa.string())
         encoded = pc.dictionary_encode(ids)
         self.doc_ids: pa.Array = encoded.dictionary  # unique, in first-seen order
@@ -207,7 +208,7 @@ class OutputIndex:
         kk = depth if self.row_doc is None else min(self.n_vectors, depth * 4)
         while True:
             scores, labels = self.index.search(q, kk)
-            rows = map_labels(labels, self.faiss_ids) if self._labels_are_ids else labels.astype(np.int64)
+            rows = map_labels(labels, self.faiss_ids, self._fid_order) if self._labels_are_ids else labels.astype(np.int64)
             if self.row_doc is None:
                 return Ranking(rows, scores.astype(np.float32))
             ranking, complete = rows_to_docs(rows, scores, self.row_doc, depth)
@@ -216,24 +217,32 @@ class OutputIndex:
             kk = min(self.n_vectors, kk * 4)
 
     def stream_vectors(self, rows: int = STREAM_ROWS) -> Iterator[tuple[int, np.ndarray]]:
-        """``(first_row, vectors)`` batches of ``embeddings.parquet``, in id-map order."""
+        """``(first_row, vectors)`` batches of ``embeddings.parquet``, in id-map order.
+
+        Read one row group at a time, single-threaded (pyarrow's ``iter_batches`` reads
+        ahead and held the whole file in a test), then cut into ``rows``-row batches:
+        memory is bounded by the largest row group (``finalize`` writes one per shard).
+        """
         from migrate.shards import arrow_to_vectors
 
         path = self.out / EMBEDDINGS
         if not path.is_file():
             raise StateError(f"{path}: missing although the manifest says complete",
                              hint="run `jina-migrate finalize` again to rebuild the outputs")
+        start = 0
         try:
             pf = pq.ParquetFile(path)
-            start = 0
-            for batch in pf.iter_batches(batch_size=rows, columns=["vector"]):
-                v = arrow_to_vectors(batch.column(0))
-                if v.shape[1] != self.dim:
-                    raise StateError(f"{path}: vectors have {v.shape[1]} dims, {INDEX} has {self.dim}",
-                                     hint="run `jina-migrate verify`")
-                yield start, v
-                start += len(v)
-        except (OSError, pa.ArrowException) as exc:
+            for rg in range(pf.metadata.num_row_groups):
+                col = pf.read_row_group(rg, columns=["vector"], use_threads=False).column(0)
+                for off in range(0, len(col), rows):
+                    v = arrow_to_vectors(col.slice(off, rows))
+                    if v.shape[1] != self.dim:
+                        raise StateError(f"{path}: vectors have {v.shape[1]} dims, {INDEX} has {self.dim}",
+                                         hint="run `jina-migrate verify`")
+                    yield start, v
+                    start += len(v)
+                del col
+        except (OSError, pa.ArrowException, KeyError) as exc:
             raise StateError(f"{path}: unreadable ({str(exc).splitlines()[0][:160]})",
                              hint="run `jina-migrate verify`, then `jina-migrate finalize` again") from None
         if start != self.n_vectors:

@@ -46,8 +46,14 @@ _METRIC_LABEL = {"ndcg@10": "nDCG@10", "recall@10": "Recall@10", "recall@100": "
                  "map@100": "MAP@100"}
 
 
+def _change(s: Any) -> str:
+    """``+0.0244, 95% CI +0.0000 to +0.1218, p 0.996: no significant difference`` (no Markdown specials)."""
+    p = "p < 0.001" if s.p_randomization < 0.001 else f"p {s.p_randomization:.3f}"
+    return f"{s.delta:+.4f}, 95% CI {s.delta_ci[0]:+.4f} to {s.delta_ci[1]:+.4f}, {p}: {change_words(s)}"
+
+
 def _headline_table(report: CompareReport) -> list[str]:
-    """Six rows whatever the inputs: the numbers a reader wants first."""
+    """Six rows whatever the inputs: the numbers a reader wants first; columns name the models."""
     old, new = report.sides.old, report.sides.new
     a = report.agreement
     k = report.k
@@ -55,9 +61,7 @@ def _headline_table(report: CompareReport) -> list[str]:
     if report.metrics is not None:
         for metric in METRICS:
             s = report.metrics.rows[0].stats[metric]
-            rows.append([_METRIC_LABEL[metric], f"{s.old_mean:.4f}", f"{s.new_mean:.4f}",
-                         md_escape(f"{s.delta:+.4f} [{s.delta_ci[0]:+.4f}, {s.delta_ci[1]:+.4f}], "
-                                   f"p {_p(s.p_randomization)}: {change_words(s)}")])
+            rows.append([_METRIC_LABEL[metric], f"{s.old_mean:.4f}", f"{s.new_mean:.4f}", _change(s)])
         rows.append([f"overlap@{k} of the two result lists", "", "",
                      f"{a.overlap_mean:.4f} (RBO {a.rbo_mean:.4f})"])
     else:
@@ -68,7 +72,8 @@ def _headline_table(report: CompareReport) -> list[str]:
                   "–" if a.mean_abs_rank_shift is None else f"{a.mean_abs_rank_shift:.2f}"],
                  ["documents", f"{old.n_docs:,}", f"{new.n_docs:,}", ""],
                  ["dimensions", old.dim, new.dim, ""]]
-    return _table(["measure", old.name, new.name, "change (95% CI, p): verdict"], rows)
+    heads = [f"{s.name} ({s.description.model})" if s.description.model else s.name for s in (old, new)]
+    return _table(["measure", *heads, "change (new - old)"], rows)
 
 
 def render_markdown(report: CompareReport, *, examples: int = 3) -> str:

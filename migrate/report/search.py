@@ -138,12 +138,16 @@ def _drop_repeats(pos: np.ndarray, sc: np.ndarray) -> np.ndarray:
     return out.reshape(nq, m)
 
 
-def map_labels(labels: np.ndarray, faiss_ids: np.ndarray) -> np.ndarray:
-    """FAISS labels -> row positions of ``faiss_ids`` (-1 for FAISS's empty slot or an unknown id)."""
+def map_labels(labels: np.ndarray, faiss_ids: np.ndarray, order: np.ndarray | None = None) -> np.ndarray:
+    """FAISS labels -> row positions of ``faiss_ids`` (-1 for FAISS's empty slot or an unknown id).
+
+    ``order`` is ``argsort(faiss_ids)`` when the caller keeps it between searches.
+    """
     labels = np.asarray(labels, dtype=np.int64)
     if len(faiss_ids) == 0:
         return np.full(labels.shape, -1, dtype=np.int64)
-    order = np.argsort(faiss_ids, kind="stable")
+    if order is None:
+        order = np.argsort(faiss_ids, kind="stable")
     sorted_ids = np.asarray(faiss_ids, dtype=np.int64)[order]
     at = np.minimum(np.searchsorted(sorted_ids, labels), len(sorted_ids) - 1)
     found = (labels != -1) & (sorted_ids[at] == labels)
@@ -217,6 +221,7 @@ def faiss_ann(index: faiss.Index, faiss_ids: np.ndarray, *, nprobe: int | None =
     to document positions, for ``AnnIndex``.
     """
     fids = np.asarray(faiss_ids, dtype=np.int64)
+    order = np.argsort(fids, kind="stable")
     if nprobe is not None:
         faiss.ParameterSpace().set_index_parameter(index, "nprobe", nprobe)
     if ef_search is not None:
@@ -224,6 +229,6 @@ def faiss_ann(index: faiss.Index, faiss_ids: np.ndarray, *, nprobe: int | None =
 
     def search(queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         scores, ids = index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
-        return scores.astype(np.float32), map_labels(ids, fids)
+        return scores.astype(np.float32), map_labels(ids, fids, order)
 
     return search

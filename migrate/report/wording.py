@@ -36,7 +36,7 @@ def headline_sentence(report: CompareReport) -> str:
     assert report.metrics is not None
     s = report.metrics.headline
     return (f"nDCG@10 {s.old_mean:.4f} → {s.new_mean:.4f}: {change_words(s)} (Δ {s.delta:+.4f}, 95 % CI "
-            f"[{s.delta_ci[0]:+.4f}, {s.delta_ci[1]:+.4f}], paired randomization test p = {fmt_p(s.p_randomization)}, "
+            f"{s.delta_ci[0]:+.4f} to {s.delta_ci[1]:+.4f}, paired randomization test p = {fmt_p(s.p_randomization)}, "
             f"{s.n} judged queries)")
 
 
