@@ -5,9 +5,6 @@ RAM; and ``top_k`` / the running top-k give exactly the brute-force answer."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import faiss
@@ -21,7 +18,7 @@ from migrate.errors import ConfigError, StateError
 from migrate.report.output import OutputIndex, OutputManifest, index_type_of
 from migrate.report.search import TopK, top_k
 from migrate.report.side import OutputStore, VectorStore
-from support.outputs import write_output
+from support.outputs import search_in_child, write_output
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -167,41 +164,6 @@ def test_a_real_hnsw_output_is_compared_exactly(tmp_path):
     assert desc.stand_in == "static" and desc.doc_task == "text-matching" and desc.dimensions == 64
 
 
-_CHILD = textwrap.dedent("""
-    import json, sys, threading, time
-    import numpy as np
-
-    def anon():
-        for line in open("/proc/self/status"):
-            if line.startswith("RssAnon"):
-                return int(line.split()[1]) * 1024
-
-    from migrate.report.output import OutputIndex, OutputManifest
-    from migrate.report.side import OutputStore
-    import migrate.shards  # noqa: F401 - imported before the baseline, like every module used below
-    q = np.load(sys.argv[2])
-    peak, stop = [0], []
-    def sample():
-        while not stop:
-            peak[0] = max(peak[0], anon()); time.sleep(0.002)
-    t = threading.Thread(target=sample, daemon=True); t.start()
-    time.sleep(0.05); base = anon()
-    store = OutputStore(OutputIndex(OutputManifest.load(sys.argv[1])))
-    r = store.search(q, 100)
-    top = [store.ids_at(row[:10]) for row in r.doc_index]
-    sweep = store.sweep(q, [256, 64], 100)
-    time.sleep(0.05); stop.append(1); t.join()
-    print(json.dumps({"grew": peak[0] - base, "top": top, "exact": store.index.exact}))
-""")
-
-
-def _child(out: Path, q_path: Path) -> dict:
-    proc = subprocess.run([sys.executable, "-c", _CHILD, str(out), str(q_path)], capture_output=True, text=True,
-                          cwd=REPO, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
 def test_comparing_a_large_output_does_not_load_its_vectors(tmp_path):
     """Flat search, ids and a two-size Matryoshka sweep on outputs of 30,000 and 120,000 x 384
     float32 vectors (46 and 184 MB): the extra anonymous memory the larger one needs is a small
@@ -218,7 +180,7 @@ def test_comparing_a_large_output_does_not_load_its_vectors(tmp_path):
                      np.arange(n, dtype=np.int64) * 2 + 1, row_group=8192)
         expect = np.argsort(-(q @ vectors.T), axis=1)[:, :10]
         del vectors
-        res = _child(tmp_path / f"out{n}", tmp_path / "q.npy")
+        res = search_in_child(tmp_path / f"out{n}", tmp_path / "q.npy")
         assert res["exact"] and res["top"] == [[f"doc-{i}" for i in row] for row in expect]
         results[n] = res["grew"]
     extra_vectors = (120_000 - 30_000) * d * 4
