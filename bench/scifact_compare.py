@@ -21,6 +21,7 @@ import json
 import os
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -84,7 +85,8 @@ def main() -> int:
                               query_task="none", options={"device": "cpu"}, cache=args.cache, progress=prog("static"))
     t_new = time.perf_counter() - t0 - t_old
     print(f"corpus vectors ready: minilm {t_old:.1f}s, e5 {t_new:.1f}s "
-          f"(cached: {old.description['corpus_vectors_cached']}, {new.description['corpus_vectors_cached']})")
+          f"(cached: {old.final_description().settings['corpus vectors from cache']}, "
+          f"{new.final_description().settings['corpus vectors from cache']})")
     if args.only_encode:
         return 0
     cfg = CompareConfig(dims=[int(d) for d in args.dims.split(",") if d], examples=8)
@@ -96,7 +98,7 @@ def main() -> int:
     write_text(args.out / "report.html", render_html(report))
     write_text(args.out / "report.md", render_markdown(report))
     write_text(args.out / "report.json", render_json(report))
-    means = report["metrics"]["means"]
+    means = report.metrics.means
     ndcg_old, ndcg_new = means[old.name]["ndcg@10"], means[new.name]["ndcg@10"]
     summary = {
         "ndcg@10": {old.name: ndcg_old, new.name: ndcg_new},
@@ -105,9 +107,9 @@ def main() -> int:
         "models_md_local_run_e5": MODELS_MD_E5 if args.second == "e5-small" else None,
         "abs_diff_e5_vs_models_md": abs(ndcg_new - MODELS_MD_E5) if args.second == "e5-small" else None,
         "means": means,
-        "agreement": {k: v for k, v in report["agreement"].items() if k != "overlap_histogram"},
-        "gates": gates,
-        "timings": report["timings"],
+        "agreement": {k: v for k, v in asdict(report.agreement).items() if k != "overlap_histogram"},
+        "gates": [asdict(g) for g in gates],
+        "timings": report.timings,
         "compare_call_s": t_cmp,
         "outputs": [str(args.out / f) for f in ("report.html", "report.md", "report.json")],
     }

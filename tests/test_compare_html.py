@@ -21,6 +21,7 @@ from migrate.report.engine import CompareConfig, compare
 from migrate.report.gates import evaluate_gates
 from migrate.report.render_html import render_html
 from migrate.report.render_md import render_markdown
+from migrate.report.schema import SideDescription
 from migrate.report.side import Side
 
 MAGENTA = (255, 0, 255)
@@ -54,8 +55,9 @@ def _report():
     queries = [Query(f"q{i}", f"query {i} <b>not bold</b>") for i in range(20)]
     qv = {q.text: rng.normal(size=dim).astype(np.float32) for q in queries}
     enc = lambda t: np.stack([qv[x] for x in t])  # noqa: E731
-    old = Side("old <i>v2</i>", ids, docs + rng.normal(size=docs.shape).astype(np.float32), enc, {"model": "<script>x</script>"})
-    new = Side("new", ids, docs, enc, {"model": "jina-embeddings-v3", "query_prefix": "query: "})
+    old = Side.from_vectors("old <i>v2</i>", ids, docs + rng.normal(size=docs.shape).astype(np.float32), enc,
+                            SideDescription(model="<script>x</script>", backend="local"))
+    new = Side.from_vectors("new", ids, docs, enc, SideDescription(model="jina-embeddings-v3", query_prefix="query: "))
     sims = np.stack([qv[q.text] for q in queries]) @ docs.T
     qrels = {q.id: {ids[int(np.argmax(sims[i]))]: 1} for i, q in enumerate(queries)}
     text = {d: f"document {d} " + HOSTILE for d in ids}

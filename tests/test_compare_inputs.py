@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -58,9 +60,9 @@ def _report(qrels=True):
     qs = [Query(f"q{i}", f"t{i}") for i in range(12)]
     qv = {q.text: rng.normal(size=8).astype(np.float32) for q in qs}
     enc = lambda t: np.stack([qv[x] for x in t])  # noqa: E731
-    old = Side("old", ids, docs + rng.normal(size=docs.shape).astype(np.float32), enc, {})
-    new = Side("new", ids, docs, enc, {})
-    late = Side("late-chunked", ids, docs + 0.1 * rng.normal(size=docs.shape).astype(np.float32), enc, {})
+    old = Side.from_vectors("old", ids, docs + rng.normal(size=docs.shape).astype(np.float32), enc)
+    new = Side.from_vectors("new", ids, docs, enc)
+    late = Side.from_vectors("late-chunked", ids, docs + 0.1 * rng.normal(size=docs.shape).astype(np.float32), enc)
     judg = {q.id: {ids[int(np.argmax(docs @ qv[q.text]))]: 1} for q in qs} if qrels else None
     return compare(old, new, qs, judg, CompareConfig(examples=3), extra=[late])
 
@@ -78,17 +80,17 @@ def test_gate_grammar():
 
 def test_gates_against_a_report():
     rep = _report()
-    means = rep["metrics"]["means"]
+    means = rep.metrics.means
     res = evaluate_gates(rep, ["ndcg@10 < old - 0.01", "ndcg@10 > old", "overlap@10 < 1.01", "rbo >= 0",
                                "late-chunked.ndcg@10 < new - 0.5", "mrr@10 == new"])
-    assert res[0]["threshold"] == pytest.approx(means["old"]["ndcg@10"] - 0.01)
-    assert [r["failed"] for r in res] == [means["new"]["ndcg@10"] < means["old"]["ndcg@10"] - 0.01,
+    assert res[0].threshold == pytest.approx(means["old"]["ndcg@10"] - 0.01)
+    assert [r.failed for r in res] == [means["new"]["ndcg@10"] < means["old"]["ndcg@10"] - 0.01,
                                           means["new"]["ndcg@10"] > means["old"]["ndcg@10"], True, True, False, True]
     with pytest.raises(GateFailed) as exc:
         raise_if_failed(res)
     assert exc.value.exit_code == 7 and "overlap@10 < 1.01" in str(exc.value)
-    raise_if_failed([r for r in res if not r["failed"]])  # passing gates raise nothing
-    assert rep["gates"] == res and '"gates"' in render_json(rep)
+    raise_if_failed([r for r in res if not r.failed])  # passing gates raise nothing
+    assert rep.gates == res and json.loads(render_json(rep))["gates"][2]["failed"] is True
     with pytest.raises(ConfigError, match="measured overlap@10"):
         evaluate_gates(rep, ["overlap@5 < 0.5"])
     with pytest.raises(ConfigError, match="no 'old' value"):
@@ -99,8 +101,24 @@ def test_gates_against_a_report():
 
 def test_extra_side_rows_for_late_chunking_comparisons():
     rep = _report()
-    rows = rep["metrics"]["rows"]
-    assert [(r["side"], r["vs"]) for r in rows] == [("new", "old"), ("late-chunked", "old")]
-    assert set(rep["metrics"]["means"]) == {"old", "new", "late-chunked"}
-    assert 0 <= rep["extra_agreement"]["late-chunked"]["overlap_mean"] <= 1
-    assert len(rep["examples"]) == 3 and set(rep["examples"][0]["sides"]) == {"old", "new"}
+    rows = rep.metrics.rows
+    assert [(r.side, r.vs) for r in rows] == [("new", "old"), ("late-chunked", "old")]
+    assert set(rep.metrics.means) == {"old", "new", "late-chunked"}
+    assert 0 <= rep.extra_agreement["late-chunked"].overlap_mean <= 1
+    assert len(rep.examples) == 3 and set(rep.examples[0].sides) == {"old", "new"}
+
+
+def test_byte_order_mark_is_accepted_and_bad_utf8_names_its_line(tmp_path):
+    bom = b"\xef\xbb\xbf"
+    (tmp_path / "q.jsonl").write_bytes(bom + b'{"_id": "1", "text": "alpha"}\n{"_id": "2", "text": "beta"}\n')
+    (tmp_path / "q.csv").write_bytes(bom + b"id,text\n1,alpha\n")
+    (tmp_path / "qrels.tsv").write_bytes(bom + b"query-id\tcorpus-id\tscore\n1\td1\t1\n")
+    assert [q.id for q in read_queries(tmp_path / "q.jsonl")] == ["1", "2"]
+    assert read_queries(tmp_path / "q.csv") == [Query("1", "alpha")]
+    assert read_qrels(tmp_path / "qrels.tsv") == {"1": {"d1": 1}}
+    (tmp_path / "bad.jsonl").write_bytes(b'{"_id": "1", "text": "ok"}\n{"_id": "2", "text": "caf\xe9"}\n')
+    with pytest.raises(InputError, match=r"bad.jsonl:2: invalid UTF-8 \(byte 0xe9\)"):
+        read_queries(tmp_path / "bad.jsonl")
+    (tmp_path / "bad.csv").write_bytes(b"id,text\n1,ok\n2,ok\n3,\xff\n")
+    with pytest.raises(InputError, match=r"bad.csv:4: invalid UTF-8"):
+        read_queries(tmp_path / "bad.csv")

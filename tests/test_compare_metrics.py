@@ -14,6 +14,7 @@ from migrate.report import metrics as M
 from migrate.report.data import Query
 from migrate.report.engine import CompareConfig, compare
 from migrate.report.overlap import overlap_at_k, rank_shift, rbo
+from migrate.report.schema import SideDescription
 from migrate.report.search import exact_search
 from migrate.report.side import Side
 from migrate.report.stats import paired
@@ -35,8 +36,8 @@ def _synthetic(seed: int = 0, n_docs: int = 400, n_q: int = 60, dim: int = 32):
         top = np.argsort(-sims[i])[:3]
         qrels[q.id] = {ids[top[0]]: 2, ids[top[1]]: 1, ids[top[2]]: 1, ids[int(rng.integers(n_docs))]: 1}
     qrels[queries[0].id][ids[-1]] = 0  # an explicit non-relevant judgment
-    old = Side("old", ids, old_docs, lambda t: np.stack([by_text[x] for x in t]), {"model": "noisy"})
-    new = Side("new", ids, docs, lambda t: np.stack([by_text[x] for x in t]), {"model": "clean"})
+    old = Side.from_vectors("old", ids, old_docs, lambda t: np.stack([by_text[x] for x in t]), SideDescription(model="noisy"))
+    new = Side.from_vectors("new", ids, docs, lambda t: np.stack([by_text[x] for x in t]), SideDescription(model="clean"))
     return old, new, queries, qrels
 
 
@@ -55,7 +56,7 @@ def test_metrics_equal_pytrec_eval_on_written_run_files(tmp_path):
         # MRR@10: recip_rank of the run cut at rank 10 (trec_eval order: score desc, doc id desc)
         cut10 = {q: dict(sorted(d.items(), key=lambda kv: (kv[1], kv[0]), reverse=True)[:10]) for q, d in run.items()}
         ref_rr = pytrec_eval.RelevanceEvaluator(file_qrels, {"recip_rank"}).evaluate(cut10)
-        per_q = {r["qid"]: r["metrics"][side] for r in report["per_query"] if "metrics" in r}
+        per_q = {r.qid: r.metrics[side] for r in report.per_query if r.metrics is not None}
         assert set(per_q) == set(qrels)
         for qid in qrels:
             assert per_q[qid]["ndcg@10"] == pytest.approx(ref[qid]["ndcg_cut_10"], abs=1e-6)
@@ -63,13 +64,13 @@ def test_metrics_equal_pytrec_eval_on_written_run_files(tmp_path):
             assert per_q[qid]["recall@100"] == pytest.approx(ref[qid]["recall_100"], abs=1e-6)
             assert per_q[qid]["map@100"] == pytest.approx(ref[qid]["map_cut_100"], abs=1e-6)
             assert per_q[qid]["mrr@10"] == pytest.approx(ref_rr[qid]["recip_rank"], abs=1e-6)
-        means = report["metrics"]["means"][side]
+        means = report.metrics.means[side]
         assert means["ndcg@10"] == pytest.approx(np.mean([ref[q]["ndcg_cut_10"] for q in qrels]), abs=1e-6)
         assert means["map@100"] == pytest.approx(np.mean([ref[q]["map_cut_100"] for q in qrels]), abs=1e-6)
     # the clean space must actually win on its own nearest-neighbour judgments
-    s = report["metrics"]["rows"][0]["stats"]["ndcg@10"]
-    assert s["new_mean"] > s["old_mean"] and s["p_randomization"] < 0.05
-    assert s["wins"] + s["ties"] + s["losses"] == len(qrels)
+    s = report.metrics.headline
+    assert s.new_mean > s.old_mean and s.p_randomization < 0.05
+    assert s.wins + s.ties + s.losses == len(qrels)
 
 
 def test_mrr_is_cut_at_10_and_ndcg_matches_hand_computation():
@@ -137,8 +138,8 @@ def test_chunked_side_scores_documents_by_best_chunk():
     chunks, owner = chunks[perm], owner[perm]
     q = rng.normal(size=(7, dim)).astype(np.float32)
     q /= np.linalg.norm(q, axis=1, keepdims=True)
-    side = Side("chunked", [f"d{i}" for i in range(n_docs)], chunks, lambda t: q[: len(t)], {}, vector_doc=owner)
-    r = exact_search(side.vectors, q, 10, side.vector_doc, n_docs)
+    side = Side.from_vectors("chunked", [f"d{i}" for i in range(n_docs)], chunks, lambda t: q[: len(t)], vector_doc=owner)
+    r = exact_search(side.docs.vectors, q, 10, side.docs.vector_doc, n_docs)
     unit = chunks / np.linalg.norm(chunks, axis=1, keepdims=True)
     for qi in range(len(q)):
         best = np.full(n_docs, -np.inf)
@@ -151,20 +152,22 @@ def test_chunked_side_scores_documents_by_best_chunk():
 def test_matryoshka_sweep_full_row_equals_main_run():
     old, new, queries, qrels = _synthetic(seed=3)
     rep = compare(old, new, queries, qrels, CompareConfig(dims=[16, 8, 64]))
-    rows = rep["matryoshka"]
-    full = next(r for r in rows if r.get("full"))
-    assert full["dims"] == 32 and full["ndcg@10"] == pytest.approx(rep["metrics"]["means"]["new"]["ndcg@10"])
-    assert full["overlap_vs_full"] == 1.0 and full["rbo_vs_full"] == pytest.approx(1.0)
-    r8 = next(r for r in rows if r.get("dims") == 8)
-    assert r8["bytes_float32"] == 32 and r8["bytes_binary"] == 1 and r8["overlap_vs_full"] < 1.0
-    assert r8["ndcg@10"] < full["ndcg@10"]
-    assert rows[-1]["dims"] == [64] and "skipped" in rows[-1]
+    rows = rep.matryoshka.rows
+    full = next(r for r in rows if r.full)
+    assert full.dims == 32 and full.metrics["ndcg@10"] == pytest.approx(rep.metrics.means["new"]["ndcg@10"])
+    assert full.overlap_vs_full == 1.0 and full.rbo_vs_full == pytest.approx(1.0)
+    r8 = next(r for r in rows if r.dims == 8)
+    assert r8.bytes_float32 == 32 and r8.bytes_binary == 1 and r8.overlap_vs_full < 1.0
+    assert r8.metrics["ndcg@10"] < full.metrics["ndcg@10"]
+    assert rep.matryoshka.skipped == [64] and "larger" in rep.matryoshka.skipped_reason
+    flat = rep.to_dict()["matryoshka"]  # the JSON keeps version 1's layout
+    assert flat[0]["ndcg@10"] == full.metrics["ndcg@10"] and flat[-1]["dims"] == [64] and "skipped" in flat[-1]
 
 
 def test_query_dimension_mismatch_is_a_config_error():
     from migrate.errors import ConfigError
 
     old, new, queries, _ = _synthetic()
-    bad = Side("new", new.doc_ids, new.vectors, lambda t: np.ones((len(t), 7), np.float32), {})
+    bad = Side("new", new.docs, lambda t: np.ones((len(t), 7), np.float32))
     with pytest.raises(ConfigError, match="7 dims"):
         compare(old, bad, queries)

@@ -35,11 +35,11 @@ def test_scifact_minilm_ndcg_matches_mteb(tmp_path):
     static = side_from_model("local:standin:static", corpus, name="static", doc_task="none", query_task="none",
                              options={"device": "cpu"}, cache=cache_dir())
     rep = compare(static, minilm, queries, qrels, CompareConfig(), run_dir=tmp_path)
-    ndcg = rep["metrics"]["means"]["minilm"]["ndcg@10"]
+    ndcg = rep.metrics.means["minilm"]["ndcg@10"]
     assert abs(ndcg - MTEB_MINILM_NDCG10) <= 0.005, ndcg
     # and the value is trec_eval's on the written run file
     with open(tmp_path / "minilm.run") as fh:
         run = pytrec_eval.parse_run(fh)
     ref = pytrec_eval.RelevanceEvaluator(qrels, {"ndcg_cut_10"}).evaluate(run)
     assert ndcg == pytest.approx(sum(v["ndcg_cut_10"] for v in ref.values()) / len(ref), abs=1e-6)
-    assert rep["metrics"]["rows"][0]["stats"]["ndcg@10"]["p_randomization"] < 0.001  # MiniLM >> static
+    assert rep.metrics.headline.p_randomization < 0.001  # MiniLM >> static

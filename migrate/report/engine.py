@@ -1,9 +1,9 @@
 """The comparison itself: same queries, two (or more) indexes, one result document.
 
-``compare(old, new, queries, qrels, config)`` works on plain ``Side`` objects (ids,
-vectors, a query encoder, a description), so it needs neither the pipeline nor a
-model to be tested. It returns a JSON-ready ``dict`` that the HTML, Markdown and JSON
-renderers turn into the report and that ``gates`` checks.
+``compare(old, new, queries, qrels, config)`` works on ``Side`` objects (a searchable
+document store, a query encoder, a description), so it needs neither the pipeline nor a
+model to be tested. It returns a typed ``schema.CompareReport`` that the HTML, Markdown
+and JSON renderers turn into the report and that ``gates`` checks.
 
 Sections (``None`` when not applicable):
 
@@ -24,6 +24,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -33,11 +34,23 @@ from migrate.errors import ConfigError, InputError
 from migrate.report import metrics as M
 from migrate.report.data import Query
 from migrate.report.overlap import overlap_at_k, rank_shift, rbo
-from migrate.report.search import Ranking, exact_search
+from migrate.report.schema import (
+    Agreement,
+    AnnCheck,
+    CompareReport,
+    Example,
+    JudgedMetrics,
+    MetricsRow,
+    QueryRow,
+    ResultRow,
+    SideInfo,
+    Sides,
+    Sweep,
+    SweepRow,
+)
+from migrate.report.search import Ranking
 from migrate.report.side import Side
 from migrate.report.stats import paired
-
-REPORT_VERSION = 1
 
 
 @dataclass
@@ -56,7 +69,7 @@ class CompareConfig:
 
     def check(self) -> None:
         if self.k < 1 or self.depth < self.k:
-            raise ConfigError(f"--k {self.k} must be >= 1 and <= depth {self.depth}", hint="e.g. --k 10")
+            raise ConfigError(f"-k {self.k} must be >= 1 and <= depth {self.depth}", hint="e.g. -k 10")
         if not 0 < self.rbo_p < 1:
             raise ConfigError(f"RBO persistence {self.rbo_p} must be in (0, 1)", hint="e.g. 0.9")
         if any(d < 1 for d in self.dims):
@@ -93,43 +106,38 @@ def _lists(side: Side, ranking: Ranking, qids: list[str]) -> tuple[dict[str, lis
     for qi, qid in enumerate(qids):
         idx, sc = ranking.doc_index[qi], ranking.scores[qi]
         keep = idx >= 0
-        ids = [side.doc_ids[i] for i in idx[keep]]
+        ids = side.docs.ids_at(idx[keep])
         lists[qid] = ids
         run[qid] = {d: float(s) for d, s in zip(ids, sc[keep])}
     return lists, run
 
 
-def _evaluate_side(side: Side, queries: list[Query], cfg: CompareConfig, qvecs: np.ndarray | None = None,
-                   encode_s: float = 0.0) -> _Evaluated:
-    if qvecs is None:
-        qvecs, encode_s = _encode(side, [q.text for q in queries], cfg.query_batch)
-    t0 = time.perf_counter()
-    ranking = exact_search(side.vectors, qvecs, cfg.depth, side.vector_doc, len(side.doc_ids))
-    search_s = time.perf_counter() - t0
+def _evaluated(side: Side, queries: list[Query], ranking: Ranking, qvecs: np.ndarray, encode_s: float,
+               search_s: float) -> _Evaluated:
     lists, run = _lists(side, ranking, [q.id for q in queries])
     return _Evaluated(side, qvecs, ranking, lists, run, encode_s, search_s)
 
 
-def _side_info(side: Side) -> dict[str, Any]:
-    return {
-        "name": side.name,
-        "description": side.description,
-        "n_docs": len(side.doc_ids),
-        "n_vectors": int(side.vectors.shape[0]),
-        "dim": side.dim,
-        "chunked": side.chunked,
-        "bytes_per_vector_float32": side.dim * 4,
-        "ann": side.ann.description if side.ann else None,
-    }
+def _evaluate_side(side: Side, queries: list[Query], cfg: CompareConfig) -> _Evaluated:
+    qvecs, encode_s = _encode(side, [q.text for q in queries], cfg.query_batch)
+    t0 = time.perf_counter()
+    ranking = side.docs.search(qvecs, cfg.depth)
+    return _evaluated(side, queries, ranking, qvecs, encode_s, time.perf_counter() - t0)
 
 
-def _metric_block(old_pq: dict, new_pq: dict) -> dict[str, Any]:
+def _side_info(side: Side) -> SideInfo:
+    return SideInfo(name=side.name, description=side.final_description(), n_docs=side.docs.n_docs,
+                    n_vectors=side.docs.n_vectors, dim=side.dim, chunked=side.chunked,
+                    ann=side.ann.description if side.ann else None)
+
+
+def _metric_block(old_pq: dict, new_pq: dict) -> dict:
     qids = sorted(old_pq)
-    return {m: paired(np.array([old_pq[q][m] for q in qids]), np.array([new_pq[q][m] for q in qids])).as_dict()
+    return {m: paired(np.array([old_pq[q][m] for q in qids]), np.array([new_pq[q][m] for q in qids]))
             for m in M.METRICS}
 
 
-def _agreement(old: _Evaluated, new: _Evaluated, qids: list[str], cfg: CompareConfig) -> tuple[dict, list[dict]]:
+def _agreement(old: _Evaluated, new: _Evaluated, qids: list[str], cfg: CompareConfig) -> tuple[Agreement, list[dict]]:
     rows: list[dict] = []
     for qid in qids:
         a, b = old.lists[qid], new.lists[qid]
@@ -146,102 +154,85 @@ def _agreement(old: _Evaluated, new: _Evaluated, qids: list[str], cfg: CompareCo
     for r in rows:
         hist[str(round(r["overlap"] * cfg.k))] += 1
     shifts = [r["mean_abs_shift"] for r in rows if r["mean_abs_shift"] is not None]
-    summary = {
-        "k": cfg.k,
-        "rbo_p": cfg.rbo_p,
-        "rbo_depth": cfg.depth,
-        "overlap_mean": float(np.mean([r["overlap"] for r in rows])) if rows else 0.0,
-        "rbo_mean": float(np.mean([r["rbo"] for r in rows])) if rows else 0.0,
-        "mean_abs_rank_shift": float(np.mean(shifts)) if shifts else None,
-        "dropped_mean": float(np.mean([r["dropped"] for r in rows])) if rows else 0.0,
-        "top1_kept_rate": float(np.mean([r["top1_kept"] for r in rows])) if rows else 0.0,
-        "overlap_histogram": hist,
-    }
+    summary = Agreement(
+        k=cfg.k, rbo_p=cfg.rbo_p, rbo_depth=cfg.depth,
+        overlap_mean=float(np.mean([r["overlap"] for r in rows])) if rows else 0.0,
+        rbo_mean=float(np.mean([r["rbo"] for r in rows])) if rows else 0.0,
+        mean_abs_rank_shift=float(np.mean(shifts)) if shifts else None,
+        dropped_mean=float(np.mean([r["dropped"] for r in rows])) if rows else 0.0,
+        top1_kept_rate=float(np.mean([r["top1_kept"] for r in rows])) if rows else 0.0,
+        overlap_histogram=hist,
+    )
     return summary, rows
 
 
 def _result_rows(ev: _Evaluated, qi: int, qid: str, other: set[str], qrels: M.Qrels | None,
-                 text: dict[str, str] | None, cfg: CompareConfig) -> list[dict]:
+                 text: dict[str, str] | None, cfg: CompareConfig) -> list[ResultRow]:
     rows = []
-    for rank in range(min(cfg.k, ev.ranking.doc_index.shape[1])):
-        pos = int(ev.ranking.doc_index[qi, rank])
-        if pos < 0:
-            break
-        did = ev.side.doc_ids[pos]
+    ids = ev.lists[qid]
+    for rank in range(min(cfg.k, len(ids))):
+        did = ids[rank]
         snippet = None
         if text is not None and did in text:
             t = text[did]
             snippet = t if len(t) <= cfg.snippet_chars else t[:cfg.snippet_chars].rstrip() + "…"
-        rows.append({
-            "rank": rank + 1,
-            "id": did,
-            "score": float(ev.ranking.scores[qi, rank]),
-            "rel": (qrels.get(qid, {}).get(did, 0) if qrels is not None else None),
-            "in_other": did in other,
-            "text": snippet,
-        })
+        rows.append(ResultRow(rank=rank + 1, id=did, score=float(ev.run[qid][did]),
+                              rel=(qrels.get(qid, {}).get(did, 0) if qrels is not None else None),
+                              in_other=did in other, text=snippet))
     return rows
 
 
-def _matryoshka(new: Side, new_ev: _Evaluated, old_ev: _Evaluated, queries: list[Query], qrels: M.Qrels | None,
-                cfg: CompareConfig) -> list[dict]:
+def _matryoshka(new_ev: _Evaluated, old_ev: _Evaluated, queries: list[Query], qrels: M.Qrels | None,
+                cfg: CompareConfig) -> Sweep:
+    new = new_ev.side
     qids = [q.id for q in queries]
-    out = []
-    for d in sorted({d for d in cfg.dims if d <= new.dim} | {new.dim}, reverse=True):
+    smaller = sorted({d for d in cfg.dims if d < new.dim}, reverse=True)
+    t0 = time.perf_counter()
+    rankings = new.docs.sweep(new_ev.qvecs, smaller, cfg.depth) if smaller else {}
+    each_s = (time.perf_counter() - t0) / max(1, len(smaller))
+    rows = []
+    for d in [new.dim, *smaller]:
         if d == new.dim:
             ev = new_ev
         else:
-            view = Side(f"{new.name}@{d}", new.doc_ids, truncate_and_normalize(new.vectors, d), new.encode_queries,
-                        new.description, new.vector_doc)
-            ev = _evaluate_side(view, queries, cfg, truncate_and_normalize(new_ev.qvecs, d))
-        row: dict[str, Any] = {
-            "dims": d,
-            "full": d == new.dim,
-            "bytes_float32": 4 * d,
-            "bytes_int8": d,
-            "bytes_binary": math.ceil(d / 8),
-            "overlap_vs_old": float(np.mean([overlap_at_k(old_ev.lists[q], ev.lists[q], cfg.k) for q in qids])),
-            "overlap_vs_full": float(np.mean([overlap_at_k(new_ev.lists[q], ev.lists[q], cfg.k) for q in qids])),
-            "rbo_vs_full": float(np.mean([rbo(new_ev.lists[q], ev.lists[q], cfg.rbo_p, cfg.depth) for q in qids])),
-            "search_s": ev.search_s,
-        }
+            ev = _evaluated(new, queries, rankings[d], new_ev.qvecs, 0.0, each_s)
+        metrics = None
         if qrels is not None:
             pq = M.evaluate(ev.run, qrels)
-            row.update({m: M.mean(pq, m) for m in M.METRICS})
-        out.append(row)
+            metrics = {m: M.mean(pq, m) for m in M.METRICS}
+        rows.append(SweepRow(
+            dims=d, full=d == new.dim, bytes_float32=4 * d, bytes_int8=d, bytes_binary=math.ceil(d / 8),
+            overlap_vs_old=float(np.mean([overlap_at_k(old_ev.lists[q], ev.lists[q], cfg.k) for q in qids])),
+            overlap_vs_full=float(np.mean([overlap_at_k(new_ev.lists[q], ev.lists[q], cfg.k) for q in qids])),
+            rbo_vs_full=float(np.mean([rbo(new_ev.lists[q], ev.lists[q], cfg.rbo_p, cfg.depth) for q in qids])),
+            search_s=ev.search_s, metrics=metrics))
     skipped = [d for d in cfg.dims if d > new.dim]
-    if skipped:
-        out.append({"dims": skipped, "skipped": f"larger than the new index's {new.dim} dimensions"})
-    return out
+    return Sweep(rows, skipped, f"larger than the new index's {new.dim} dimensions" if skipped else None)
 
 
-def _ann(ev: _Evaluated, queries: list[Query], qrels: M.Qrels | None, cfg: CompareConfig) -> dict | None:
+def _ann(ev: _Evaluated, queries: list[Query], qrels: M.Qrels | None, cfg: CompareConfig) -> AnnCheck | None:
     side = ev.side
     if side.ann is None:
         return None
     t0 = time.perf_counter()
-    scores, idx = side.ann.search(ev.qvecs, cfg.depth)
+    _, idx = side.ann.search(ev.qvecs, cfg.depth)
     search_s = time.perf_counter() - t0
     run: M.Run = {}
     rec_k, rec_depth = [], []
     for qi, q in enumerate(queries):
-        ids = [side.doc_ids[i] for i in idx[qi] if i >= 0]
+        ids = side.docs.ids_at(idx[qi][idx[qi] >= 0])
         # ANN scores may be distances: rank-based scores keep the ANN's own order for trec_eval.
         run[q.id] = {d: float(len(ids) - r) for r, d in enumerate(ids)}
         exact = ev.lists[q.id]
         rec_k.append(len(set(ids[:cfg.k]) & set(exact[:cfg.k])) / max(1, min(cfg.k, len(exact))))
         rec_depth.append(len(set(ids) & set(exact)) / max(1, len(exact)))
-    res: dict[str, Any] = {
-        "description": side.ann.description,
-        f"recall@{cfg.k}_vs_exact": float(np.mean(rec_k)),
-        f"recall@{cfg.depth}_vs_exact": float(np.mean(rec_depth)),
-        "search_s": search_s,
-        "exact_search_s": ev.search_s,
-    }
+    metrics = None
     if qrels is not None:
         pq = M.evaluate(run, qrels)
-        res["metrics"] = {m: M.mean(pq, m) for m in M.METRICS}
-    return res
+        metrics = {m: M.mean(pq, m) for m in M.METRICS}
+    return AnnCheck(description=side.ann.description, k=cfg.k, depth=cfg.depth, recall_at_k=float(np.mean(rec_k)),
+                    recall_at_depth=float(np.mean(rec_depth)), search_s=search_s, exact_search_s=ev.search_s,
+                    metrics=metrics)
 
 
 def _pick_examples(agree_rows: list[dict], qids: list[str], n: int) -> list[str]:
@@ -258,8 +249,8 @@ def _pick_examples(agree_rows: list[dict], qids: list[str], n: int) -> list[str]
 
 def compare(old: Side, new: Side, queries: Sequence[Query], qrels: M.Qrels | None = None,
             config: CompareConfig | None = None, *, extra: Sequence[Side] = (),
-            doc_text: dict[str, str] | None = None, run_dir: Any = None) -> dict[str, Any]:
-    """Run ``queries`` against ``old``, ``new`` (and ``extra`` sides); return the report document.
+            doc_text: dict[str, str] | None = None, run_dir: Any = None) -> CompareReport:
+    """Run ``queries`` against ``old``, ``new`` (and ``extra`` sides); return the typed report.
 
     ``qrels`` (``{qid: {doc_id: rel}}``) switches on the judged metrics; only judged
     queries are scored there, all queries count for agreement. ``doc_text`` adds
@@ -288,51 +279,44 @@ def compare(old: Side, new: Side, queries: Sequence[Query], qrels: M.Qrels | Non
     encode_s = {e.side.name: e.encode_s for e in evals}
     t_after_encode = time.perf_counter()
 
-    judged: dict[str, Any] | None = None
-    per_query: dict[str, dict[str, Any]] = {q.id: {"qid": q.id, "text": q.text} for q in queries}
+    judged: JudgedMetrics | None = None
+    per_query = {q.id: QueryRow(qid=q.id, text=q.text) for q in queries}
     if qrels is not None:
         pqs = {e.side.name: M.evaluate(e.run, qrels) for e in evals}
-        rows = []
-        for e in evals[1:]:
-            rows.append({"side": e.side.name, "vs": old.name, "stats": _metric_block(pqs[old.name], pqs[e.side.name])})
-        judged = {
-            "n_judged": len(qrels),
-            "names": list(M.METRICS),
-            "trec_eval_measures": {**M._TREC, "mrr@10": "recip_rank (run cut to 10)"},
-            "means": {name: {m: M.mean(pq, m) for m in M.METRICS} for name, pq in pqs.items()},
-            "rows": rows,
-        }
+        rows = [MetricsRow(e.side.name, old.name, _metric_block(pqs[old.name], pqs[e.side.name])) for e in evals[1:]]
+        judged = JudgedMetrics(
+            n_judged=len(qrels), names=list(M.METRICS),
+            trec_eval_measures={**M._TREC, "mrr@10": "recip_rank (run cut to 10)"},
+            means={name: {m: M.mean(pq, m) for m in M.METRICS} for name, pq in pqs.items()}, rows=rows)
         for qid in qrels:
-            per_query[qid]["metrics"] = {name: pq[qid] for name, pq in pqs.items()}
-            per_query[qid]["n_relevant"] = sum(1 for r in qrels[qid].values() if r > 0)
+            per_query[qid].metrics = {name: pq[qid] for name, pq in pqs.items()}
+            per_query[qid].n_relevant = sum(1 for r in qrels[qid].values() if r > 0)
 
     agree, agree_rows = _agreement(old_ev, new_ev, qids, cfg)
     for r in agree_rows:
-        per_query[r["qid"]].update({k: v for k, v in r.items() if k != "qid"})
+        row = per_query[r["qid"]]
+        row.overlap, row.rbo, row.mean_abs_shift = r["overlap"], r["rbo"], r["mean_abs_shift"]
+        row.dropped, row.top1_kept = r["dropped"], r["top1_kept"]
     extra_agreement = {e.side.name: _agreement(old_ev, e, qids, cfg)[0] for e in evals[2:]}
 
     examples = []
     qpos = {q: i for i, q in enumerate(qids)}
     for qid in _pick_examples(agree_rows, qids, cfg.examples):
         qi = qpos[qid]
-        ex = {"qid": qid, "text": per_query[qid]["text"], "overlap": per_query[qid]["overlap"],
-              "rbo": per_query[qid]["rbo"], "sides": {}}
+        sides = {}
         for e in evals[:2]:
             other = evals[1] if e is evals[0] else evals[0]
-            ex["sides"][e.side.name] = _result_rows(e, qi, qid, set(other.lists[qid][:cfg.k]), qrels, doc_text, cfg)
-        if qrels is not None and qid in qrels:
-            ex["metrics"] = per_query[qid]["metrics"]
-        examples.append(ex)
+            sides[e.side.name] = _result_rows(e, qi, qid, set(other.lists[qid][:cfg.k]), qrels, doc_text, cfg)
+        examples.append(Example(qid=qid, text=per_query[qid].text, overlap=per_query[qid].overlap,
+                                rbo=per_query[qid].rbo, sides=sides, metrics=per_query[qid].metrics))
 
-    sweep = _matryoshka(new, new_ev, old_ev, queries, qrels, cfg) if cfg.dims else None
+    sweep = _matryoshka(new_ev, old_ev, queries, qrels, cfg) if cfg.dims else None
     ann = {e.side.name: a for e in evals if (a := _ann(e, queries, qrels, cfg)) is not None} if cfg.ann else None
     if cfg.ann and not ann:
         raise ConfigError("--ann was given but neither side has a built ANN index",
                           hint="point --new at a finished migration output with index.faiss")
 
     if run_dir is not None:
-        from pathlib import Path
-
         run_dir = Path(run_dir)
         for e in evals:
             M.write_run(run_dir / f"{e.side.name}.run", e.run, e.side.name)
@@ -340,25 +324,23 @@ def compare(old: Side, new: Side, queries: Sequence[Query], qrels: M.Qrels | Non
             M.write_qrels(run_dir / "qrels.txt", qrels)
 
     t_end = time.perf_counter()
-    return {
-        "report_version": REPORT_VERSION,
-        "title": cfg.title,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "config": asdict(cfg),
-        "sides": {"old": _side_info(old), "new": _side_info(new), "extra": [_side_info(s) for s in extra]},
-        "n_queries": len(queries),
-        "metrics": judged,
-        "agreement": agree,
-        "extra_agreement": extra_agreement or None,
-        "per_query": [per_query[q] for q in qids],
-        "examples": examples,
-        "matryoshka": sweep,
-        "ann": ann,
-        "gates": [],
-        "timings": {
+    return CompareReport(
+        title=cfg.title,
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        config=asdict(cfg),
+        sides=Sides(_side_info(old), _side_info(new), [_side_info(s) for s in extra]),
+        n_queries=len(queries),
+        metrics=judged,
+        agreement=agree,
+        extra_agreement=extra_agreement or None,
+        per_query=[per_query[q] for q in qids],
+        examples=examples,
+        matryoshka=sweep,
+        ann=ann,
+        timings={
             "encode_queries_s": encode_s,
             "search_s": {e.side.name: e.search_s for e in evals},
             "compare_excluding_encode_s": (t_end - t_start) - sum(encode_s.values()),
             "after_encode_s": t_end - t_after_encode,
         },
-    }
+    )

@@ -18,10 +18,9 @@ from __future__ import annotations
 import operator
 import re
 from dataclasses import dataclass
-from typing import Any
-
 from migrate.errors import ConfigError, GateFailed
 from migrate.report.metrics import METRICS
+from migrate.report.schema import CompareReport, GateResult
 
 _OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge, "==": operator.eq, "!=": operator.ne}
 _ARITH = {"+": operator.add, "-": operator.sub, "*": operator.mul}
@@ -100,44 +99,44 @@ def parse_gate(text: str, known_sides: set[str]) -> Gate:
                 (rhs_metric or metric).lower(), arith, arith_num)
 
 
-def _value(report: dict[str, Any], role: str, metric: str, gate: str) -> float:
-    names = {"old": report["sides"]["old"]["name"], "new": report["sides"]["new"]["name"]}
+def _value(report: CompareReport, role: str, metric: str, gate: str) -> float:
+    names = {"old": report.sides.old.name, "new": report.sides.new.name}
     name = names.get(role, role)
     if metric in METRICS:
-        if report.get("metrics") is None:
+        if report.metrics is None:
             raise ConfigError(f"gate {gate!r} needs relevance judgments for {metric}",
                               hint="pass --qrels, or gate on overlap@10 / rbo instead")
-        return float(report["metrics"]["means"][name][metric])
-    agree = report["agreement"] if role == "new" else (report.get("extra_agreement") or {}).get(name)
+        return float(report.metrics.means[name][metric])
     if role == "old":
         raise ConfigError(f"gate {gate!r}: {metric} compares new with old, so it has no 'old' value",
                           hint="use it on the left side alone, e.g. 'overlap@10 < 0.6'")
+    agree = report.agreement if role == "new" else (report.extra_agreement or {}).get(name)
     m = re.fullmatch(r"(overlap|ann_recall)@(\d+)", metric)
     if metric == "rbo" and agree:
-        return float(agree["rbo_mean"])
+        return float(agree.rbo_mean)
     if metric == "top1_kept" and agree:
-        return float(agree["top1_kept_rate"])
+        return float(agree.top1_kept_rate)
     if metric == "rank_shift" and agree:
-        return float(agree["mean_abs_rank_shift"] or 0.0)
+        return float(agree.mean_abs_rank_shift or 0.0)
     if m and m.group(1) == "overlap" and agree:
-        if int(m.group(2)) != agree["k"]:
-            raise ConfigError(f"gate {gate!r}: the report measured overlap@{agree['k']}",
-                              hint=f"use overlap@{agree['k']} or run with --k {m.group(2)}")
-        return float(agree["overlap_mean"])
+        if int(m.group(2)) != agree.k:
+            raise ConfigError(f"gate {gate!r}: the report measured overlap@{agree.k}",
+                              hint=f"use overlap@{agree.k} or run with -k {m.group(2)}")
+        return float(agree.overlap_mean)
     if m and m.group(1) == "ann_recall":
-        ann = (report.get("ann") or {}).get(name)
-        key = f"recall@{m.group(2)}_vs_exact"
-        if not ann or key not in ann:
-            raise ConfigError(f"gate {gate!r}: no ANN recall@{m.group(2)} measured for {name}",
-                              hint="add --ann (recall is measured at --k and at the run depth)")
-        return float(ann[key])
+        ann = (report.ann or {}).get(name)
+        kk = int(m.group(2))
+        if not ann or kk not in (ann.k, ann.depth):
+            raise ConfigError(f"gate {gate!r}: no ANN recall@{kk} measured for {name}",
+                              hint="add --ann (recall is measured at -k and at the run depth)")
+        return float(ann.recall_at_k if kk == ann.k else ann.recall_at_depth)
     raise ConfigError(f"gate {gate!r}: unknown metric {metric!r}",
                       hint=f"judged: {', '.join(METRICS)}; label-free: overlap@K, rbo, top1_kept, rank_shift, ann_recall@K")
 
 
-def evaluate_gates(report: dict[str, Any], gates: list[str]) -> list[dict[str, Any]]:
-    """Check every gate against ``report``; record results in ``report['gates']`` and return them."""
-    known = {"old", "new"} | {s["name"] for s in report["sides"].get("extra", [])}
+def evaluate_gates(report: CompareReport, gates: list[str]) -> list[GateResult]:
+    """Check every gate against ``report``; record results in ``report.gates`` and return them."""
+    known = set(report.side_names()) | {"old", "new"}
     results = []
     for text in gates:
         g = parse_gate(text, known)
@@ -149,17 +148,17 @@ def evaluate_gates(report: dict[str, Any], gates: list[str]) -> list[dict[str, A
             if g.arith:
                 rhs = _ARITH[g.arith](rhs, g.arith_number)
         failed = bool(_OPS[g.op](lhs, rhs))
-        results.append({"gate": g.text, "side": g.side, "metric": g.metric, "value": lhs, "threshold": rhs,
-                        "op": g.op, "failed": failed,
-                        "message": (f"FAILED: {g.side} {g.metric} = {lhs:.4f} {g.op} {rhs:.4f}" if failed else
-                                    f"passed: {g.side} {g.metric} = {lhs:.4f}, not {g.op} {rhs:.4f}")})
-    report["gates"] = results
+        results.append(GateResult(
+            gate=g.text, side=g.side, metric=g.metric, value=lhs, threshold=rhs, op=g.op, failed=failed,
+            message=(f"FAILED: {g.side} {g.metric} = {lhs:.4f} {g.op} {rhs:.4f}" if failed else
+                     f"passed: {g.side} {g.metric} = {lhs:.4f}, not {g.op} {rhs:.4f}")))
+    report.gates = results
     return results
 
 
-def raise_if_failed(results: list[dict[str, Any]]) -> None:
+def raise_if_failed(results: list[GateResult]) -> None:
     """``GateFailed`` naming every failed gate (the CLI turns it into exit code 7)."""
-    failed = [r for r in results if r["failed"]]
+    failed = [r for r in results if r.failed]
     if failed:
-        raise GateFailed("quality gate failed: " + "; ".join(f"{r['gate']!r} ({r['message']})" for r in failed),
+        raise GateFailed("quality gate failed: " + "; ".join(f"{r.gate!r} ({r.message})" for r in failed),
                          hint="see the report's Gates section")

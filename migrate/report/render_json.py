@@ -6,6 +6,8 @@ import json
 import math
 from typing import Any
 
+from migrate.report.schema import CompareReport
+
 
 def _clean(x: Any) -> Any:
     if isinstance(x, float):
@@ -19,6 +21,6 @@ def _clean(x: Any) -> Any:
     return x
 
 
-def render_json(report: dict[str, Any], *, indent: int | None = 2) -> str:
-    """Serialise ``report``; raises if something is not JSON-representable (a bug)."""
-    return json.dumps(_clean(report), indent=indent, ensure_ascii=False, allow_nan=False) + "\n"
+def render_json(report: CompareReport, *, indent: int | None = 2) -> str:
+    """Serialise ``report.to_dict()``; raises if something is not JSON-representable (a bug)."""
+    return json.dumps(_clean(report.to_dict()), indent=indent, ensure_ascii=False, allow_nan=False) + "\n"

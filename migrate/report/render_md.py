@@ -1,5 +1,9 @@
 """Markdown for ``$GITHUB_STEP_SUMMARY`` (GitHub-flavoured tables, no images).
 
+The first table is the headline table (six rows: the judged metrics and the overlap of
+the two result lists, or the label-free measures), so whoever prints the first table
+(``demo`` prints the first eight ``|`` lines) shows a whole table.
+
 Data is escaped for both Markdown and the HTML that GitHub allows inside it: ``& < >``
 become entities and table/emphasis characters get a backslash, so a document
 containing ``<script>`` or ``|`` cannot break the summary.
@@ -7,11 +11,12 @@ containing ``<script>`` or ``|`` cannot break the summary.
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
 from migrate.report.metrics import METRICS
+from migrate.report.wording import change_words, configuration_rows, docs_sentence, fmt_p, headline_sentence
+from migrate.report.schema import CompareReport
 
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]|#~])")
 
@@ -34,100 +39,131 @@ def _table(headers: list[str], rows: list[list[Any]]) -> list[str]:
     return [_row([md_escape(h) for h in headers]), _row(["---"] * len(headers)), *(_row(r) for r in rows), ""]
 
 
-def _p(p: float) -> str:
-    return "<0.001" if p < 0.001 else f"{p:.3f}"
+_p = fmt_p
 
 
-def render_markdown(report: dict[str, Any], *, examples: int = 3) -> str:
-    """Summary Markdown: verdict, gates, metrics, agreement, Matryoshka, provenance, a few examples."""
-    old = report["sides"]["old"]
-    new = report["sides"]["new"]
-    k = report["config"]["k"]
-    out = [f"## {md_escape(report['title'])}", ""]
-    gates = report.get("gates") or []
-    failed = [g for g in gates if g["failed"]]
+_METRIC_LABEL = {"ndcg@10": "nDCG@10", "recall@10": "Recall@10", "recall@100": "Recall@100", "mrr@10": "MRR@10",
+                 "map@100": "MAP@100"}
+
+
+def _change(s: Any) -> str:
+    """``+0.0244, 95% CI +0.0000 to +0.1218, p 0.996: no significant difference`` (no Markdown specials)."""
+    p = "p < 0.001" if s.p_randomization < 0.001 else f"p {s.p_randomization:.3f}"
+    return f"{s.delta:+.4f}, 95% CI {s.delta_ci[0]:+.4f} to {s.delta_ci[1]:+.4f}, {p}: {change_words(s)}"
+
+
+def _headline_table(report: CompareReport) -> list[str]:
+    """Six rows whatever the inputs: the numbers a reader wants first; columns name the models."""
+    old, new = report.sides.old, report.sides.new
+    a = report.agreement
+    k = report.k
+    rows: list[list[Any]] = []
+    if report.metrics is not None:
+        for metric in METRICS:
+            s = report.metrics.rows[0].stats[metric]
+            rows.append([_METRIC_LABEL[metric], f"{s.old_mean:.4f}", f"{s.new_mean:.4f}", _change(s)])
+        rows.append([f"overlap@{k} of the two result lists", "", "",
+                     f"{a.overlap_mean:.4f} (RBO {a.rbo_mean:.4f})"])
+    else:
+        rows += [[f"overlap@{k} of the two result lists", "", "", f"{a.overlap_mean:.4f}"],
+                 [f"RBO (p={a.rbo_p})", "", "", f"{a.rbo_mean:.4f}"],
+                 ["same top-1 result", "", "", f"{a.top1_kept_rate:.4f}"],
+                 [f"mean rank shift of old top-{k}", "", "",
+                  "–" if a.mean_abs_rank_shift is None else f"{a.mean_abs_rank_shift:.2f}"],
+                 ["documents", f"{old.n_docs:,}", f"{new.n_docs:,}", ""],
+                 ["dimensions", old.dim, new.dim, ""]]
+    heads = [f"{s.name} ({s.description.model})" if s.description.model else s.name for s in (old, new)]
+    return _table(["measure", *heads, "change (new - old)"], rows)
+
+
+def render_markdown(report: CompareReport, *, examples: int = 3) -> str:
+    """Summary Markdown: headline table, verdict, sides, gates, metrics, agreement, Matryoshka,
+    configuration, a few examples."""
+    k = report.k
+    out = [f"## {md_escape(report.title)}", ""]
+    out += _headline_table(report)
+    gates = report.gates
+    failed = [g for g in gates if g.failed]
     if failed:
-        out += [f"**:x: Quality gate failed:** " + "; ".join(
-            f"`{g['gate'].replace('`', '')}` ({md_escape(g['message'])})" for g in failed), ""]
+        out += ["**:x: Quality gate failed:** " + "; ".join(
+            f"`{g.gate.replace('`', '')}` ({md_escape(g.message)})" for g in failed), ""]
     elif gates:
-        out += [f"**:white_check_mark: All {len(gates)} quality gates passed.**", ""]
-    out += [f"{report['n_queries']} queries, exact search, k={k}. Old: **{md_escape(old['name'])}**, "
-            f"new: **{md_escape(new['name'])}**.", ""]
+        passed = "The quality gate passed." if len(gates) == 1 else f"All {len(gates)} quality gates passed."
+        out += [f"**:white_check_mark: {passed}**", ""]
+    if report.metrics is not None:
+        out += [md_escape(headline_sentence(report)) + ".", ""]
+    out += [f"{report.n_queries} queries, exact search, k={k}.", ""]
+    for s in report.sides.all():
+        out += [f"- **{md_escape(s.name)}**: queries embedded by {md_escape(s.description.identity)}; "
+                f"documents: {md_escape(docs_sentence(s.description))}"]
+    out += [""]
     if gates:
         out += ["### Gates", ""]
         out += _table(["gate (fail if)", "result", "value", "threshold"],
-                      [[f"`{g['gate'].replace('`', '')}`", "FAILED" if g["failed"] else "passed",
-                        f"{g['value']:.4f}", f"{g['op']} {g['threshold']:.4f}"] for g in gates])
-    m = report.get("metrics")
-    if m:
-        out += [f"### Retrieval quality ({m['n_judged']} judged queries, pytrec_eval)", ""]
-        for row in m["rows"]:
+                      [[f"`{g.gate.replace('`', '')}`", "FAILED" if g.failed else "passed",
+                        f"{g.value:.4f}", f"{g.op} {g.threshold:.4f}"] for g in gates])
+    m = report.metrics
+    if m is not None:
+        out += [f"### Retrieval quality ({m.n_judged} judged queries, pytrec_eval)", ""]
+        for row in m.rows:
             rows = []
             for metric in METRICS:
-                s = row["stats"][metric]
-                rows.append([metric, f"{s['old_mean']:.4f}", f"{s['new_mean']:.4f}", f"{s['delta']:+.4f}",
-                             f"[{s['delta_ci'][0]:+.4f}, {s['delta_ci'][1]:+.4f}]",
-                             md_escape(_p(s["p_ttest"])), md_escape(_p(s["p_randomization"])),
-                             f"{s['wins']}/{s['ties']}/{s['losses']}"])
-            out += [f"**{md_escape(row['side'])} vs {md_escape(row['vs'])}**", ""]
-            out += _table(["metric", row["vs"], row["side"], "Δ", "Δ 95% CI", "p t-test", "p randomization",
+                s = row.stats[metric]
+                rows.append([metric, f"{s.old_mean:.4f}", f"{s.new_mean:.4f}", f"{s.delta:+.4f}",
+                             f"[{s.delta_ci[0]:+.4f}, {s.delta_ci[1]:+.4f}]",
+                             md_escape(_p(s.p_ttest)), md_escape(_p(s.p_randomization)),
+                             f"{s.wins}/{s.ties}/{s.losses}"])
+            out += [f"**{md_escape(row.side)} vs {md_escape(row.vs)}**", ""]
+            out += _table(["metric", row.vs, row.side, "Δ", "Δ 95% CI", "p t-test", "p randomization",
                            "win/tie/loss"], rows)
-    a = report["agreement"]
+    a = report.agreement
     out += ["### Agreement between old and new results", ""]
     out += _table(["measure", "value"], [
-        [f"mean overlap@{k}", f"{a['overlap_mean']:.4f}"],
-        [f"mean RBO (p={a['rbo_p']})", f"{a['rbo_mean']:.4f}"],
-        [f"mean rank shift of old top-{k}", "–" if a["mean_abs_rank_shift"] is None
-         else f"{a['mean_abs_rank_shift']:.2f}"],
-        ["same top-1", f"{a['top1_kept_rate']:.4f}"],
+        [f"mean overlap@{k}", f"{a.overlap_mean:.4f}"],
+        [f"mean RBO (p={a.rbo_p})", f"{a.rbo_mean:.4f}"],
+        [f"mean rank shift of old top-{k}", "–" if a.mean_abs_rank_shift is None else f"{a.mean_abs_rank_shift:.2f}"],
+        ["same top-1", f"{a.top1_kept_rate:.4f}"],
     ])
-    sweep = [r for r in (report.get("matryoshka") or []) if "skipped" not in r]
-    if sweep:
+    sweep = report.matryoshka
+    if sweep is not None and sweep.rows:
         out += ["### Matryoshka sweep (new side)", ""]
-        hdr = ["dims", "bytes/vector f32"] + (["nDCG@10", "Recall@100"] if m else []) + \
+        judged = m is not None and all(r.metrics for r in sweep.rows)
+        hdr = ["dims", "bytes/vector f32"] + (["nDCG@10", "Recall@100"] if judged else []) + \
               [f"overlap@{k} vs old", "RBO vs full"]
-        rows = [[r["dims"], r["bytes_float32"]] + ([f"{r['ndcg@10']:.4f}", f"{r['recall@100']:.4f}"] if m else [])
-                + [f"{r['overlap_vs_old']:.4f}", f"{r['rbo_vs_full']:.4f}"] for r in sweep]
+        rows = [[r.dims, r.bytes_float32]
+                + ([f"{r.metrics['ndcg@10']:.4f}", f"{r.metrics['recall@100']:.4f}"] if judged and r.metrics else [])
+                + [f"{r.overlap_vs_old:.4f}", f"{r.rbo_vs_full:.4f}"] for r in sweep.rows]
         out += _table(hdr, rows)
-    if report.get("ann"):
+    if report.ann:
         out += ["### ANN index vs exact search", ""]
         out += _table(["side", f"recall@{k} vs exact", "ANN nDCG@10"],
-                      [[md_escape(n), f"{v.get(f'recall@{k}_vs_exact', float('nan')):.4f}",
-                        f"{v['metrics']['ndcg@10']:.4f}" if v.get("metrics") else "–"] for n, v in report["ann"].items()])
-    out += ["### How each side embedded", ""]
-    sides = [old, new] + list(report["sides"].get("extra", []))
-    keys: list[str] = []
-    for s in sides:
-        keys += [k2 for k2 in (s.get("description") or {}) if k2 not in keys]
-    rows = []
-    for key in ["n_docs", "dim", "chunked"] + keys:
-        vals = []
-        for s in sides:
-            v = s.get(key) if key in ("n_docs", "dim", "chunked") else (s.get("description") or {}).get(key)
-            if isinstance(v, (dict, list)) or (isinstance(v, str) and key.endswith("prefix")):
-                v = json.dumps(v, ensure_ascii=False, sort_keys=True)  # prefixes: show spaces and emptiness
-            vals.append(md_escape(v))
-        rows.append([md_escape(key)] + vals)
-    out += _table(["", *[s["name"] for s in sides]], rows)
-    if examples and report.get("examples"):
-        out += [f"### Results that changed most (top {k}, cosine)", ""]
-        for ex in report["examples"][:examples]:
-            out += [f"**{md_escape(ex['qid'])}: {md_escape(ex['text'], 200)}** (overlap {ex['overlap']:.2f}, "
-                    f"RBO {ex['rbo']:.3f})", ""]
-            names = list(ex["sides"])
-            n = max(len(v) for v in ex["sides"].values())
+                      [[md_escape(n), f"{v.recall_at_k:.4f}", f"{v.metrics['ndcg@10']:.4f}" if v.metrics else "–"]
+                       for n, v in report.ann.items()])
+    out += ["<details><summary>How each side embedded</summary>", ""]
+    sides = report.sides.all()
+    out += _table(["", *[s.name for s in sides]],
+                  [[md_escape(label), *[md_escape(v) for v in values]] for label, values in configuration_rows(sides)])
+    out += ["</details>", ""]
+    if examples and report.examples:
+        out += [f"### Results that changed most (top {k}, cosine; ✅ judged relevant, 🟨 not in the other side's top {k})",
+                ""]
+        for ex in report.examples[:examples]:
+            out += [f"**{md_escape(ex.qid)}: {md_escape(ex.text, 200)}** (overlap {ex.overlap:.2f}, "
+                    f"RBO {ex.rbo:.3f})", ""]
+            names = list(ex.sides)
+            n = max(len(v) for v in ex.sides.values())
             rows = []
             for i in range(n):
                 row: list[Any] = [i + 1]
                 for name in names:
-                    r = ex["sides"][name][i] if i < len(ex["sides"][name]) else None
+                    r = ex.sides[name][i] if i < len(ex.sides[name]) else None
                     if r is None:
                         row.append("")
                         continue
-                    mark = " ✅" if r["rel"] else ""
-                    txt = f" {md_escape(r['text'], 80)}" if r["text"] else ""
-                    row.append(f"{r['score']:.3f} {md_escape(r['id'])}{mark}{txt}")
+                    mark = (" ✅" if r.rel else "") + ("" if r.in_other else " 🟨")
+                    txt = f" {md_escape(r.text, 80)}" if r.text else ""
+                    row.append(f"{r.score:.3f} {md_escape(r.id)}{mark}{txt}")
                 rows.append(row)
             out += _table(["#", *names], rows)
-    out += [f"<sub>jina-migrate compare · report v{report['report_version']} · {md_escape(report['created'])}</sub>", ""]
+    out += [f"<sub>jina-migrate compare · report v{report.report_version} · {md_escape(report.created)}</sub>", ""]
     return "\n".join(out)
