@@ -410,6 +410,10 @@ def _show_parser_error(exc: BaseException) -> int:
     return USAGE_EXIT
 
 
+INTERRUPTED = 130
+INTERRUPTED_MESSAGE = "interrupted: completed shards are kept; rerun the same command to resume"
+
+
 def exit_code_for(exc: BaseException) -> int:
     """Print what a user needs about ``exc`` (one ``error:`` line) and return the exit code.
 
@@ -421,9 +425,9 @@ def exit_code_for(exc: BaseException) -> int:
     if isinstance(exc, MigrateError):
         _err(f"error: {exc}")
         return exc.exit_code
-    if isinstance(exc, KeyboardInterrupt):
-        _err("interrupted: completed shards are kept; rerun the same command to resume")
-        return 130
+    if isinstance(exc, KeyboardInterrupt) or isinstance(exc.__cause__, KeyboardInterrupt):
+        _err(INTERRUPTED_MESSAGE)
+        return INTERRUPTED
     if isinstance(exc, _click_classes("Exit")):
         return int(getattr(exc, "exit_code", 0) or 0)
     if type(exc).__name__ == "NoArgsIsHelpError" and getattr(exc, "ctx", None) is not None:
@@ -443,4 +447,6 @@ def main(argv: list[str] | None = None) -> None:
         rc = app(args=argv, prog_name=PROG, standalone_mode=False)
     except BaseException as exc:  # noqa: BLE001 - exit_code_for re-raises bugs
         sys.exit(exit_code_for(exc))
+    if rc == INTERRUPTED:  # typer turned Ctrl-C into Exit(130), which click returns instead of raising
+        _err(INTERRUPTED_MESSAGE)
     sys.exit(rc if isinstance(rc, int) else 0)

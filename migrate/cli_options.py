@@ -35,8 +35,8 @@ SHORT = {"docs": "-d", "out": "-o", "model": "-m"}
 PAIRED = frozenset({"normalized", "late_chunking", "truncate"})
 #: Help panels, in the order ``run --help`` shows them.
 PANELS: dict[str, tuple[str, ...]] = {
-    "Sources": ("docs", "out", "old_index", "id_map", "id_field", "text_field", "title_field", "on_missing",
-                "on_empty", "cache"),
+    "Sources": ("docs", "out", "old_index", "id_map", "id_field", "text_field", "title_field", "faiss_id_field",
+                "delimiter", "id_map_faiss_field", "id_map_id_field", "on_missing", "on_empty", "cache"),
     "Model": ("model", "task", "dimensions", "allow_any_dimensions", "normalized", "max_input_tokens",
               "late_chunking", "chunker", "embedding_type", "truncate"),
     "Shards": ("shard_size", "shard", "restart"),

@@ -45,7 +45,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from migrate.config_values import (BaseUrl, Device, EnvName, Kind, ModelSpec, Money, Origin, Positive, Shard, Text,
                                    check_shard, choices_of_field, flag_origin, kind_of_field, read_value, show)
-from migrate.embed.base import ALL_TASKS
+from migrate.models import ALL_TASKS
 from migrate.embed.jina_wire import EMBEDDING_TYPES
 from migrate.embed.ratelimit import TIERS
 from migrate.errors import ConfigError, StateError

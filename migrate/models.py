@@ -16,8 +16,29 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-from migrate.embed.base import V3_TASKS
 from migrate.errors import ConfigError
+
+#: v3 tasks, in the order of the model's ``lora_adaptations`` (task id = position).
+V3_TASKS: tuple[str, ...] = (
+    "retrieval.query",
+    "retrieval.passage",
+    "separation",
+    "classification",
+    "text-matching",
+)
+#: ``none`` is the explicit "generic, no adapter, no prefix" choice.
+TASK_NONE = "none"
+ALL_TASKS: tuple[str, ...] = V3_TASKS + (TASK_NONE,)
+
+#: Instruction prefixes of jina-embeddings-v3 (config ``task_instructions``).
+V3_TASK_PREFIXES: dict[str, str] = {
+    "retrieval.query": "Represent the query for retrieving evidence documents: ",
+    "retrieval.passage": "Represent the document for retrieval: ",
+    "separation": "",
+    "classification": "",
+    "text-matching": "",
+    TASK_NONE: "",
+}
 
 #: ``custom``: a model outside the catalogue (declared source, or a local model that will run).
 Generation = Literal["v2", "v3", "custom"]

@@ -184,6 +184,7 @@ def commit(p: Prepared, reporter: Reporter) -> None:
                                         for k in ("plan", "source_fingerprint", "index"))
     if unchanged and old.state == "complete" and _plan_table_current(ws, p):
         p.manifest = old  # a finished output whose sources did not change: nothing to redo
+        ws.clean_temp_files()  # left by a finalize killed after it marked the output complete
         return
     if not unchanged or old.state != "running" or not _plan_table_current(ws, p):
         ws.write_plan_table(p.rows.table_batches(), PLAN_SCHEMA)

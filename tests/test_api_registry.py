@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from migrate.embed.backend import Capabilities
-from migrate.embed.base import V3_TASKS, EmbedderInfo
+from migrate.embed.base import EmbedderInfo
+from migrate.models import V3_TASKS
 from migrate.embed.jina_api import APIOptions, JinaAPIEmbedder
 from migrate.embed.registry import backend_for, backends, get_embedder
 from migrate.errors import ConfigError

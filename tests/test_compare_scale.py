@@ -124,18 +124,18 @@ def test_manifest_view_reads_the_index_type_where_the_manifest_holds_it(tmp_path
     m = {"config": {"model": "jina-api:jina-embeddings-v3", "task": "retrieval.passage"},
          "index": {"type": "hnsw", "params": {"hnsw_m": 16}}, "state": "running"}
     assert index_type_of(m) == "hnsw" and OutputManifest.from_dict(m).index_type == "hnsw"
-    m["result"] = {"index_type": "ivfpq", "rows": 10}
+    m["result"] = {"index_type": "ivfpq", "rows": 10, "documents": 10, "dimensions": 4}
     view = OutputManifest.from_dict(m)
     assert view.index_type == "ivfpq" and view.index_params == {"hnsw_m": 16} and view.rows == 10
     assert index_type_of({"config": {}}) is None
     with pytest.raises(StateError, match="no model recorded"):
         OutputManifest.from_dict({"config": {}}, tmp_path)
-    (tmp_path / "manifest.json").write_text(json.dumps({"tool": "jina-migrate", "plan": {}, **m}))
+    (tmp_path / "manifest.json").write_text(json.dumps({"tool": "jina-migrate", "version": "0.2.0", "plan": {}, "config_fingerprint": "f", **m}))
     with pytest.raises(StateError, match=r"not finished \(state: running\)"):
         OutputManifest.load(tmp_path)
     m["state"] = "complete"
-    (tmp_path / "manifest.json").write_text(json.dumps({"tool": "jina-migrate", "plan": {}, **m}))
-    with pytest.raises(StateError, match="index.faiss and id_map.parquet missing"):
+    (tmp_path / "manifest.json").write_text(json.dumps({"tool": "jina-migrate", "version": "0.2.0", "plan": {}, "config_fingerprint": "f", **m}))
+    with pytest.raises(StateError, match="not finished: index.faiss and id_map.parquet missing"):
         OutputManifest.load(tmp_path)
 
 

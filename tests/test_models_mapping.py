@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from migrate.embed.base import TASK_NONE, V3_TASK_PREFIXES
+from migrate.models import TASK_NONE, V3_TASK_PREFIXES
 from migrate.errors import ConfigError
 from migrate.models import (CATALOGUE, USE_CASES, V3_MATRYOSHKA_DIMS, custom_model, get_model, source_model,
                             task_for_use_case)

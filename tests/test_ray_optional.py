@@ -19,16 +19,16 @@ def test_missing_ray_is_a_config_error_naming_the_extra(monkeypatch):
     from migrate.executors.ray_executor import make_ray_executor
 
     executor = make_ray_executor("auto")
-    job = SimpleNamespace(texts=["a"], config=None)
+    job = SimpleNamespace(config=None)
     with pytest.raises(ConfigError, match=r"jina-migrate\[ray\]"):
-        executor(job, [Shard(0, 0, 1, "0" * 16)], lambda: None, None, None)
+        executor(job, [Shard(0, 0, 1, "0" * 16)], None, None)
 
 
 def test_nothing_to_do_needs_no_cluster(monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)
     from migrate.executors.ray_executor import make_ray_executor
 
-    assert make_ray_executor("auto")(SimpleNamespace(texts=[]), [], lambda: None, None, None) == []
+    assert make_ray_executor("auto")(SimpleNamespace(), [], None, None) is None  # returns before importing ray
 
 
 @pytest.mark.parametrize("name,value", [("JINA_MIGRATE_RAY_WORKERS", "many"), ("JINA_MIGRATE_RAY_WORKERS", "0"),

@@ -223,5 +223,5 @@ def test_cli_wrong_file_type_and_missing_file(tmp_path):
 
 def test_cli_bad_flag_values(tmp_path, small_docs):
     one_line_error(cli("run", "--docs", str(small_docs), "--out", str(tmp_path / "o"), "--task", "retrieval"),
-                   "unknown task")
+                   "--task: expected one of")
     one_line_error(cli("run", "--docs", str(small_docs), "--out", str(tmp_path / "o"), "--shard", "3/2"), "--shard")

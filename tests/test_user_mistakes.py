@@ -175,7 +175,7 @@ def outcomes(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
     from concurrent.futures import ThreadPoolExecutor
 
     selected = [item.callspec.params["case"] for item in request.session.items
-                if getattr(item, "callspec", None) is not None and "case" in item.callspec.params]
+                if getattr(item, "callspec", None) is not None and isinstance(item.callspec.params.get("case"), M)]
     dirs = {c.id: tmp_path_factory.mktemp("mistake") for c in selected}
     with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
         procs = dict(zip(dirs, pool.map(lambda c: run_case(c, dirs[c.id]), selected)))

@@ -17,7 +17,7 @@ pytest.importorskip("peft")
 from transformers import AutoTokenizer, JinaEmbeddingsV3Model  # noqa: E402
 
 from migrate.embed import pooling  # noqa: E402
-from migrate.embed.base import TASK_NONE, V3_TASK_PREFIXES, V3_TASKS  # noqa: E402
+from migrate.models import TASK_NONE, V3_TASK_PREFIXES, V3_TASKS# noqa: E402
 from migrate.embed.jina_v3 import JinaV3Embedder, adapter_folder, detect_layout  # noqa: E402
 from support.random_v3 import write_random_v3  # noqa: E402
 from migrate.errors import ConfigError  # noqa: E402

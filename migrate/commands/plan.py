@@ -17,6 +17,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from migrate.cli_options import settings_command
+
 from migrate.atomic import write_json, write_text
 from migrate.embed.ratelimit import DEFAULT_TIER, TIERS
 
@@ -33,21 +35,17 @@ def register(app: typer.Typer) -> None:
 FLAG = {"metavar": ""}
 
 
+#: Options ``plan`` shares with ``run`` (one declaration each, in ``migrate.cli_options``).
+SHARED = ("docs", "old_index", "id_map", "id_field", "text_field", "title_field", "faiss_id_field", "delimiter",
+          "id_map_faiss_field", "id_map_id_field", "on_missing", "on_empty", "task", "dimensions", "late_chunking",
+          "truncate", "price_per_million", "tier", "rpm", "tpm", "concurrency", "shard_size")
+
+
+@settings_command(SHARED)
 def plan_command(
-    docs: Annotated[Optional[Path], typer.Option("--docs", "-d", help="Documents: Parquet, JSONL or CSV/TSV.")] = None,
-    old_index: Annotated[Optional[Path], typer.Option("--old-index", help="The v2 index (FAISS file or Parquet/JSONL with vectors).")] = None,
-    id_map: Annotated[Optional[Path], typer.Option("--id-map", help="FAISS id -> document id map (columns faiss_id, id).")] = None,
-    id_field: Annotated[Optional[str], typer.Option(help="Document id field (default: id/_id).")] = None,
-    text_field: Annotated[Optional[str], typer.Option(help="Document text field (default: text).")] = None,
-    title_field: Annotated[Optional[str], typer.Option(help="Title field, joined before the text with a space.")] = None,
-    on_missing: Annotated[str, typer.Option(help="Old vectors with no document: fail (as run does by default) or skip.")] = "fail",
-    on_empty: Annotated[str, typer.Option(help="Documents with empty text: fail (as run does by default) or skip.")] = "fail",
+    settings: dict,
     from_model: Annotated[Optional[str], typer.Option("--from-model", help="The model of the old index: base-en, small-en, base-de, base-es, base-zh, base-code, or custom:DIMS / custom:NAME:DIMS for another model (default: inferred from the index width).")] = None,
     use_case: Annotated[Optional[str], typer.Option(help="search, deduplication, sts, classification, clustering (picks the task).")] = None,
-    task: Annotated[Optional[str], typer.Option(help="v3 task for documents (default text-matching; 'none' only when asked).")] = None,
-    dimensions: Annotated[Optional[int], typer.Option(help="Output dimensions (default: 1024 for v3, the full width of a --local-model).")] = None,
-    late_chunking: Annotated[bool, typer.Option("--late-chunking/--no-late-chunking", **FLAG, help="Plan late chunking: the chunks of a document are embedded in one context (one API request per document).")] = False,
-    truncate: Annotated[bool, typer.Option("--truncate/--no-truncate", **FLAG, help="Cut inputs over 8192 tokens instead of failing.")] = False,
     deployment: Annotated[Optional[str], typer.Option(help="api (Jina API) or local (a model on this machine); default: local with --local-model, else api.")] = None,
     non_commercial: Annotated[bool, typer.Option("--non-commercial", **FLAG, help="Local use is non-commercial (CC BY-NC is fine).")] = False,
     tokenizer: Annotated[Optional[Path], typer.Option(help="tokenizer.json (or a folder holding one) of the model that runs, for exact counts.")] = None,
@@ -55,14 +53,8 @@ def plan_command(
     sample_size: Annotated[int, typer.Option(help="Documents tokenized when the corpus is too big to count all.")] = 2000,
     full_max_chars: Annotated[int, typer.Option(help="Count every document up to this many characters, else sample.")] = 24_000_000,
     seed: Annotated[int, typer.Option(help="Seed of the sample (same seed, same plan).")] = 0,
-    price_per_million: Annotated[Optional[float], typer.Option(help="Price per million tokens (none assumed).")] = None,
-    tier: Annotated[Optional[str], typer.Option(help=f"Rate-limit preset: {TIER_CHOICES}.")] = None,
-    rpm: Annotated[Optional[int], typer.Option(help="Requests per minute (overrides the tier).")] = None,
-    tpm: Annotated[Optional[int], typer.Option(help="Tokens per minute (overrides the tier).")] = None,
-    concurrency: Annotated[Optional[int], typer.Option(help="Concurrent requests (overrides the tier).")] = None,
     inputs_per_request: Annotated[int, typer.Option(help="Inputs per API request (max 2048).")] = 2048,
     request_tokens: Annotated[Optional[int], typer.Option(help="Token budget per API request (packing).")] = None,
-    shard_size: Annotated[int, typer.Option(help="Documents per shard (as in run).")] = 1000,
     local_model: Annotated[Optional[str], typer.Option(help="The local model that will run (folder, standin:NAME or local:SPEC): the plan uses its width, tokenizer, input limit and prompts, and times a short calibration run.")] = None,
     calibration_seconds: Annotated[float, typer.Option(help="Seconds of embedding to time in the calibration.")] = 20.0,
     calibrate: Annotated[bool, typer.Option("--calibrate/--no-calibration", **FLAG, help="Time a sample with --local-model (default) or only plan the run with it.")] = True,
@@ -83,18 +75,18 @@ def plan_command(
         return
     from migrate.errors import ConfigError
 
-    if docs is None:
+    from migrate.config import parse_flags
+
+    shared = parse_flags(settings)  # the same checks and messages as run's options
+    if shared.get("docs") is None:
         raise ConfigError("plan needs --docs FILE (the documents to migrate)")
     check_fail_on(fail_on)
+    shared["documents"] = shared.pop("docs")
     opts = PlanOptions(
-        documents=docs, id_field=id_field, text_field=text_field, title_field=title_field, old_index=old_index,
-        id_map=id_map, from_model=from_model, use_case=use_case, task=task, dimensions=dimensions,
-        late_chunking=late_chunking, truncate=truncate, deployment=deployment, commercial=not non_commercial,
+        **shared, from_model=from_model, use_case=use_case, deployment=deployment, commercial=not non_commercial,
         tokenizer=tokenizer, estimate_only=estimate_only, sample_size=sample_size, full_max_chars=full_max_chars,
-        seed=seed, price_per_million=price_per_million, tier=tier, rpm=rpm, tpm=tpm, concurrency=concurrency,
-        inputs_per_request=inputs_per_request, request_tokens=request_tokens, shard_size=shard_size,
-        local_model=local_model, calibrate=calibrate, calibration_seconds=calibration_seconds, bill_prefix=bill_prefix,
-        on_missing=on_missing, on_empty=on_empty)
+        seed=seed, inputs_per_request=inputs_per_request, request_tokens=request_tokens, local_model=local_model,
+        calibrate=calibrate, calibration_seconds=calibration_seconds, bill_prefix=bill_prefix)
     plan = build_plan(opts)
     if out is not None:
         write_json(out, plan)

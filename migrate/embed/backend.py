@@ -29,7 +29,7 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator, ConfigDict, Strict, TypeAdapter, ValidationError
 
-from migrate.embed.base import ALL_TASKS, TASK_NONE
+from migrate.models import ALL_TASKS, TASK_NONE
 from migrate.errors import ConfigError
 from migrate.secrets import Secret
 

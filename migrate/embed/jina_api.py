@@ -44,7 +44,8 @@ from migrate.embed.api_response import decode_response
 from migrate.embed.api_transport import ClientStats, LoopThread, Retryable, Sender, redact_url, server_label
 from migrate.embed.api_options import DEFAULT_API_KEY_ENV, APIOptions, api_capabilities
 from migrate.embed.backend import BackendType, parse_options
-from migrate.embed.base import ALL_TASKS, TASK_NONE, V3_TASKS, EmbedderInfo, EmbedResult
+from migrate.embed.base import EmbedderInfo, EmbedResult
+from migrate.models import ALL_TASKS, TASK_NONE, V3_TASKS
 from migrate.embed.jina_tokens import TokenEstimator
 from migrate.embed.jina_wire import (BINARY_TYPES, DEFAULT_BASE_URL, EMBEDDING_TYPES, ENDPOINT, MAX_INPUTS_PER_REQUEST,
                                      MAX_TOKENS_PER_INPUT, STAND_IN_HEADER)

@@ -36,7 +36,8 @@ import numpy as np
 
 from migrate.embed import pooling
 from migrate.embed.backend import BackendType, Capabilities, parse_options
-from migrate.embed.base import ALL_TASKS, TASK_NONE, V3_TASK_PREFIXES, V3_TASKS, EmbedderInfo, EmbedResult, truncate_and_normalize
+from migrate.embed.base import EmbedderInfo, EmbedResult, truncate_and_normalize
+from migrate.models import ALL_TASKS, TASK_NONE, V3_TASK_PREFIXES, V3_TASKS
 from migrate.embed.batching import fixed_batches, plan_batches
 from migrate.embed.jina_layout import (LAYOUT_NATIVE, LAYOUT_REMOTE_V3, V3_MATRYOSHKA, adapter_folder, detect_layout,
                                        read_config, remote_class, resolve_path)

@@ -20,7 +20,8 @@ from typing import Any
 import numpy as np
 
 from migrate.embed.backend import BackendType, Capabilities, parse_options
-from migrate.embed.base import TASK_NONE, V3_TASKS, EmbedderInfo, EmbedResult, truncate_and_normalize
+from migrate.embed.base import EmbedderInfo, EmbedResult, truncate_and_normalize
+from migrate.models import TASK_NONE, V3_TASKS
 from migrate.embed.batching import fixed_batches, plan_batches
 from migrate.embed.jina_layout import is_jina_model_dir
 from migrate.embed.local_common import LocalOptions, pick_device, pick_dtype, quiet_transformers  # noqa: F401

@@ -53,8 +53,11 @@ def tokenizer_file(path: str | Path) -> Path:
 
 def load_tokenizer(path: str | Path) -> Any:
     """The tokenizer in ``path`` (file or folder), parsed once per process and file version."""
-    p = tokenizer_file(path).resolve()
-    return _load_tokenizer_cached(str(p), p.stat().st_mtime_ns)
+    p = tokenizer_file(path)
+    try:
+        return _load_tokenizer_cached(str(p.resolve()), p.stat().st_mtime_ns)
+    except ConfigError as exc:  # name the file as the user wrote it
+        raise ConfigError(exc.message.replace(str(p.resolve()), str(p), 1), hint=exc.hint) from None
 
 
 @functools.lru_cache(maxsize=8)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from migrate.embed.base import TASK_NONE, V3_TASK_PREFIXES, V3_TASKS
+from migrate.models import TASK_NONE, V3_TASK_PREFIXES, V3_TASKS
 from migrate.errors import ConfigError
 from migrate.models import (CATALOGUE, LATE_CHUNKING_REQUEST_TOKENS, MAX_TOKENS, V3_DEFAULT_DIMS, V3_MATRYOSHKA_DIMS,
                             V3_NAME, ModelInfo, models_with_dims, query_task_for, source_model, task_for_use_case)

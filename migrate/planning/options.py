@@ -33,6 +33,8 @@ class PlanOptions:
     id_field: str | None = None
     faiss_id_field: str | None = None  # documents column holding each document's FAISS id (as in run)
     delimiter: str | None = None  # CSV/TSV delimiter (sniffed when not given)
+    id_map_faiss_field: str | None = None
+    id_map_id_field: str | None = None
     text_field: str | None = None
     title_field: str | None = None
     old_index: Path | None = None

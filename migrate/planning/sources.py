@@ -54,7 +54,9 @@ def read_sources(opts: PlanOptions) -> PlanSources:
                                                 delimiter=opts.delimiter))
     old = None
     if opts.old_index is not None:
-        old = read_old_keys(OldIndexSpec(str(opts.old_index), str(opts.id_map) if opts.id_map else None))
+        old = read_old_keys(OldIndexSpec(str(opts.old_index), str(opts.id_map) if opts.id_map else None,
+                                         id_map_faiss_field=opts.id_map_faiss_field,
+                                         id_map_id_field=opts.id_map_id_field))
     index_dim = old.dim if old is not None else _document_vector_dim(opts)
     summary = None if old is None else {"path": str(old.path), "vectors": len(old), "dim": old.dim,
                                         "metric": old.metric, "kind": old.kind}

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from migrate.embed.base import V3_TASK_PREFIXES
+from migrate.models import V3_TASK_PREFIXES
 from migrate.embed.standins import STAND_IN_DESCRIPTIONS
 from migrate.errors import ConfigError
 

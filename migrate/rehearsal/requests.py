@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from migrate.embed.base import V3_TASKS
+from migrate.models import V3_TASKS
 from migrate.embed.jina_wire import EMBEDDING_TYPES
 from migrate.rehearsal.models import ServedModel
 

@@ -23,7 +23,8 @@ from typing import Any
 import numpy as np
 
 from migrate.atomic import write_json, write_with
-from migrate.embed.base import TASK_NONE, Embedder
+from migrate.embed.base import Embedder
+from migrate.models import TASK_NONE
 from migrate.errors import ConfigError
 from migrate.models import query_task_for
 from migrate.report.data import Corpus

@@ -442,6 +442,12 @@ class _CsvReader(_Reader):
         if header is None:
             raise InputError(f"{self.path}: no records found", hint="the file is empty")
         self.header = names = header[2]
+        if len(names) == 1:  # one field: the delimiter is probably another one
+            other = next((d for d in _SNIFF_DELIMITERS if d != self.delimiter and d in names[0]), None)
+            if other is not None:
+                raise InputError(f"{self.path}:1: the header is one field ({names[0][:60]!r}) with "
+                                 f"{self.delimiter!r} as the delimiter",
+                                 hint=f"pass --delimiter {other!r}" if other != "\t" else "pass --delimiter '\\t'")
         self.idx_id = names.index(_pick(names, self.spec.id_field, ID_CANDIDATES, "id", self.path))
         self.idx_text = names.index(_pick(names, self.spec.text_field, TEXT_CANDIDATES, "text", self.path))
         self.idx_title = names.index(_pick(names, self.spec.title_field, (), "title", self.path)) \

@@ -36,9 +36,13 @@ def write_output(out: Path, vectors: np.ndarray, ids: list[str], faiss_ids: np.n
         index.add_with_ids(vectors[s:s + 50_000], faiss_ids[s:s + 50_000])
     faiss.write_index(index, str(out / "index.faiss"))
     chunked = len(set(ids)) != len(ids)
-    manifest = {"tool": "jina-migrate", "version": "0.1.0", "state": "complete", "plan": {"shards": []},
-                "config": {"model": "local:standin:static", "task": "retrieval.passage", "dimensions": None,
-                           "normalized": True, "late_chunking": chunked, "chunker": "sentences:3" if chunked else None},
+    from migrate.shards import canonical_hash
+
+    config = {"model": "local:standin:static", "task": "retrieval.passage", "dimensions": None, "normalized": True,
+              "late_chunking": chunked, "chunker": "sentences:3" if chunked else None}
+    manifest = {"tool": "jina-migrate", "version": "0.2.0", "state": "complete",
+                "plan": {"shard_size": 1, "total_rows": 0, "shards": []},
+                "config": config, "config_fingerprint": canonical_hash(config),
                 "index": {"type": index_type, "params": {}},
                 "result": {"rows": n, "documents": len(set(ids)), "chunked": chunked, "dimensions": d,
                            "index_type": index_type}}

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from migrate.embed.base import V3_TASK_PREFIXES, V3_TASKS
+from migrate.models import V3_TASK_PREFIXES, V3_TASKS
 from migrate.embed.jina_layout import adapter_folder
 
 
