@@ -113,6 +113,9 @@ class Engine(Protocol):
     def exists(self, collection: str) -> bool:
         """Whether a collection (or alias/view) of that name exists."""
 
+    def collections(self) -> list[str]:
+        """Names of the collections (tables) there, sorted; aliases and pointers not included."""
+
     def scan(self, collection: str, *, batch_rows: int = 2048, with_vectors: bool = True) -> Iterator[pa.RecordBatch]:
         """Stream every row: ``id`` (string), [``vector`` fixed_size_list<float32>], payload fields."""
 

@@ -93,6 +93,10 @@ class ChromaEngine:
             raise InputError(f"{self.address}: collection {name!r} does not exist")
         return name
 
+    def collections(self) -> list[str]:
+        with self._guard("listing collections"):
+            return sorted(self._names() - {POINTER_COLLECTION})
+
     def exists(self, collection: str) -> bool:
         validate_name("chroma", collection)
         with self._guard("looking up a collection"):

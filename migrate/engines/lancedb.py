@@ -84,6 +84,10 @@ class LanceEngine:
             raise InputError(f"{self.address}: table {name!r} does not exist")
         return name
 
+    def collections(self) -> list[str]:
+        with self._guard("listing tables"):
+            return sorted(self._tables() - {POINTER_TABLE})
+
     def exists(self, collection: str) -> bool:
         validate_name("lancedb", collection, "table")
         with self._guard("looking up a table"):

@@ -121,6 +121,10 @@ class MilvusEngine:
             raise InputError(f"{self.address}: collection {name!r} does not exist")
         return target
 
+    def collections(self) -> list[str]:
+        with self._guard("listing collections"):
+            return sorted(self._client.list_collections())
+
     def exists(self, collection: str) -> bool:
         validate_name("milvus", collection)
         with self._guard("looking up a collection"):

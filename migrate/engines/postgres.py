@@ -225,6 +225,13 @@ class PostgresEngine:
             return None
         return obj.get(_ALIAS_KEY) if isinstance(obj, dict) and isinstance(obj.get(_ALIAS_KEY), dict) else None
 
+    def collections(self) -> list[str]:
+        with self._guard("listing tables"):
+            rows = self._db().execute("SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                                      "WHERE n.nspname = %s AND c.relkind IN ('r', 'p') ORDER BY 1",
+                                      (self._schema,)).fetchall()
+            return [r[0] for r in rows]
+
     def exists(self, collection: str) -> bool:
         validate_name("postgres", collection, "table")
         with self._guard("looking up a table"):

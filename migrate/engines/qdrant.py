@@ -104,6 +104,10 @@ class QdrantEngine:
             raise InputError(f"{self.address}: collection {name!r} does not exist")
         return target
 
+    def collections(self) -> list[str]:
+        with self._guard("listing collections"):
+            return sorted(c.name for c in self._client.get_collections().collections)
+
     def exists(self, collection: str) -> bool:
         validate_name("qdrant", collection)
         with self._guard("looking up a collection"):
