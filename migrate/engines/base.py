@@ -250,6 +250,25 @@ def check_rows(address: Address, collection: str, rows: pa.Table, dim: int | Non
             raise InputError(f"{address}: vectors for {collection!r} have {got} dimensions, the collection {dim}")
 
 
+def check_unit(address: Address, collection: str, vectors: np.ndarray, ids: Sequence[str], tol: float = 1e-3) -> None:
+    """Refuse vectors that are not unit length where cosine is stored as inner product.
+
+    Qdrant (Cosine) and Chroma (cosine space) re-normalise every stored vector, which changes its
+    low bits (differently for different batchings in Qdrant's local mode), so a collection could
+    never be proved equal to the vectors written. On unit vectors cosine equals the inner product,
+    so those adapters store them unchanged under the inner-product metric; this guards that.
+    """
+    from migrate.errors import InputError
+
+    norms = np.linalg.norm(vectors, axis=1)
+    bad = np.nonzero(np.abs(norms - 1.0) > tol)[0]
+    if len(bad):
+        raise InputError(f"{address}: vectors for {collection!r} are not unit length (ids {[ids[i] for i in bad[:5]]}, "
+                         f"norm {float(norms[bad[0]]):.4f})",
+                         hint="cosine collections here store unit vectors as inner product; normalise the vectors "
+                              "(v3 vectors are unit length unless normalisation was turned off)")
+
+
 # --------------------------------------------------------------------------- checksum
 
 

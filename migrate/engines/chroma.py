@@ -1,8 +1,10 @@
 """Chroma through ``chromadb.PersistentClient`` (a directory).
 
 * Collections are created with ``embedding_function=None`` (vectors always come from the
-  pipeline; Chroma never downloads a model) and HNSW ``space`` / ``ef_construction`` /
-  ``max_neighbors`` (= m) from the IndexSpec. Chroma builds its HNSW index as rows arrive.
+  pipeline; Chroma never downloads a model) and HNSW ``ef_construction`` / ``max_neighbors``
+  (= m) from the IndexSpec; space ``ip`` for both metrics, over unit vectors (checked on write),
+  because the ``cosine`` space re-normalises, so changes, every stored vector. Chroma builds its
+  HNSW index as rows arrive.
 * Payload becomes metadata: scalars as themselves, homogeneous non-empty lists of scalars as
   lists, anything nested (dicts, JSON values, mixed lists) as JSON text, timestamps/dates as ISO
   text; nulls are left out (Chroma has no null). The exact Arrow schema is kept in the
@@ -27,7 +29,7 @@ import pyarrow as pa
 
 from migrate.engines.address import Address, validate_name
 from migrate.engines.base import (ID, VECTOR, CollectionInfo, IndexSpec, Marker, check_existing, check_rows,
-                                  checksum_batches, vector_array, vectors_of)
+                                  check_unit, checksum_batches, vector_array, vectors_of)
 from migrate.engines.payload import _dumps, decode, encode_column, infer_schema
 from migrate.errors import ConfigError, InputError, StateError
 
@@ -141,7 +143,8 @@ class ChromaEngine:
             space = hnsw.get("space") or (col.metadata or {}).get("hnsw:space")
             rows = int(col.count())
             return CollectionInfo(name=real, rows=rows, dim=dim,
-                                  metric={"cosine": "cosine", "ip": "ip", "l2": "l2"}.get(str(space), None),
+                                  metric=marker.metric if marker else {"cosine": "cosine", "ip": "ip", "l2": "l2"}.get(
+                                      str(space), None),
                                   id_field="(chroma id)", vector_field="(embedding)", payload=schema,
                                   bytes=rows * ((dim or 0) * 4 + 64 * max(1, len(schema))),
                                   index=f"hnsw(max_neighbors={hnsw.get('max_neighbors')}, "
@@ -228,7 +231,7 @@ class ChromaEngine:
                             extra={"document_field": doc_field} if doc_field else {})
             self._client.create_collection(
                 collection, embedding_function=None, metadata={"jina_migrate": marker.to_json()},
-                configuration={"hnsw": {"space": index.metric, "ef_construction": index.ef_construction,
+                configuration={"hnsw": {"space": "ip", "ef_construction": index.ef_construction,
                                         "max_neighbors": index.m}})
 
     def _own(self, collection: str):
@@ -260,6 +263,8 @@ class ChromaEngine:
             docs = rows.column(doc_field).to_pylist() if doc_field and doc_field in rows.column_names else None
             ids = rows.column(ID).to_pylist()
             vecs = vectors_of(rows.column(VECTOR))
+            if marker.metric == "cosine":
+                check_unit(self.address, collection, vecs, ids)
             step = max(1, int(self._client.get_max_batch_size()))
             for s in range(0, len(ids), step):
                 col.upsert(ids=ids[s:s + step], embeddings=vecs[s:s + step], metadatas=metas[s:s + step],

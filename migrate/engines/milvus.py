@@ -8,7 +8,8 @@
   at creation, as Milvus needs an index before a collection loads; Milvus builds it per segment
   as data arrives, and ``build_index`` flushes so every row is indexed.
 * Writing: ``upsert`` in batches (idempotent by primary key).
-* Reading streams with ``query_iterator``; cutover uses ``alter_alias`` (atomic).
+* Reading streams by keyset pagination on the primary key (``pk > last`` with ``limit``: what
+  ``query_iterator`` does, with escaped literals); cutover uses ``alter_alias`` (atomic).
 """
 
 from __future__ import annotations
@@ -215,17 +216,19 @@ class MilvusEngine:
         with self._guard(f"reading {collection!r}"):
             real = self._resolve(collection)
             id_field, vname, dim, schema, _, _ = self._layout(real)
-            fields = [id_field] + ([vname] if with_vectors else []) + schema.names
-            it = self._client.query_iterator(real, batch_size=min(batch_rows, 16384), output_fields=fields)
+            pk = next(f["name"] for f in self._desc(real)["fields"] if f.get("is_primary"))
+            fields = list(dict.fromkeys([pk, id_field] + ([vname] if with_vectors else []) + schema.names))
             where = f"{self.address}: collection {real!r}: "
-            try:
-                while True:
-                    rows = it.next()
-                    if not rows:
-                        break
-                    yield self._batch(list(rows), id_field, vname, dim, schema, with_vectors, where)
-            finally:
-                it.close()
+            # Keyset pagination on the primary key (what query_iterator does, but with escaped
+            # literals: pymilvus's iterator breaks on ids holding quotes or newlines).
+            last: Any = None
+            while True:
+                flt = "" if last is None else f"{pk} > {json.dumps(last, ensure_ascii=False)}"
+                rows = self._client.query(real, filter=flt, output_fields=fields, limit=min(batch_rows, 16384))
+                if not rows:
+                    return
+                yield self._batch(list(rows), id_field, vname, dim, schema, with_vectors, where)
+                last = max(r[pk] for r in rows)  # code-point order = Milvus's UTF-8 byte order
 
     def fetch(self, collection: str, ids: Sequence[str], *, with_vectors: bool = True) -> pa.Table:
         with self._guard(f"reading {collection!r}"):

@@ -4,6 +4,9 @@
   non-negative integer becomes that integer, a canonical UUID stays itself, anything else
   becomes ``uuid5(NAMESPACE, id)``; the original string is always kept in the payload (key
   ``id``, or ``?id=KEY``), so reading back returns the same string.
+* Cosine is stored as ``Dot`` over unit vectors (checked on write): Qdrant's ``Cosine``
+  re-normalises every stored vector, changing its low bits, so the collection could never be
+  proved equal to what was written; on unit vectors both give the same ranking and scores.
 * Writing uses ``upload_collection`` (batched upserts; ``wait=True``): idempotent by point id.
   The collection is created with HNSW ``m=0`` (no graph while bulk loading, as Qdrant advises);
   ``build_index`` then sets ``m`` / ``ef_construct`` and Qdrant builds the graph.
@@ -25,13 +28,14 @@ from qdrant_client import QdrantClient, models
 
 from migrate.engines.address import Address, validate_name
 from migrate.engines.base import (ID, VECTOR, CollectionInfo, IndexSpec, Marker, check_existing, check_rows,
-                                  checksum_batches, unavailable, vector_array, vectors_of)
+                                  check_unit, checksum_batches, unavailable, vector_array, vectors_of)
 from migrate.engines.payload import decode, encode, infer_schema
 from migrate.errors import ConfigError, InputError, StateError
 
 #: uuid5 namespace for string ids that are neither integers nor UUIDs (fixed forever: ids must stay stable).
 NAMESPACE = uuid.UUID("6f1c8f0e-7a43-5b7e-9a55-6a696e612d6d")
-_DISTANCE = {"cosine": models.Distance.COSINE, "ip": models.Distance.DOT}
+#: cosine is stored as Dot on unit vectors: Qdrant's Cosine re-normalises (changes the low bits of) every vector.
+_DISTANCE = {"cosine": models.Distance.DOT, "ip": models.Distance.DOT}
 _METRIC = {models.Distance.COSINE: "cosine", models.Distance.DOT: "ip", models.Distance.EUCLID: "l2",
            models.Distance.MANHATTAN: "l1"}
 _SAMPLE = 256
@@ -164,7 +168,7 @@ class QdrantEngine:
             hnsw = info.config.hnsw_config
             index = f"hnsw(m={hnsw.m}, ef_construct={hnsw.ef_construct})" if hnsw and hnsw.m else "flat"
             return CollectionInfo(name=real, rows=rows, rows_exact=self.address.embedded, dim=int(params.size),
-                                  metric=_METRIC.get(params.distance), id_field=id_key or "(point id)",
+                                  metric=marker.metric if marker else _METRIC.get(params.distance), id_field=id_key or "(point id)",
                                   vector_field=vname or "(default)", payload=schema,
                                   bytes=rows * int(params.size) * 4 + rows * 64 * max(1, len(schema)),
                                   index=index, created_by_run=marker.run if marker else None,
@@ -280,11 +284,14 @@ class QdrantEngine:
             marker = self._own(collection)
             check_rows(self.address, collection, rows, marker.dim)
             ids = rows.column(ID).to_pylist()
+            vectors = vectors_of(rows.column(VECTOR))
+            if marker.metric == "cosine":
+                check_unit(self.address, collection, vectors, ids)
             names = [n for n in marker.payload.names if n in rows.column_names]
             payloads = encode(rows, names)
             for pid, p in zip(ids, payloads):
                 p[marker.id_field] = pid
-            self._client.upload_collection(collection, vectors=vectors_of(rows.column(VECTOR)), payload=payloads,
+            self._client.upload_collection(collection, vectors=vectors, payload=payloads,
                                            ids=[point_id(i) for i in ids], batch_size=batch_size, wait=True)
 
     def delete(self, collection: str, ids: Sequence[str]) -> None:
