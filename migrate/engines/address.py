@@ -166,6 +166,16 @@ class Address:
             q.append(f"host={quote(self.host)}")
         if self.collection:
             q.append(f"{'table' if self.engine in ('postgres', 'lancedb') else 'collection'}={quote(self.collection)}")
+        for key, value in (("schema", self.schema), ("id", self.id_field), ("text", self.text_field),
+                           ("vector", self.vector_field), ("alias", self.alias),
+                           ("payload", ",".join(self.payload) if self.payload is not None else None)):
+            if value is not None:
+                q.append(f"{key}={quote(value)}")
+        if self.engine == "milvus" and self.database and self.path is None:
+            q.append(f"db_name={quote(self.database)}")
+        if self.https and self.scheme not in ("qdrants", "milvuss"):
+            q.append("https=1")
+        q += [f"{k}={quote(v)}" for k, v in self.options]
         return base + ("?" + "&".join(q) if q else "")
 
 
