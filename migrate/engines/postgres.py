@@ -1,8 +1,11 @@
 """PostgreSQL + pgvector through psycopg 3.
 
 * Reading streams through a server-side (named, binary) cursor, one batch in memory.
-* Writing: ``COPY ... FROM STDIN (FORMAT BINARY)`` into a session-local staging table, then one
-  ``INSERT ... ON CONFLICT (id) DO UPDATE`` in the same transaction: bulk speed, idempotent.
+* Writing: one transaction per batch: ``DELETE`` the batch's ids, then ``COPY ... FROM STDIN
+  (FORMAT BINARY)`` straight into the table: the bulk path's speed, idempotent by id (a rerun
+  replaces what an earlier try wrote; a crash rolls the whole batch back). Measured against
+  the staging-table + ``INSERT ... ON CONFLICT`` variant, which writes every row twice: 0.52 of
+  the bulk path instead of ~0.9 (see docs/notes-engines.md).
 * The HNSW (or IVFFlat) index is built after the bulk load (``build_index``).
 * Cutover: the application's name becomes a view on the new table, switched inside one
   transaction (a real table of that name is renamed aside ``<name>_pre_jm`` in the same
@@ -137,7 +140,6 @@ class PostgresEngine:
         self._c: psycopg.Connection | None = None
         self._schema: str | None = address.schema
         self._layouts: dict[str, _Layout] = {}
-        self._staged: set[str] = set()
         self._db()
 
     # ------------------------------------------------------------------ connection
@@ -170,7 +172,6 @@ class PostgresEngine:
                                        "~/.pgpass or ?password_file=PATH") from None
             raise unavailable(a, exc, "connecting") from None
         self._c = conn
-        self._staged.clear()
         if self._schema is None:
             self._schema = conn.execute("SELECT current_schema()").fetchone()[0] or "public"
         self._register(conn)
@@ -451,7 +452,6 @@ class PostgresEngine:
             lay = self._own(collection)
             check_rows(self.address, collection, rows, lay.dim)
             conn = self._db()
-            stage = sql.Identifier("_jm_stage_" + hashlib.sha1(collection.encode()).hexdigest()[:16])
             cols = [lay.id_col, lay.vec_col] + [f.name for f in lay.payload]
             pg_types = [_copy_type(lay.id_pg), "vector"] + [_copy_type(t) for _, t in lay.payload_cols]
             ids: list[Any] = rows.column(ID).to_pylist()
@@ -464,19 +464,19 @@ class PostgresEngine:
             payload = [_to_pg_values(rows.column(f.name), t) if f.name in rows.column_names else [None] * rows.num_rows
                        for f, (_, t) in zip(lay.payload, lay.payload_cols)]
             ident_list = sql.SQL(", ").join(sql.Identifier(c) for c in cols)
-            updates = sql.SQL(", ").join(sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c)) for c in cols[1:])
             with conn.transaction():
-                if stage.as_string(conn) not in self._staged:
-                    conn.execute(sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {} (LIKE {}) ON COMMIT DELETE ROWS").format(
-                        stage, self._rel(collection)))
-                    self._staged.add(stage.as_string(conn))
+                # Replace-by-id inside one transaction: readers see all of this batch or none of it,
+                # a crash rolls back, a rerun deletes what a committed earlier try wrote. The COPY goes
+                # straight into the table (no staging copy), which keeps the bulk path's speed.
+                conn.execute(sql.SQL("DELETE FROM {} WHERE {} = ANY(%s::text[]::{}[])").format(
+                    self._rel(collection), sql.Identifier(lay.id_col), sql.SQL(lay.id_pg)),
+                    ([str(i) for i in ids],))
                 with conn.cursor() as cur:
-                    with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(stage, ident_list)) as cp:
+                    with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
+                            self._rel(collection), ident_list)) as cp:
                         cp.set_types(pg_types)
                         for i in range(rows.num_rows):
                             cp.write_row([ids[i], vecs[i], *[p[i] for p in payload]])
-                    cur.execute(sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} ON CONFLICT ({}) DO UPDATE SET {}").format(
-                        self._rel(collection), ident_list, ident_list, stage, sql.Identifier(lay.id_col), updates))
 
     def delete(self, collection: str, ids: Sequence[str]) -> None:
         if not ids:
