@@ -47,6 +47,8 @@ SECRET_ENV = {
     "chroma": (),
 }
 
+#: which naming rule field names follow (Qdrant's: any printable name without quotes, ; or path characters).
+_FIELD_RULE = {"postgres": "postgres", "milvus": "milvus", "lancedb": "lancedb"}
 _COMMON_OPTS = {"table", "collection", "id", "text", "vector", "payload", "alias"}
 _ENGINE_OPTS = {
     "postgres": {"host", "port", "schema", "password_file", "sslmode", "sslrootcert", "sslcert", "sslkey",
@@ -247,13 +249,13 @@ def parse_address(uri: str) -> Address:
     for key in ("id", "text", "vector"):
         value = opts.pop(key, None)
         if value is not None:
-            validate_name(engine if engine in ("postgres", "milvus") else "qdrant", value, "field")
+            validate_name(_FIELD_RULE.get(engine, "qdrant"), value, "field")
         fields[key] = value
     payload = None
     if "payload" in opts:
         payload = tuple(p for p in opts.pop("payload").split(",") if p)
         for p in payload:
-            validate_name(engine if engine in ("postgres", "milvus") else "qdrant", p, "field")
+            validate_name(_FIELD_RULE.get(engine, "qdrant"), p, "field")
 
     https = scheme in ("qdrants", "milvuss") or opts.pop("https", "0").lower() in ("1", "true", "yes")
     netloc_host = parts.hostname

@@ -205,7 +205,7 @@ class LanceEngine:
             out = []
             for q in np.asarray(vectors, dtype=np.float32):
                 res = tbl.search(q, vector_column_name=vec_col).distance_type(
-                    "cosine" if metric == "cosine" else "dot").limit(k).select([id_col]).to_arrow()
+                    "cosine" if metric == "cosine" else "dot").limit(k).select([id_col, "_distance"]).to_arrow()
                 dist = res.column("_distance").to_pylist()
                 out.append([(str(i), 1.0 - float(d)) for i, d in zip(res.column(id_col).to_pylist(), dist)])
             return out
