@@ -71,3 +71,14 @@ def test_index_parameters_reach_milvus(engine):
     assert json.loads(props["jina_migrate"])["run"] == "r"
     hits = engine.search("t_hnsw", np.asarray([rows.column("vector")[4].as_py()], np.float32), 2)
     assert hits[0][0][0] == rows.column("id")[4].as_py()
+
+
+def test_scalar_json_values_round_trip(engine):
+    """Milvus JSON fields refuse bare scalars; the adapter wraps and unwraps them."""
+    rows = sample_rows(4).select(["id", "vector"])
+    values = ['"text"', "5", "true", '{"a":[1,2]}']
+    rows = rows.append_column("j", pa.ExtensionArray.from_storage(pa.json_(), pa.array(values)))
+    engine.create("t_json", dim=384, payload=pa.schema([rows.schema.field("j")]), index=IndexSpec(), run="r")
+    engine.upsert("t_json", rows)
+    got = engine.fetch("t_json", rows.column("id").to_pylist())
+    assert got.column("j").combine_chunks().storage.to_pylist() == values

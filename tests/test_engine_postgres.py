@@ -169,3 +169,13 @@ def test_refuses_to_switch_onto_a_missing_table(engine):
     assert engine.alias_target("t_app_missing") is None
     with pytest.raises(InputError):  # catalogs live in another schema: never reached by a bare name
         engine.upsert("pg_class", sample_rows(1))
+
+
+def test_search_returns_k_beyond_the_hnsw_default(engine):
+    """pgvector's HNSW scan stops at hnsw.ef_search (40) rows; the adapter widens it for large k."""
+    rows = sample_rows()
+    engine.create("t_wide", dim=384, payload=payload_schema(rows), index=IndexSpec(), run="r")
+    engine.upsert("t_wide", rows)
+    engine.build_index("t_wide", IndexSpec())
+    hits = engine.search("t_wide", np.asarray([rows.column("vector")[0].as_py()], np.float32), 100)
+    assert len(hits[0]) == 100 and hits[0][0][0] == rows.column("id")[0].as_py()

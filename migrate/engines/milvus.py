@@ -34,6 +34,8 @@ from migrate.errors import ConfigError, InputError, StateError
 _METRIC = {"cosine": "COSINE", "ip": "IP"}
 _FROM_METRIC = {"COSINE": "cosine", "IP": "ip", "L2": "l2"}
 _VARCHAR_MAX = 65535
+#: wraps a scalar JSON value (Milvus JSON fields take objects and arrays only)
+_SCALAR = "$jina_migrate_scalar"
 _FROM_MILVUS: dict[Any, pa.DataType] = {
     DataType.VARCHAR: pa.string(), DataType.BOOL: pa.bool_(), DataType.INT8: pa.int8(), DataType.INT16: pa.int16(),
     DataType.INT32: pa.int32(), DataType.INT64: pa.int64(), DataType.FLOAT: pa.float32(),
@@ -208,6 +210,8 @@ class MilvusEngine:
         if with_vectors:
             arrays.append(vector_array(np.asarray([r[vname] for r in rows], dtype=np.float32).reshape(len(rows), dim)))
             names.append(VECTOR)
+        rows = [{k: v[_SCALAR] if isinstance(v, dict) and len(v) == 1 and _SCALAR in v else v for k, v in r.items()}
+                for r in rows]
         arrays += decode(rows, schema, where=where)
         names += schema.names
         return pa.RecordBatch.from_arrays(arrays, names=names)
@@ -319,12 +323,16 @@ class MilvusEngine:
             check_rows(self.address, collection, rows, marker.dim)
             names = [n for n in marker.payload.names if n in rows.column_names]
             absent = [n for n in marker.payload.names if n not in rows.column_names]
+            json_fields = [f.name for f in marker.payload if f.name in names and _milvus_type(f.type)[0] == DataType.JSON]
             for start in range(0, rows.num_rows, batch_size):
                 part = rows.slice(start, batch_size)
                 payloads = encode(part, names, keep_nulls=True)
                 vecs = vectors_of(part.column(VECTOR))
                 data = []
                 for rid, vec, p in zip(part.column(ID).to_pylist(), vecs, payloads):
+                    for n in json_fields:
+                        if p.get(n) is not None and not isinstance(p[n], (dict, list)):
+                            p[n] = {_SCALAR: p[n]}  # Milvus JSON holds objects and arrays only
                     p[marker.id_field] = rid
                     p[marker.vector_field] = vec
                     for n in absent:

@@ -140,6 +140,7 @@ class PostgresEngine:
         self._c: psycopg.Connection | None = None
         self._schema: str | None = address.schema
         self._layouts: dict[str, _Layout] = {}
+        self._scans = 0
         self._db()
 
     # ------------------------------------------------------------------ connection
@@ -366,7 +367,8 @@ class PostgresEngine:
             conn = self._db()
             query = sql.SQL("SELECT {} FROM {}").format(self._select(lay, with_vectors), self._rel(lay.name))
             with conn.transaction():
-                with conn.cursor(name="jina_migrate_scan", binary=True) as cur:
+                self._scans += 1
+                with conn.cursor(name=f"jina_migrate_scan_{self._scans}", binary=True) as cur:
                     cur.itersize = batch_rows
                     cur.execute(query)
                     while rows := cur.fetchmany(batch_rows):
@@ -401,9 +403,13 @@ class PostgresEngine:
                 sql.Identifier(lay.vec_col), sql.SQL(op))
             out = []
             conn = self._db()
-            for q in np.asarray(vectors, dtype=np.float32):
-                rows = conn.execute(query, (q, q, k)).fetchall()
-                out.append([(r[0], 1.0 - float(r[1]) if op == "<=>" else -float(r[1])) for r in rows])
+            with conn.transaction():
+                # an HNSW scan returns at most ef_search rows (40 by default): widen it for large k
+                conn.execute("SELECT set_config('hnsw.ef_search', %s, true), set_config('ivfflat.probes', %s, true)",
+                             (str(min(1000, max(40, 2 * k))), str(min(100, max(1, k // 4)))))
+                for q in np.asarray(vectors, dtype=np.float32):
+                    rows = conn.execute(query, (q, q, k)).fetchall()
+                    out.append([(r[0], 1.0 - float(r[1]) if op == "<=>" else -float(r[1])) for r in rows])
             return out
 
     # ------------------------------------------------------------------ writing
