@@ -202,8 +202,8 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(work, ignore_errors=True)
     n = rows.num_rows
     print(f"\n{n} rows x {args.dim} float32 + 4 payload fields, adapter upserts of {args.shard} rows\n")
-    print(f"| engine | bulk path | bulk rows/s | jina-migrate rows/s | ratio |")
-    print(f"|---|---|---:|---:|---:|")
+    print("| engine | bulk path | bulk rows/s | jina-migrate rows/s | ratio |")
+    print("|---|---|---:|---:|---:|")
     for name, how, bulk, ours in results:
         b = f"{n / bulk:,.0f}" if bulk else "-"
         r = f"{bulk / ours:.2f}" if bulk else "-"

@@ -113,7 +113,7 @@ def validate_name(engine: str, name: str, what: str = "collection") -> str:
             bad = "characters or a length Chroma does not allow (3-512 of a-z A-Z 0-9 . _ -, alphanumeric at both ends)"
     if bad:
         raise ConfigError(f"{engine}: {what} name {_show(name)} is not allowed: {bad}",
-                          hint=f"pick a plain name such as docs_v3")
+                          hint="pick a plain name such as docs_v3")
     return name
 
 

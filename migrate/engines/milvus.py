@@ -7,7 +7,8 @@
 * The HNSW index (``M``, ``efConstruction``; ``FLAT`` for flat, ``IVF_PQ`` for ivfpq) is declared
   at creation, as Milvus needs an index before a collection loads; Milvus builds it per segment
   as data arrives, and ``build_index`` flushes so every row is indexed.
-* Writing: ``upsert`` in batches (idempotent by primary key).
+* Writing in batches of 1000: ids not stored yet are inserted (Milvus's bulk path), stored ones
+  upserted (a delete + insert inside Milvus); idempotent by primary key.
 * Reading streams by keyset pagination on the primary key (``pk > last`` with ``limit``: what
   ``query_iterator`` does, with escaped literals); cutover uses ``alter_alias`` (atomic).
 """
@@ -338,7 +339,17 @@ class MilvusEngine:
                     for n in absent:
                         p[n] = None
                     data.append(p)
-                self._client.upsert(collection, data=data)
+                # Milvus's upsert is a delete + insert for every row; ids not stored yet take the plain
+                # insert (the bulk path), the others the upsert. A rerun after a crash finds what the
+                # first try wrote and upserts it, so the write stays idempotent.
+                ids = [d[marker.id_field] for d in data]
+                have = {r[marker.id_field] for r in self._client.query(
+                    collection, filter=_in_expr(marker.id_field, ids), output_fields=[marker.id_field])}
+                fresh = [d for d in data if d[marker.id_field] not in have]
+                if fresh:
+                    self._client.insert(collection, data=fresh)
+                if have:
+                    self._client.upsert(collection, data=[d for d in data if d[marker.id_field] in have])
 
     def delete(self, collection: str, ids: Sequence[str]) -> None:
         if not ids:
