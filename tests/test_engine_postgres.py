@@ -171,11 +171,18 @@ def test_refuses_to_switch_onto_a_missing_table(engine):
         engine.upsert("pg_class", sample_rows(1))
 
 
-def test_search_returns_k_beyond_the_hnsw_default(engine):
+def test_search_returns_k_beyond_the_hnsw_default(engine, server):
     """pgvector's HNSW scan stops at hnsw.ef_search (40) rows; the adapter widens it for large k."""
     rows = sample_rows()
     engine.create("t_wide", dim=384, payload=payload_schema(rows), index=IndexSpec(), run="r")
     engine.upsert("t_wide", rows)
     engine.build_index("t_wide", IndexSpec())
-    hits = engine.search("t_wide", np.asarray([rows.column("vector")[0].as_py()], np.float32), 100)
-    assert len(hits[0]) == 100 and hits[0][0][0] == rows.column("id")[0].as_py()
+    q = np.asarray(rows.column("vector")[0].as_py(), np.float32)
+    forced = open_engine(server[1] + "&options=-c%20enable_seqscan%3Doff")  # 320 rows: make it use the index
+    try:
+        plain = forced._db().execute("SELECT id FROM t_wide ORDER BY vector <=> %s LIMIT 100", (q,)).fetchall()
+        assert len(plain) < 100  # what a bare query gets from the index
+        hits = forced.search("t_wide", q[None], 100)
+        assert len(hits[0]) == 100 and hits[0][0][0] == rows.column("id")[0].as_py()
+    finally:
+        forced.close()

@@ -52,7 +52,7 @@ _FIELD_RULE = {"postgres": "postgres", "milvus": "milvus", "lancedb": "lancedb"}
 _COMMON_OPTS = {"table", "collection", "id", "text", "vector", "payload", "alias"}
 _ENGINE_OPTS = {
     "postgres": {"host", "port", "schema", "password_file", "sslmode", "sslrootcert", "sslcert", "sslkey",
-                 "connect_timeout", "application_name", "target_session_attrs", "passfile"},
+                 "connect_timeout", "application_name", "target_session_attrs", "passfile", "options"},
     "qdrant": {"https", "api_key_file", "timeout", "prefer_grpc"},
     "milvus": {"https", "token_file", "password_file", "db_name", "timeout"},
     "lancedb": set(),

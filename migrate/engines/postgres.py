@@ -44,7 +44,7 @@ _ALIAS_KEY = "jina_migrate_alias"
 _ASIDE = "_pre_jm"
 _OPS = {"cosine": ("vector_cosine_ops", "<=>"), "ip": ("vector_ip_ops", "<#>")}
 _LIBPQ_OPTS = ("sslmode", "sslrootcert", "sslcert", "sslkey", "connect_timeout", "application_name",
-               "target_session_attrs", "passfile")
+               "target_session_attrs", "passfile", "options")
 
 #: PostgreSQL type name -> Arrow type, for tables jina-migrate did not create.
 _PG_TO_ARROW: dict[str, pa.DataType] = {
