@@ -1,7 +1,7 @@
 """Destination write speed: jina-migrate's engine adapters against each engine's own bulk path.
 
-Same vectors (random unit vectors) and payload for both sides, in one run, each engine started
-fresh as in the tests (private PostgreSQL + pgvector, Qdrant local mode, Milvus Lite):
+Same vectors (random unit vectors) and payload for both sides, in one run, both starting from the
+same in-memory Arrow table (converting it is part of each timing), each engine started fresh as in the tests (private PostgreSQL + pgvector, Qdrant local mode, Milvus Lite):
 
 * pgvector: adapter ``upsert`` (COPY BINARY into a staging table + INSERT .. ON CONFLICT, one
   transaction per call) vs ``COPY ... FROM STDIN (FORMAT BINARY)`` straight into the table in
@@ -12,7 +12,7 @@ fresh as in the tests (private PostgreSQL + pgvector, Qdrant local mode, Milvus 
 
 The adapter gets rows the way the pipeline hands them over: one Arrow table per shard
 (``--shard`` rows). Index building is excluded on both sides (pgvector and Qdrant build it after the
-load; Milvus Lite indexes per segment on both sides alike).
+load; Milvus gets a FLAT index on both sides, so no HNSW build runs in the background of either timing).
 
     python bench/db_write.py --rows 50000 --dim 1024 [--engines postgres,qdrant,milvus] [--all]
 """
@@ -63,8 +63,9 @@ def timed(fn) -> float:
 def adapter_write(uri: str, name: str, rows: pa.Table, shard: int) -> float:
     eng = open_engine(uri)
     try:
+        # flat: Milvus would otherwise build HNSW in the background during (and after) the timing
         eng.create(name, dim=rows.schema.field("vector").type.list_size, payload=payload_of(rows),
-                   index=IndexSpec(), run="bench")
+                   index=IndexSpec(kind="flat"), run="bench")
 
         def go() -> None:
             for start in range(0, rows.num_rows, shard):
@@ -90,10 +91,10 @@ def pg_bulk(uri: str, rows: pa.Table) -> float:
     dim = rows.schema.field("vector").type.list_size
     conn.execute(f"CREATE TABLE bulk (id text PRIMARY KEY, vector vector({dim}) NOT NULL, title text, "
                  "n_words bigint, score double precision, lang text)")
-    vecs = rows.column("vector").combine_chunks().flatten().to_numpy().reshape(rows.num_rows, dim)
-    cols = [rows.column(c).to_pylist() for c in ("id", "title", "n_words", "score", "lang")]
 
     def go() -> None:
+        vecs = rows.column("vector").combine_chunks().flatten().to_numpy().reshape(rows.num_rows, dim)
+        cols = [rows.column(c).to_pylist() for c in ("id", "title", "n_words", "score", "lang")]
         with conn.transaction(), conn.cursor() as cur:
             with cur.copy("COPY bulk (id, vector, title, n_words, score, lang) FROM STDIN (FORMAT BINARY)") as cp:
                 cp.set_types(["text", "vector", "text", "int8", "float8", "text"])
@@ -113,10 +114,10 @@ def qdrant_bulk(path: Path, rows: pa.Table) -> float:
     dim = rows.schema.field("vector").type.list_size
     client.create_collection("bulk", vectors_config=models.VectorParams(size=dim, distance=models.Distance.DOT),
                              hnsw_config=models.HnswConfigDiff(m=0))
-    vecs = rows.column("vector").combine_chunks().flatten().to_numpy().reshape(rows.num_rows, dim)
-    payload = rows.select(["id", "title", "n_words", "score", "lang"]).to_pylist()
 
     def go() -> None:
+        vecs = rows.column("vector").combine_chunks().flatten().to_numpy().reshape(rows.num_rows, dim)
+        payload = rows.select(["id", "title", "n_words", "score", "lang"]).to_pylist()
         client.upload_points("bulk", points=(models.PointStruct(id=i, vector=vecs[i].tolist(), payload=payload[i])
                                              for i in range(rows.num_rows)), batch_size=256, wait=True)
 
@@ -139,13 +140,12 @@ def milvus_bulk(path: Path, rows: pa.Table) -> float:
     schema.add_field("score", DataType.DOUBLE, nullable=True)
     schema.add_field("lang", DataType.VARCHAR, max_length=65535, nullable=True)
     params = client.prepare_index_params()
-    params.add_index(field_name="vector", index_type="HNSW", metric_type="COSINE",
-                     params={"M": 16, "efConstruction": 200})
+    params.add_index(field_name="vector", index_type="FLAT", metric_type="COSINE")  # no background index build
     client.create_collection("bulk", schema=schema, index_params=params)
-    vecs = rows.column("vector").combine_chunks().flatten().to_numpy().reshape(rows.num_rows, dim)
-    recs = rows.select(["id", "title", "n_words", "score", "lang"]).to_pylist()
 
     def go() -> None:
+        vecs = rows.column("vector").combine_chunks().flatten().to_numpy().reshape(rows.num_rows, dim)
+        recs = rows.select(["id", "title", "n_words", "score", "lang"]).to_pylist()
         for start in range(0, rows.num_rows, 1000):
             client.insert("bulk", [dict(recs[i], vector=vecs[i]) for i in range(start, min(start + 1000, rows.num_rows))])
 
