@@ -20,6 +20,7 @@ load; Milvus gets a FLAT index on both sides, so no HNSW build runs in the backg
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
 import shutil
 import sys
@@ -169,6 +170,9 @@ def main(argv: list[str] | None = None) -> int:
     engines = args.engines.split(",") + (["lancedb", "chroma"] if args.all else [])
     work = Path(tempfile.mkdtemp(prefix="jina-migrate-bench-"))
     os.chmod(work, 0o755)
+    # Milvus Lite's server flushes its files when the process exits (its own atexit hook): remove the
+    # work dir after that, from a hook registered before any engine starts (atexit runs hooks LIFO).
+    atexit.register(shutil.rmtree, work, True)
     results = []
     try:
         for eng in engines:
