@@ -23,6 +23,7 @@ import numpy as np
 import pyarrow as pa
 
 from migrate.engines.address import Address
+from migrate.engines.payload import to_jsonable
 from migrate.errors import MigrateError, StateError
 from migrate.secrets import redact
 
@@ -272,22 +273,6 @@ def check_unit(address: Address, collection: str, vectors: np.ndarray, ids: Sequ
 # --------------------------------------------------------------------------- checksum
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, float):
-        return repr(value)
-    if isinstance(value, (str, int, bool)) or value is None:
-        return value
-    if isinstance(value, bytes):
-        return base64.b64encode(value).decode("ascii")
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    return str(value)
-
-
 def checksum_batches(batches: Iterable[pa.RecordBatch]) -> str:
     """``rows:sha256-sum`` over (id, vector bytes, canonical payload JSON) of every row.
 
@@ -318,5 +303,5 @@ def json_values(col: pa.Array | pa.ChunkedArray) -> list[Any]:
     if isinstance(col, pa.ChunkedArray):
         col = col.combine_chunks()
     if isinstance(col.type, pa.JsonType):
-        return [None if v is None else _jsonable(json.loads(v)) for v in col.storage.to_pylist()]
-    return [_jsonable(v) for v in col.to_pylist()]
+        return [None if v is None else to_jsonable(json.loads(v)) for v in col.storage.to_pylist()]
+    return [to_jsonable(v) for v in col.to_pylist()]

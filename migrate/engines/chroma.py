@@ -29,7 +29,7 @@ import pyarrow as pa
 from migrate.engines.address import Address, validate_name
 from migrate.engines.base import (ID, VECTOR, CollectionInfo, IndexSpec, Marker, check_existing, check_rows,
                                   check_unit, checksum_batches, vector_array, vectors_of)
-from migrate.engines.payload import _dumps, decode, encode_column, infer_schema
+from migrate.engines.payload import canonical_json, decode, encode_column, infer_schema
 from migrate.errors import ConfigError, InputError, StateError
 
 POINTER_COLLECTION = "jina-migrate-aliases"
@@ -43,7 +43,7 @@ def _chroma_value(v: Any) -> Any:
     if isinstance(v, list) and v and all(isinstance(x, (str, int, float, bool)) for x in v) \
             and len({type(x) for x in v}) == 1:
         return v
-    return _dumps(v)
+    return canonical_json(v)
 
 
 class ChromaEngine:

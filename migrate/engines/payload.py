@@ -30,13 +30,13 @@ def _is_nested(t: pa.DataType) -> bool:
             or pa.types.is_struct(t) or pa.types.is_map(t))
 
 
-def _native(value: Any) -> Any:
+def to_jsonable(value: Any) -> Any:
     """A Python value with datetimes, bytes and decimals turned into JSON-safe forms (recursively)."""
     if isinstance(value, dict):
-        return {str(k): _native(v) for k, v in value.items()}
+        return {str(k): to_jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         # map types come back as lists of (key, value) tuples
-        return [_native(v) for v in value]
+        return [to_jsonable(v) for v in value]
     if isinstance(value, (dt.datetime, dt.date, dt.time)):
         return value.isoformat()
     if isinstance(value, bytes):
@@ -48,7 +48,7 @@ def _native(value: Any) -> Any:
     return value
 
 
-def _dumps(value: Any) -> str:
+def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
 
@@ -64,12 +64,12 @@ def encode_column(col: pa.Array | pa.ChunkedArray, *, nested: str = "native") ->
         return [None if s is None else json.loads(s) for s in texts]
     values = col.to_pylist()
     if _is_nested(t):
-        out = [None if v is None else _native(v) for v in values]
-        return [None if v is None else _dumps(v) for v in out] if nested == "string" else out
+        out = [None if v is None else to_jsonable(v) for v in values]
+        return [None if v is None else canonical_json(v) for v in out] if nested == "string" else out
     if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_boolean(t) \
             or pa.types.is_integer(t) or pa.types.is_floating(t):
         return values
-    return [None if v is None else _native(v) for v in values]
+    return [None if v is None else to_jsonable(v) for v in values]
 
 
 def encode(table: pa.Table | pa.RecordBatch, names: Sequence[str], *, nested: str = "native",
@@ -104,9 +104,9 @@ def decode_column(values: Sequence[Any], t: pa.DataType, *, nested: str = "nativ
     try:
         if isinstance(t, pa.JsonType):
             if nested == "string":
-                texts = [None if v is None else (v if isinstance(v, str) else _dumps(v)) for v in values]
+                texts = [None if v is None else (v if isinstance(v, str) else canonical_json(v)) for v in values]
             else:
-                texts = [None if v is None else _dumps(v) for v in values]
+                texts = [None if v is None else canonical_json(v) for v in values]
             return pa.ExtensionArray.from_storage(t, pa.array(texts, type=t.storage_type))
         if _is_nested(t):
             vals = [json.loads(v) if nested == "string" and isinstance(v, str) else v for v in values]

@@ -36,7 +36,7 @@ from psycopg import sql
 from migrate.engines.address import Address, validate_name
 from migrate.engines.base import (ID, VECTOR, CollectionInfo, IndexSpec, Marker, check_existing, check_rows,
                                   checksum_batches, unavailable, vector_array, vectors_of)
-from migrate.engines.payload import _native, decode_column
+from migrate.engines.payload import to_jsonable, decode_column
 from migrate.errors import ConfigError, InputError, StateError
 from migrate.secrets import redact
 
@@ -90,7 +90,7 @@ def _to_pg_values(col: pa.ChunkedArray, pg_type: str) -> list[Any]:
     if pg_type == "jsonb":
         if isinstance(arr.type, pa.JsonType):
             return [None if s is None else json.loads(s) for s in arr.storage.to_pylist()]
-        return [None if v is None else _native(v) for v in arr.to_pylist()]
+        return [None if v is None else to_jsonable(v) for v in arr.to_pylist()]
     if pg_type == "numeric":
         return [None if v is None else decimal.Decimal(v) for v in arr.to_pylist()]
     if pa.types.is_float16(arr.type):
