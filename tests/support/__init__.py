@@ -1,1 +1,1 @@
-"""Helpers shared by several test modules."""
+"""Test-only helpers shared by tests and bench scripts (not shipped in the package)."""
