@@ -1,0 +1,50 @@
+"""Vector databases as sources and destinations: one address spelling, one adapter protocol.
+
+``open_engine("qdrant:///data/q?collection=docs")`` parses the address (validation first, so a
+bad one fails before anything connects) and returns the adapter for its scheme. Adapters are
+imported lazily: the engines' client libraries are the optional ``[db]`` extra.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from migrate.engines.address import Address, parse_address, validate_name
+from migrate.engines.base import CollectionInfo, Engine, EngineUnavailable, IndexSpec
+from migrate.errors import ConfigError
+
+#: engine name -> "module:Class" (one line per engine).
+ADAPTERS = {
+    "postgres": "migrate.engines.postgres:PostgresEngine",
+    "qdrant": "migrate.engines.qdrant:QdrantEngine",
+    "milvus": "migrate.engines.milvus:MilvusEngine",
+    "lancedb": "migrate.engines.lancedb:LanceEngine",
+    "chroma": "migrate.engines.chroma:ChromaEngine",
+}
+
+#: engine name -> the client package its adapter needs (for the install hint).
+_PACKAGES = {"postgres": "psycopg / pgvector", "qdrant": "qdrant-client", "milvus": "pymilvus",
+             "lancedb": "lancedb", "chroma": "chromadb"}
+
+
+def is_address(text: str) -> bool:
+    """True when ``text`` looks like a database address rather than a file path."""
+    from migrate.engines.address import SCHEMES
+
+    return isinstance(text, str) and "://" in text and text.split("://", 1)[0].lower() in SCHEMES
+
+
+def open_engine(address: str | Address) -> Engine:
+    """The connected adapter for ``address`` (a URI or a parsed Address)."""
+    addr = parse_address(address) if isinstance(address, str) else address
+    module_name, cls_name = ADAPTERS[addr.engine].split(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError(f"{addr.engine} support is not installed ({_PACKAGES[addr.engine]}: {exc.name})",
+                          hint="pip install 'jina-migrate[db]'") from None
+    return getattr(module, cls_name)(addr)
+
+
+__all__ = ["ADAPTERS", "Address", "CollectionInfo", "Engine", "EngineUnavailable", "IndexSpec", "is_address",
+           "open_engine", "parse_address", "validate_name"]

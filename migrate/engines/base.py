@@ -1,0 +1,307 @@
+"""The one protocol every vector-database adapter implements, and what it passes around.
+
+A source reads with ``describe`` / ``scan`` / ``fetch``; a sink writes with ``create`` /
+``upsert`` / ``delete`` / ``build_index``; cutover uses ``alias_target`` / ``point_alias``;
+``verify`` and ``compare`` use ``count`` / ``checksum`` / ``search``. Ids are always strings
+at this seam; every adapter maps them to what its engine needs and back.
+
+Collections created by jina-migrate carry a *marker* (table comment, collection metadata or
+properties, Arrow schema metadata) naming the run that created them and the exact Arrow
+payload schema, so a rerun of the same run continues and reading back restores every type.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+import pyarrow as pa
+
+from migrate.engines.address import Address
+from migrate.engines.payload import to_jsonable
+from migrate.errors import MigrateError, StateError
+from migrate.secrets import redact
+
+MARKER_KEY = "jina_migrate"
+#: The reserved output columns of ``scan`` / ``fetch``.
+ID, VECTOR = "id", "vector"
+
+
+class EngineUnavailable(MigrateError):
+    """The database could not be reached or went away mid-operation (exit code 4, like a failed
+    embedding backend): nothing is lost, rerun the same command once the server is back."""
+
+    exit_code = 4
+
+
+def unavailable(address: Address, exc: BaseException, doing: str) -> EngineUnavailable:
+    """A one-line EngineUnavailable naming the address (never a secret) and the cause."""
+    cause = " ".join(str(exc).split())[:200] or type(exc).__name__
+    return EngineUnavailable(redact(f"{address}: {doing} failed: the server is unreachable or went away ({cause})"),
+                             hint="check the server, then rerun the same command: finished work is kept")
+
+
+@dataclass(frozen=True)
+class IndexSpec:
+    """The ANN index to build, in the pipeline's terms; each adapter maps it to its engine's own.
+
+    ``kind``: ``hnsw`` (pgvector/Qdrant/Milvus/Chroma HNSW, LanceDB IVF_HNSW_SQ), ``flat`` (exact
+    search: no ANN index where the engine allows it), ``ivfpq`` (pgvector IVFFlat, Milvus/LanceDB
+    IVF_PQ; Qdrant and Chroma keep HNSW). ``metric``: ``cosine`` or ``ip`` (identical on unit vectors).
+    """
+
+    kind: str = "hnsw"
+    metric: str = "cosine"
+    m: int = 16
+    ef_construction: int = 200
+    nlist: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("hnsw", "flat", "ivfpq"):
+            raise StateError(f"unknown index type {self.kind!r}", hint="use flat, hnsw or ivfpq")
+        if self.metric not in ("cosine", "ip"):
+            raise StateError(f"unknown metric {self.metric!r}", hint="use cosine or ip")
+        if not (2 <= self.m <= 128) or not (4 <= self.ef_construction <= 4096):
+            raise StateError(f"HNSW parameters out of range (m={self.m}, ef_construction={self.ef_construction})")
+
+    @classmethod
+    def from_settings(cls, index_type: str = "hnsw", hnsw_m: int = 16, ef_construction: int = 200,
+                      metric: str = "cosine", nlist: int | None = None) -> "IndexSpec":
+        """From the CLI's ``--index-type`` / ``--hnsw-m`` / ``--ef-construction``."""
+        return cls(kind=index_type, metric=metric, m=hnsw_m, ef_construction=ef_construction, nlist=nlist)
+
+
+@dataclass
+class CollectionInfo:
+    """What ``describe`` learns about a collection, cheaply (the engine's own statistics)."""
+
+    name: str
+    rows: int  # from statistics where cheap (see rows_exact)
+    dim: int | None
+    metric: str | None  # cosine | ip | l2 | None (no index / unknown)
+    id_field: str
+    vector_field: str
+    payload: pa.Schema  # every other field, with its Arrow type
+    id_type: pa.DataType = field(default_factory=pa.string)  # the engine's own id type (postgres: kept on migrate)
+    rows_exact: bool = True
+    bytes: int | None = None  # estimated storage (data + index) in bytes
+    index: str | None = None  # e.g. "hnsw(m=16, ef_construction=200)"
+    created_by_run: str | None = None  # the run that created it (jina-migrate marker), else None
+    alias_of: str | None = None  # the collection this name resolves to when it is an alias/view
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "rows": self.rows, "rows_exact": self.rows_exact, "dim": self.dim,
+                "metric": self.metric, "id_field": self.id_field, "id_type": str(self.id_type),
+                "vector_field": self.vector_field, "payload": {f.name: str(f.type) for f in self.payload},
+                "bytes": self.bytes, "index": self.index, "created_by_run": self.created_by_run,
+                "alias_of": self.alias_of}
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """A vector database seen as a source, a sink and a cutover switch."""
+
+    address: Address
+
+    def describe(self, collection: str) -> CollectionInfo:
+        """Rows, dim, metric, fields, payload schema, size; InputError if it does not exist."""
+
+    def exists(self, collection: str) -> bool:
+        """Whether a collection (or alias/view) of that name exists."""
+
+    def collections(self) -> list[str]:
+        """Names of the collections (tables) there, sorted; aliases and pointers not included."""
+
+    def scan(self, collection: str, *, batch_rows: int = 2048, with_vectors: bool = True) -> Iterator[pa.RecordBatch]:
+        """Stream every row: ``id`` (string), [``vector`` fixed_size_list<float32>], payload fields."""
+
+    def fetch(self, collection: str, ids: Sequence[str], *, with_vectors: bool = True) -> pa.Table:
+        """The rows of ``ids`` that exist, in the given order (missing ids are left out)."""
+
+    def create(self, collection: str, *, dim: int, payload: pa.Schema, index: IndexSpec, run: str,
+               id_type: pa.DataType | None = None) -> None:
+        """A NEW collection marked with ``run``; an existing one is accepted only with the same run and shape."""
+
+    def upsert(self, collection: str, rows: pa.Table) -> None:
+        """Insert or replace rows keyed by ``id``; idempotent; uses the engine's bulk path."""
+
+    def delete(self, collection: str, ids: Sequence[str]) -> None:
+        """Remove these ids (absent ids are ignored)."""
+
+    def build_index(self, collection: str, index: IndexSpec) -> None:
+        """Build the ANN index after the bulk load (idempotent)."""
+
+    def count(self, collection: str) -> int:
+        """Exact row count."""
+
+    def search(self, collection: str, vectors: np.ndarray, k: int) -> list[list[tuple[str, float]]]:
+        """Top-k (id, score) per query with the engine's own index; higher score = closer."""
+
+    def checksum(self, collection: str) -> str:
+        """Order-independent digest over ids, vectors and payload, streamed."""
+
+    def alias_target(self, name: str) -> str | None:
+        """The collection the application's ``name`` points at now (itself if a real collection; None if absent)."""
+
+    def point_alias(self, name: str, collection: str) -> None:
+        """Atomically point ``name`` at ``collection`` (cutover, or rollback with the earlier target)."""
+
+    def close(self) -> None:
+        """Release connections and files."""
+
+
+# --------------------------------------------------------------------------- marker
+
+
+@dataclass(frozen=True)
+class Marker:
+    """What jina-migrate records on a collection it created."""
+
+    run: str
+    dim: int
+    metric: str
+    payload: pa.Schema
+    id_field: str = ID
+    vector_field: str = VECTOR
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps({"created_by": "jina-migrate", "run": self.run, "dim": self.dim, "metric": self.metric,
+                           "id_field": self.id_field, "vector_field": self.vector_field,
+                           "schema": schema_to_text(self.payload), **({"extra": self.extra} if self.extra else {})},
+                          sort_keys=True, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str | bytes | None) -> "Marker | None":
+        """The marker, or None when ``text`` is not one of ours."""
+        if not text:
+            return None
+        try:
+            obj = json.loads(text)
+            if not isinstance(obj, dict) or obj.get("created_by") != "jina-migrate":
+                return None
+            return cls(run=str(obj["run"]), dim=int(obj["dim"]), metric=str(obj["metric"]),
+                       payload=schema_from_text(obj["schema"]), id_field=str(obj.get("id_field", ID)),
+                       vector_field=str(obj.get("vector_field", VECTOR)), extra=dict(obj.get("extra") or {}))
+        except (ValueError, KeyError, TypeError, pa.ArrowException):
+            return None
+
+
+def check_existing(address: Address, collection: str, marker: Marker | None, *, run: str, dim: int) -> None:
+    """Refuse to write into a collection jina-migrate did not create for this very run."""
+    if marker is None:
+        raise StateError(f"{address}: {collection!r} already exists and was not created by jina-migrate; "
+                         "the tool never writes into an existing collection",
+                         hint="choose a new collection name for the destination")
+    if marker.run != run:
+        raise StateError(f"{address}: {collection!r} was created by another jina-migrate run ({marker.run})",
+                         hint="choose a new collection name, or rerun with the output directory of that run")
+    if marker.dim != dim:
+        raise StateError(f"{address}: {collection!r} holds {marker.dim}-dimensional vectors, this run writes {dim}")
+
+
+def schema_to_text(schema: pa.Schema) -> str:
+    """An Arrow schema as compact base64 text (IPC serialisation), for engine metadata fields."""
+    return base64.b64encode(schema.serialize().to_pybytes()).decode("ascii")
+
+
+def schema_from_text(text: str) -> pa.Schema:
+    return pa.ipc.read_schema(pa.py_buffer(base64.b64decode(text)))
+
+
+# --------------------------------------------------------------------------- arrow helpers
+
+
+def vectors_of(col: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """A list/fixed-size-list column as a C-contiguous float32 matrix."""
+    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    n = len(arr)
+    if n == 0:
+        size = arr.type.list_size if pa.types.is_fixed_size_list(arr.type) else 0
+        return np.zeros((0, size), dtype=np.float32)
+    flat = arr.flatten().to_numpy(zero_copy_only=False)
+    return np.ascontiguousarray(np.asarray(flat, dtype=np.float32).reshape(n, -1))
+
+
+def vector_array(vectors: np.ndarray) -> pa.FixedSizeListArray:
+    v = np.ascontiguousarray(vectors, dtype=np.float32)
+    return pa.FixedSizeListArray.from_arrays(pa.array(v.reshape(-1), type=pa.float32()), v.shape[1])
+
+
+def check_rows(address: Address, collection: str, rows: pa.Table, dim: int | None = None) -> None:
+    """The table an ``upsert`` takes: an ``id`` string column without nulls or duplicates, a vector column."""
+    from migrate.errors import InputError
+
+    if ID not in rows.column_names or VECTOR not in rows.column_names:
+        raise InputError(f"{address}: rows for {collection!r} need columns 'id' and 'vector'")
+    ids = rows.column(ID)
+    if ids.null_count:
+        raise InputError(f"{address}: rows for {collection!r} have null ids")
+    if len(set(ids.to_pylist())) != rows.num_rows:
+        raise InputError(f"{address}: rows for {collection!r} repeat an id within one batch")
+    if dim is not None and rows.num_rows:
+        t = rows.schema.field(VECTOR).type
+        got = t.list_size if pa.types.is_fixed_size_list(t) else len(rows.column(VECTOR)[0])
+        if got != dim:
+            raise InputError(f"{address}: vectors for {collection!r} have {got} dimensions, the collection {dim}")
+
+
+def check_unit(address: Address, collection: str, vectors: np.ndarray, ids: Sequence[str], tol: float = 1e-3) -> None:
+    """Refuse vectors that are not unit length where cosine is stored as inner product.
+
+    Qdrant (Cosine) and Chroma (cosine space) re-normalise every stored vector, which changes its
+    low bits (differently for different batchings in Qdrant's local mode), so a collection could
+    never be proved equal to the vectors written. On unit vectors cosine equals the inner product,
+    so those adapters store them unchanged under the inner-product metric; this guards that.
+    """
+    from migrate.errors import InputError
+
+    norms = np.linalg.norm(vectors, axis=1)
+    bad = np.nonzero(np.abs(norms - 1.0) > tol)[0]
+    if len(bad):
+        raise InputError(f"{address}: vectors for {collection!r} are not unit length (ids {[ids[i] for i in bad[:5]]}, "
+                         f"norm {float(norms[bad[0]]):.4f})",
+                         hint="cosine collections here store unit vectors as inner product; normalise the vectors "
+                              "(v3 vectors are unit length unless normalisation was turned off)")
+
+
+# --------------------------------------------------------------------------- checksum
+
+
+def checksum_batches(batches: Iterable[pa.RecordBatch]) -> str:
+    """``rows:sha256-sum`` over (id, vector bytes, canonical payload JSON) of every row.
+
+    Each row is hashed on its own and the digests are added modulo 2**256, so the result does not
+    depend on the order the engine returns rows in, and memory stays one batch.
+    """
+    total, rows = 0, 0
+    mod = 1 << 256
+    for batch in batches:
+        names = batch.schema.names
+        ids = batch.column(names.index(ID)).to_pylist()
+        vecs = vectors_of(batch.column(names.index(VECTOR))) if VECTOR in names else None
+        payload_names = sorted(n for n in names if n not in (ID, VECTOR))
+        cols = {n: json_values(batch.column(names.index(n))) for n in payload_names}
+        for i, rid in enumerate(ids):
+            h = hashlib.sha256(rid.encode("utf-8") + b"\x00")
+            if vecs is not None:
+                h.update(vecs[i].astype("<f4").tobytes())
+            row = {n: cols[n][i] for n in payload_names}
+            h.update(json.dumps(row, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+            total = (total + int.from_bytes(h.digest(), "big")) % mod
+            rows += 1
+    return f"{rows}:{total:064x}"
+
+
+def json_values(col: pa.Array | pa.ChunkedArray) -> list[Any]:
+    """Python values of a column in canonical JSON form (JSON extension values parsed)."""
+    if isinstance(col, pa.ChunkedArray):
+        col = col.combine_chunks()
+    if isinstance(col.type, pa.JsonType):
+        return [None if v is None else to_jsonable(json.loads(v)) for v in col.storage.to_pylist()]
+    return [to_jsonable(v) for v in col.to_pylist()]

@@ -1,0 +1,395 @@
+"""Milvus through ``pymilvus``'s ``MilvusClient``: a server URI, or Milvus Lite (a ``.db`` file).
+
+* Schema: a VARCHAR primary key (the pipeline's string ids), one FLOAT_VECTOR field, and one
+  nullable field per payload column (scalars as themselves, tz-aware timestamps as TIMESTAMPTZ,
+  lists / structs / JSON as JSON, other types as VARCHAR text); the exact Arrow schema is kept in
+  the collection's ``jina_migrate`` property, so reading back restores every type.
+* The HNSW index (``M``, ``efConstruction``; ``FLAT`` for flat, ``IVF_PQ`` for ivfpq) is declared
+  at creation, as Milvus needs an index before a collection loads; Milvus builds it per segment
+  as data arrives, and ``build_index`` flushes so every row is indexed.
+* Writing in batches of 1000: ids not stored yet are inserted (Milvus's bulk path), stored ones
+  upserted (a delete + insert inside Milvus); idempotent by primary key.
+* Reading streams by keyset pagination on the primary key (``pk > last`` with ``limit``: what
+  ``query_iterator`` does, with escaped literals); cutover uses ``alter_alias`` (atomic).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+from pymilvus import DataType, MilvusClient
+from pymilvus.exceptions import MilvusException
+
+from migrate.engines.address import Address, validate_name
+from migrate.engines.base import (ID, VECTOR, CollectionInfo, IndexSpec, Marker, check_existing, check_rows,
+                                  checksum_batches, unavailable, vector_array, vectors_of)
+from migrate.engines.payload import decode, encode, infer_schema
+from migrate.errors import ConfigError, InputError, StateError
+
+_METRIC = {"cosine": "COSINE", "ip": "IP"}
+_FROM_METRIC = {"COSINE": "cosine", "IP": "ip", "L2": "l2"}
+_VARCHAR_MAX = 65535
+#: wraps a scalar JSON value (Milvus JSON fields take objects and arrays only)
+_SCALAR = "$jina_migrate_scalar"
+_FROM_MILVUS: dict[Any, pa.DataType] = {
+    DataType.VARCHAR: pa.string(), DataType.BOOL: pa.bool_(), DataType.INT8: pa.int8(), DataType.INT16: pa.int16(),
+    DataType.INT32: pa.int32(), DataType.INT64: pa.int64(), DataType.FLOAT: pa.float32(),
+    DataType.DOUBLE: pa.float64(), DataType.JSON: pa.json_(), DataType.TIMESTAMPTZ: pa.timestamp("us", tz="UTC"),
+}
+
+
+def _milvus_type(t: pa.DataType) -> tuple[Any, dict[str, Any]]:
+    """The Milvus field type (and its parameters) that stores an Arrow payload type."""
+    if isinstance(t, pa.JsonType) or pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_struct(t) \
+            or pa.types.is_map(t) or pa.types.is_fixed_size_list(t):
+        return DataType.JSON, {}
+    simple = {pa.bool_(): DataType.BOOL, pa.int8(): DataType.INT8, pa.int16(): DataType.INT16,
+              pa.int32(): DataType.INT32, pa.int64(): DataType.INT64, pa.uint8(): DataType.INT16,
+              pa.uint16(): DataType.INT32, pa.uint32(): DataType.INT64, pa.float16(): DataType.FLOAT,
+              pa.float32(): DataType.FLOAT, pa.float64(): DataType.DOUBLE}
+    if t in simple:
+        return simple[t], {}
+    if pa.types.is_timestamp(t) and t.tz:
+        return DataType.TIMESTAMPTZ, {}
+    return DataType.VARCHAR, {"max_length": _VARCHAR_MAX}
+
+
+def _in_expr(field: str, ids: Sequence[str]) -> str:
+    """``field in [...]`` with every id as an escaped string literal (pymilvus's own ``get``/``delete``
+    by ids do not escape quotes or backslashes). ``field`` passed Milvus's name rule already."""
+    return f"{field} in {json.dumps([str(i) for i in ids], ensure_ascii=False)}"
+
+
+class MilvusEngine:
+    """A Milvus server or Milvus Lite database file."""
+
+    def __init__(self, address: Address) -> None:
+        self.address = address
+        a = address
+        logging.getLogger("pymilvus").setLevel(logging.ERROR)
+        try:
+            if a.path is not None:
+                self._client = MilvusClient(str(a.path))
+            else:
+                scheme = "https" if a.https else "http"
+                self._client = MilvusClient(uri=f"{scheme}://{a.host}:{a.port or 19530}", token=a.secret or "",
+                                            db_name=a.database or "", timeout=float(a.option("timeout", "60") or 60))
+        except MilvusException as exc:
+            raise unavailable(a, exc, "connecting") from None
+        self._markers: dict[str, Marker | None] = {}
+
+    def close(self) -> None:
+        try:
+            self._client.close()
+        except Exception:  # noqa: BLE001
+            pass
+
+    @contextmanager
+    def _guard(self, doing: str) -> Iterator[None]:
+        try:
+            yield
+        except MilvusException as exc:
+            text = " ".join(str(exc.message if hasattr(exc, "message") else exc).split())
+            if "not found" in text.lower() or "not exist" in text.lower():
+                raise InputError(f"{self.address}: {doing}: {text[:200]}") from None
+            if "connect" in text.lower() or "unavailable" in text.lower() or "deadline" in text.lower():
+                raise unavailable(self.address, exc, doing) from None
+            raise StateError(f"{self.address}: {doing} failed: {text[:200]}") from None
+
+    # ------------------------------------------------------------------ names
+
+    def _is_collection(self, name: str) -> bool:
+        return bool(self._client.has_collection(name))
+
+    def _alias(self, name: str) -> str | None:
+        if name not in self._all_aliases():
+            return None
+        return str(self._client.describe_alias(name)["collection_name"])
+
+    def _all_aliases(self) -> set[str]:
+        got = self._client.list_aliases()
+        return set(got.get("aliases", []) if isinstance(got, dict) else got)
+
+    def _resolve(self, name: str) -> str:
+        validate_name("milvus", name)
+        if self._is_collection(name) and name not in self._all_aliases():
+            return name
+        target = self._alias(name)
+        if target is None:
+            raise InputError(f"{self.address}: collection {name!r} does not exist")
+        return target
+
+    def collections(self) -> list[str]:
+        with self._guard("listing collections"):
+            return sorted(self._client.list_collections())
+
+    def exists(self, collection: str) -> bool:
+        validate_name("milvus", collection)
+        with self._guard("looking up a collection"):
+            return self._is_collection(collection) or collection in self._all_aliases()
+
+    def _desc(self, collection: str) -> dict[str, Any]:
+        return self._client.describe_collection(collection)
+
+    def _marker(self, collection: str) -> Marker | None:
+        if collection not in self._markers:
+            props = self._desc(collection).get("properties") or {}
+            self._markers[collection] = Marker.from_json(props.get("jina_migrate"))
+        return self._markers[collection]
+
+    def _layout(self, collection: str) -> tuple[str, str, int, pa.Schema, Marker | None, str | None]:
+        """(id field, vector field, dim, payload schema, marker, metric) of a real collection."""
+        desc = self._desc(collection)
+        marker = self._marker(collection)
+        fields = desc["fields"]
+        pk = next(f["name"] for f in fields if f.get("is_primary"))
+        vecs = [f for f in fields if f["type"] == DataType.FLOAT_VECTOR]
+        vname = self.address.vector_field or (marker.vector_field if marker else None)
+        if vname is None:
+            if len(vecs) != 1:
+                raise InputError(f"{self.address}: collection {collection!r} has {len(vecs)} float vector fields",
+                                 hint="pick one with ?vector=NAME")
+            vname = vecs[0]["name"]
+        vfield = next((f for f in vecs if f["name"] == vname), None)
+        if vfield is None:
+            raise InputError(f"{self.address}: collection {collection!r} has no float vector field {vname!r}")
+        id_field = self.address.id_field or (marker.id_field if marker else pk)
+        if marker is not None:
+            schema = marker.payload
+        else:
+            cols = []
+            for f in fields:
+                if f["name"] in (pk, vname, id_field) or f["type"] in (DataType.FLOAT_VECTOR, DataType.BINARY_VECTOR,
+                                                                      DataType.SPARSE_FLOAT_VECTOR,
+                                                                      DataType.FLOAT16_VECTOR, DataType.BFLOAT16_VECTOR):
+                    continue
+                if f["type"] == DataType.ARRAY:
+                    cols.append(pa.field(f["name"], pa.list_(_FROM_MILVUS.get(f.get("element_type"), pa.string()))))
+                else:
+                    cols.append(pa.field(f["name"], _FROM_MILVUS.get(f["type"], pa.string())))
+            if desc.get("enable_dynamic_field"):
+                sample = self._client.query(collection, filter="", output_fields=["*"], limit=256)
+                known = {f["name"] for f in fields}
+                cols += list(infer_schema([{k: v for k, v in r.items() if k not in known} for r in sample]))
+            schema = pa.schema(cols)
+        if self.address.payload:
+            missing = [p for p in self.address.payload if p not in schema.names]
+            if missing:
+                raise InputError(f"{self.address}: collection {collection!r} has no field {missing[0]!r}")
+            schema = pa.schema([schema.field(p) for p in self.address.payload])
+        metric = None
+        for idx in self._client.list_indexes(collection, field_name=vname):
+            metric = _FROM_METRIC.get(str(self._client.describe_index(collection, idx).get("metric_type")), metric)
+        return id_field, vname, int(vfield["params"]["dim"]), schema, marker, metric or (marker.metric if marker else None)
+
+    # ------------------------------------------------------------------ reading
+
+    def describe(self, collection: str) -> CollectionInfo:
+        with self._guard(f"describing {collection!r}"):
+            real = self._resolve(collection)
+            id_field, vname, dim, schema, marker, metric = self._layout(real)
+            rows = int(self._client.get_collection_stats(real).get("row_count", 0))
+            index = None
+            for idx in self._client.list_indexes(real, field_name=vname):
+                d = self._client.describe_index(real, idx)
+                index = f"{d.get('index_type')}({', '.join(f'{k}={v}' for k, v in d.items() if k in ('M', 'efConstruction', 'nlist', 'm'))})"
+            return CollectionInfo(name=real, rows=rows, rows_exact=False, dim=dim, metric=metric, id_field=id_field,
+                                  vector_field=vname, payload=schema, bytes=rows * (dim * 4 + 64 * max(1, len(schema))),
+                                  index=index, created_by_run=marker.run if marker else None,
+                                  alias_of=real if real != collection else None)
+
+    def _batch(self, rows: list[dict], id_field: str, vname: str, dim: int, schema: pa.Schema, with_vectors: bool,
+               where: str) -> pa.RecordBatch:
+        arrays: list[pa.Array] = [pa.array([str(r[id_field]) for r in rows], pa.string())]
+        names = [ID]
+        if with_vectors:
+            arrays.append(vector_array(np.asarray([r[vname] for r in rows], dtype=np.float32).reshape(len(rows), dim)))
+            names.append(VECTOR)
+        rows = [{k: v[_SCALAR] if isinstance(v, dict) and len(v) == 1 and _SCALAR in v else v for k, v in r.items()}
+                for r in rows]
+        arrays += decode(rows, schema, where=where)
+        names += schema.names
+        return pa.RecordBatch.from_arrays(arrays, names=names)
+
+    def scan(self, collection: str, *, batch_rows: int = 2048, with_vectors: bool = True) -> Iterator[pa.RecordBatch]:
+        with self._guard(f"reading {collection!r}"):
+            real = self._resolve(collection)
+            id_field, vname, dim, schema, _, _ = self._layout(real)
+            pk = next(f["name"] for f in self._desc(real)["fields"] if f.get("is_primary"))
+            fields = list(dict.fromkeys([pk, id_field] + ([vname] if with_vectors else []) + schema.names))
+            where = f"{self.address}: collection {real!r}: "
+            # Keyset pagination on the primary key (what query_iterator does, but with escaped
+            # literals: pymilvus's iterator breaks on ids holding quotes or newlines).
+            last: Any = None
+            while True:
+                flt = "" if last is None else f"{pk} > {json.dumps(last, ensure_ascii=False)}"
+                rows = self._client.query(real, filter=flt, output_fields=fields, limit=min(batch_rows, 16384))
+                if not rows:
+                    return
+                yield self._batch(list(rows), id_field, vname, dim, schema, with_vectors, where)
+                last = max(r[pk] for r in rows)  # code-point order = Milvus's UTF-8 byte order
+
+    def fetch(self, collection: str, ids: Sequence[str], *, with_vectors: bool = True) -> pa.Table:
+        with self._guard(f"reading {collection!r}"):
+            real = self._resolve(collection)
+            id_field, vname, dim, schema, _, _ = self._layout(real)
+            fields = [id_field] + ([vname] if with_vectors else []) + schema.names
+            rows = self._client.query(real, filter=_in_expr(id_field, ids), output_fields=fields) if ids else []
+            batch = self._batch(list(rows), id_field, vname, dim, schema, with_vectors,
+                                f"{self.address}: collection {real!r}: ")
+            pos = {rid: i for i, rid in enumerate(batch.column(0).to_pylist())}
+            return pa.Table.from_batches([batch]).take(pa.array([pos[i] for i in ids if i in pos], pa.int64()))
+
+    def count(self, collection: str) -> int:
+        with self._guard(f"counting {collection!r}"):
+            res = self._client.query(self._resolve(collection), filter="", output_fields=["count(*)"])
+            return int(res[0]["count(*)"])
+
+    def checksum(self, collection: str) -> str:
+        return checksum_batches(self.scan(collection))
+
+    def search(self, collection: str, vectors: np.ndarray, k: int) -> list[list[tuple[str, float]]]:
+        with self._guard(f"searching {collection!r}"):
+            validate_name("milvus", collection)
+            real = self._resolve(collection)
+            id_field, vname, _, _, _, metric = self._layout(real)
+            res = self._client.search(collection, data=np.asarray(vectors, dtype=np.float32).tolist(), limit=k,
+                                      anns_field=vname, output_fields=[id_field])
+            sign = -1.0 if metric == "l2" else 1.0
+            return [[(str(h["entity"].get(id_field, h["id"])), sign * float(h["distance"])) for h in hits]
+                    for hits in res]
+
+    # ------------------------------------------------------------------ writing
+
+    def create(self, collection: str, *, dim: int, payload: pa.Schema, index: IndexSpec, run: str,
+               id_type: pa.DataType | None = None) -> None:
+        validate_name("milvus", collection)
+        id_field = self.address.id_field or ID
+        vname = self.address.vector_field or VECTOR
+        for f in payload:
+            validate_name("milvus", f.name, "field")
+            if f.name in (id_field, vname):
+                raise ConfigError(f"{self.address}: payload field {f.name!r} clashes with the id or vector field")
+        with self._guard(f"creating {collection!r}"):
+            if self._is_collection(collection):
+                check_existing(self.address, collection, self._marker(collection), run=run, dim=dim)
+                return
+            if collection in self._all_aliases():
+                raise StateError(f"{self.address}: {collection!r} is an alias; choose another collection name")
+            marker = Marker(run=run, dim=dim, metric=index.metric, payload=payload, id_field=id_field,
+                            vector_field=vname)
+            schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+            schema.add_field(id_field, DataType.VARCHAR, is_primary=True, max_length=_VARCHAR_MAX)
+            schema.add_field(vname, DataType.FLOAT_VECTOR, dim=int(dim))
+            for f in payload:
+                typ, params = _milvus_type(f.type)
+                schema.add_field(f.name, typ, nullable=True, **params)
+            params = self._client.prepare_index_params()
+            params.add_index(field_name=vname, **self._index_kwargs(index, dim))
+            self._client.create_collection(collection, schema=schema, index_params=params,
+                                           properties={"jina_migrate": marker.to_json()})
+            self._markers.pop(collection, None)
+
+    @staticmethod
+    def _index_kwargs(index: IndexSpec, dim: int) -> dict[str, Any]:
+        metric = _METRIC[index.metric]
+        if index.kind == "flat":
+            return {"index_type": "FLAT", "metric_type": metric, "params": {}}
+        if index.kind == "ivfpq":
+            m = next(mm for mm in (64, 48, 32, 16, 8, 4, 2, 1) if dim % mm == 0)
+            return {"index_type": "IVF_PQ", "metric_type": metric, "params": {"nlist": index.nlist or 1024, "m": m}}
+        return {"index_type": "HNSW", "metric_type": metric,
+                "params": {"M": index.m, "efConstruction": index.ef_construction}}
+
+    def _own(self, collection: str) -> Marker:
+        validate_name("milvus", collection)
+        if not self._is_collection(collection):
+            raise InputError(f"{self.address}: collection {collection!r} does not exist")
+        marker = self._marker(collection)
+        if marker is None:
+            raise StateError(f"{self.address}: {collection!r} was not created by jina-migrate; it is never written to")
+        return marker
+
+    def upsert(self, collection: str, rows: pa.Table, *, batch_size: int = 1000) -> None:
+        if rows.num_rows == 0:
+            return
+        with self._guard(f"writing {collection!r}"):
+            marker = self._own(collection)
+            check_rows(self.address, collection, rows, marker.dim)
+            names = [n for n in marker.payload.names if n in rows.column_names]
+            absent = [n for n in marker.payload.names if n not in rows.column_names]
+            json_fields = [f.name for f in marker.payload if f.name in names and _milvus_type(f.type)[0] == DataType.JSON]
+            for start in range(0, rows.num_rows, batch_size):
+                part = rows.slice(start, batch_size)
+                payloads = encode(part, names, keep_nulls=True)
+                vecs = vectors_of(part.column(VECTOR))
+                data = []
+                for rid, vec, p in zip(part.column(ID).to_pylist(), vecs, payloads):
+                    for n in json_fields:
+                        if p.get(n) is not None and not isinstance(p[n], (dict, list)):
+                            p[n] = {_SCALAR: p[n]}  # Milvus JSON holds objects and arrays only
+                    p[marker.id_field] = rid
+                    p[marker.vector_field] = vec
+                    for n in absent:
+                        p[n] = None
+                    data.append(p)
+                # Milvus's upsert is a delete + insert for every row; ids not stored yet take the plain
+                # insert (the bulk path), the others the upsert. A rerun after a crash finds what the
+                # first try wrote and upserts it, so the write stays idempotent.
+                ids = [d[marker.id_field] for d in data]
+                have = {r[marker.id_field] for r in self._client.query(
+                    collection, filter=_in_expr(marker.id_field, ids), output_fields=[marker.id_field])}
+                fresh = [d for d in data if d[marker.id_field] not in have]
+                if fresh:
+                    self._client.insert(collection, data=fresh)
+                if have:
+                    self._client.upsert(collection, data=[d for d in data if d[marker.id_field] in have])
+
+    def delete(self, collection: str, ids: Sequence[str]) -> None:
+        if not ids:
+            return
+        with self._guard(f"deleting from {collection!r}"):
+            marker = self._own(collection)
+            self._client.delete(collection, filter=_in_expr(marker.id_field, ids))
+
+    def build_index(self, collection: str, index: IndexSpec) -> None:
+        with self._guard(f"indexing {collection!r}"):
+            self._own(collection)
+            self._client.flush(collection)
+            self._client.load_collection(collection)
+
+    # ------------------------------------------------------------------ cutover
+
+    def alias_target(self, name: str) -> str | None:
+        validate_name("milvus", name, "alias")
+        with self._guard("reading aliases"):
+            target = self._alias(name)
+            if target is not None:
+                return target
+            return name if self._is_collection(name) else None
+
+    def point_alias(self, name: str, collection: str) -> None:
+        validate_name("milvus", name, "alias")
+        validate_name("milvus", collection)
+        with self._guard("switching the alias"):
+            current = self._alias(name)
+            if current is None and self._is_collection(name):
+                if collection == name:
+                    return
+                raise StateError(f"{self.address}: {name!r} is a collection, not an alias; it cannot be switched "
+                                 "without dropping it, which jina-migrate never does",
+                                 hint=f"point your application at an alias of {name!r}, then cut over that alias")
+            if not self._is_collection(collection):
+                raise InputError(f"{self.address}: collection {collection!r} does not exist")
+            if current == collection:
+                return
+            if current is None:
+                self._client.create_alias(collection, name)
+            else:
+                self._client.alter_alias(collection, name)

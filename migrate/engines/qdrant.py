@@ -1,0 +1,343 @@
+"""Qdrant through ``qdrant-client``: a server URL, or the client's embedded local mode (``path``).
+
+* Point ids: Qdrant takes unsigned integers or UUIDs. A string id that is a canonical
+  non-negative integer becomes that integer, a canonical UUID stays itself, anything else
+  becomes ``uuid5(NAMESPACE, id)``; the original string is always kept in the payload (key
+  ``id``, or ``?id=KEY``), so reading back returns the same string.
+* Cosine is stored as ``Dot`` over unit vectors (checked on write): Qdrant's ``Cosine``
+  re-normalises every stored vector, changing its low bits, so the collection could never be
+  proved equal to what was written; on unit vectors both give the same ranking and scores.
+* Writing uses ``upload_collection`` (batched upserts; ``wait=True``): idempotent by point id.
+  The collection is created with HNSW ``m=0`` (no graph while bulk loading, as Qdrant advises);
+  ``build_index`` then sets ``m`` / ``ef_construct`` and Qdrant builds the graph.
+* Cutover: ``update_collection_aliases`` with delete + create in one atomic request.
+* Local mode is the client's own Python implementation of the server API, not the Rust server:
+  same calls and results, but exact search (no HNSW) and its own speed.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+from qdrant_client import QdrantClient, models
+
+from migrate.engines.address import Address, validate_name
+from migrate.engines.base import (ID, VECTOR, CollectionInfo, IndexSpec, Marker, check_existing, check_rows,
+                                  check_unit, checksum_batches, unavailable, vector_array, vectors_of)
+from migrate.engines.payload import decode, encode, infer_schema
+from migrate.errors import ConfigError, InputError, StateError
+
+#: uuid5 namespace for string ids that are neither integers nor UUIDs (fixed forever: ids must stay stable).
+NAMESPACE = uuid.UUID("6f1c8f0e-7a43-5b7e-9a55-6a696e612d6d")
+#: cosine is stored as Dot on unit vectors: Qdrant's Cosine re-normalises (changes the low bits of) every vector.
+_DISTANCE = {"cosine": models.Distance.DOT, "ip": models.Distance.DOT}
+_METRIC = {models.Distance.COSINE: "cosine", models.Distance.DOT: "ip", models.Distance.EUCLID: "l2",
+           models.Distance.MANHATTAN: "l1"}
+_SAMPLE = 256
+
+
+def point_id(doc_id: str) -> int | str:
+    """The Qdrant point id for a document id (stable across runs and machines)."""
+    if doc_id.isascii() and doc_id.isdigit() and str(int(doc_id)) == doc_id and int(doc_id) < 2 ** 64:
+        return int(doc_id)
+    try:
+        if str(uuid.UUID(doc_id)) == doc_id:
+            return doc_id
+    except ValueError:
+        pass
+    return str(uuid.uuid5(NAMESPACE, doc_id))
+
+
+class QdrantEngine:
+    """A Qdrant server or local-mode directory."""
+
+    def __init__(self, address: Address) -> None:
+        self.address = address
+        a = address
+        try:
+            if a.path is not None:
+                self._client = QdrantClient(path=str(a.path))
+            else:
+                scheme = "https" if a.https else "http"
+                timeout = int(a.option("timeout", "60") or 60)
+                self._client = QdrantClient(url=f"{scheme}://{a.host}:{a.port or 6333}", api_key=a.secret,
+                                            timeout=timeout, prefer_grpc=a.option("prefer_grpc") in ("1", "true"))
+        except RuntimeError as exc:  # local mode: the folder is locked by another process
+            raise StateError(f"{a}: {' '.join(str(exc).split())[:200]}",
+                             hint="local mode allows one process at a time; stop the other one") from None
+        self._markers: dict[str, Marker | None] = {}
+
+    def close(self) -> None:
+        try:
+            self._client.close()
+        except Exception:  # noqa: BLE001
+            pass
+
+    @contextmanager
+    def _guard(self, doing: str) -> Iterator[None]:
+        from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
+
+        try:
+            yield
+        except UnexpectedResponse as exc:
+            if exc.status_code == 404:
+                raise InputError(f"{self.address}: {doing}: not found ({exc.content[:200]!r})") from None
+            if exc.status_code in (401, 403):
+                raise ConfigError(f"{self.address}: access refused ({exc.status_code})",
+                                  hint="set QDRANT_API_KEY or ?api_key_file=PATH") from None
+            raise unavailable(self.address, exc, doing) from None
+        except (ResponseHandlingException, ConnectionError, TimeoutError) as exc:
+            raise unavailable(self.address, exc, doing) from None
+
+    # ------------------------------------------------------------------ names
+
+    def _aliases(self) -> dict[str, str]:
+        return {a.alias_name: a.collection_name for a in self._client.get_aliases().aliases}
+
+    def _resolve(self, name: str) -> str:
+        validate_name("qdrant", name)
+        if self._client.collection_exists(name):
+            return name
+        target = self._aliases().get(name)
+        if target is None:
+            raise InputError(f"{self.address}: collection {name!r} does not exist")
+        return target
+
+    def collections(self) -> list[str]:
+        with self._guard("listing collections"):
+            return sorted(c.name for c in self._client.get_collections().collections)
+
+    def exists(self, collection: str) -> bool:
+        validate_name("qdrant", collection)
+        with self._guard("looking up a collection"):
+            return self._client.collection_exists(collection) or collection in self._aliases()
+
+    def _marker(self, collection: str) -> Marker | None:
+        if collection not in self._markers:
+            meta = self._client.get_collection(collection).config.metadata or {}
+            self._markers[collection] = Marker.from_json(meta.get("jina_migrate")) if isinstance(meta, dict) else None
+        return self._markers[collection]
+
+    def _id_key(self, marker: Marker | None) -> str | None:
+        if self.address.id_field:
+            return self.address.id_field
+        return marker.id_field if marker else None
+
+    def _vector_params(self, collection: str) -> tuple[str | None, models.VectorParams]:
+        vectors = self._client.get_collection(collection).config.params.vectors
+        if isinstance(vectors, models.VectorParams):
+            return None, vectors
+        if not vectors:
+            raise InputError(f"{self.address}: collection {collection!r} has no dense vectors")
+        name = self.address.vector_field or (next(iter(vectors)) if len(vectors) == 1 else None)
+        if name is None or name not in vectors:
+            raise InputError(f"{self.address}: collection {collection!r} has named vectors {sorted(vectors)}",
+                             hint="pick one with ?vector=NAME")
+        return name, vectors[name]
+
+    def _payload_schema(self, collection: str, marker: Marker | None, id_key: str | None) -> pa.Schema:
+        if marker is not None:
+            schema = marker.payload
+        else:
+            points, _ = self._client.scroll(collection, limit=_SAMPLE, with_payload=True, with_vectors=False)
+            schema = infer_schema([p.payload or {} for p in points], exclude=[id_key] if id_key else [])
+        if self.address.payload:
+            missing = [p for p in self.address.payload if p not in schema.names]
+            if missing and marker is not None:
+                raise InputError(f"{self.address}: collection {collection!r} has no payload field {missing[0]!r}")
+            schema = pa.schema([schema.field(p) if p in schema.names else pa.field(p, pa.string())
+                                for p in self.address.payload])
+        return schema
+
+    # ------------------------------------------------------------------ reading
+
+    def describe(self, collection: str) -> CollectionInfo:
+        with self._guard(f"describing {collection!r}"):
+            real = self._resolve(collection)
+            info = self._client.get_collection(real)
+            marker = self._marker(real)
+            vname, params = self._vector_params(real)
+            id_key = self._id_key(marker)
+            schema = self._payload_schema(real, marker, id_key)
+            rows = int(info.points_count or 0)
+            hnsw = info.config.hnsw_config
+            index = f"hnsw(m={hnsw.m}, ef_construct={hnsw.ef_construct})" if hnsw and hnsw.m else "flat"
+            return CollectionInfo(name=real, rows=rows, rows_exact=self.address.embedded, dim=int(params.size),
+                                  metric=marker.metric if marker else _METRIC.get(params.distance), id_field=id_key or "(point id)",
+                                  vector_field=vname or "(default)", payload=schema,
+                                  bytes=rows * int(params.size) * 4 + rows * 64 * max(1, len(schema)),
+                                  index=index, created_by_run=marker.run if marker else None,
+                                  alias_of=real if real != collection else None)
+
+    def _batch(self, points: list, schema: pa.Schema, id_key: str | None, vname: str | None, dim: int,
+               with_vectors: bool, where: str) -> pa.RecordBatch:
+        ids = [str(p.payload[id_key]) if id_key and p.payload and id_key in p.payload else str(p.id) for p in points]
+        arrays: list[pa.Array] = [pa.array(ids, pa.string())]
+        names = [ID]
+        if with_vectors:
+            vecs = [p.vector[vname] if vname is not None else p.vector for p in points]
+            mat = np.asarray(vecs, dtype=np.float32).reshape(len(points), dim)
+            arrays.append(vector_array(mat))
+            names.append(VECTOR)
+        arrays += decode([p.payload for p in points], schema, where=where)
+        names += schema.names
+        return pa.RecordBatch.from_arrays(arrays, names=names)
+
+    def scan(self, collection: str, *, batch_rows: int = 2048, with_vectors: bool = True) -> Iterator[pa.RecordBatch]:
+        with self._guard(f"reading {collection!r}"):
+            real = self._resolve(collection)
+            marker = self._marker(real)
+            id_key = self._id_key(marker)
+            vname, params = self._vector_params(real)
+            schema = self._payload_schema(real, marker, id_key)
+            where = f"{self.address}: collection {real!r}: "
+            offset = None
+            while True:
+                points, offset = self._client.scroll(real, limit=batch_rows, offset=offset, with_payload=True,
+                                                     with_vectors=[vname] if (with_vectors and vname) else with_vectors)
+                if points:
+                    yield self._batch(points, schema, id_key, vname, int(params.size), with_vectors, where)
+                if offset is None:
+                    return
+
+    def fetch(self, collection: str, ids: Sequence[str], *, with_vectors: bool = True) -> pa.Table:
+        with self._guard(f"reading {collection!r}"):
+            real = self._resolve(collection)
+            marker = self._marker(real)
+            id_key = self._id_key(marker)
+            vname, params = self._vector_params(real)
+            schema = self._payload_schema(real, marker, id_key)
+            wv: Any = [vname] if (with_vectors and vname) else with_vectors
+            if marker is None and id_key:
+                flt = models.Filter(must=[models.FieldCondition(key=id_key, match=models.MatchAny(any=list(ids)))])
+                points, _ = self._client.scroll(real, scroll_filter=flt, limit=max(1, len(ids)), with_payload=True,
+                                                with_vectors=wv)
+            else:
+                points = self._client.retrieve(real, ids=[point_id(i) for i in ids], with_payload=True,
+                                               with_vectors=wv)
+            batch = self._batch(points, schema, id_key, vname, int(params.size), with_vectors,
+                                f"{self.address}: collection {real!r}: ")
+            pos = {rid: i for i, rid in enumerate(batch.column(0).to_pylist())}
+            return pa.Table.from_batches([batch]).take(pa.array([pos[i] for i in ids if i in pos], pa.int64()))
+
+    def count(self, collection: str) -> int:
+        with self._guard(f"counting {collection!r}"):
+            return int(self._client.count(self._resolve(collection), exact=True).count)
+
+    def checksum(self, collection: str) -> str:
+        return checksum_batches(self.scan(collection))
+
+    def search(self, collection: str, vectors: np.ndarray, k: int) -> list[list[tuple[str, float]]]:
+        with self._guard(f"searching {collection!r}"):
+            validate_name("qdrant", collection)
+            real = self._resolve(collection)
+            id_key = self._id_key(self._marker(real))
+            vname, _ = self._vector_params(real)
+            requests = [models.QueryRequest(query=q.tolist(), limit=k, using=vname,
+                                            with_payload=[id_key] if id_key else False)
+                        for q in np.asarray(vectors, dtype=np.float32)]
+            # Query the name the caller gave: through an alias when it is one, as the application does.
+            answers = self._client.query_batch_points(collection, requests=requests)
+            return [[(str(p.payload[id_key]) if id_key and p.payload and id_key in p.payload else str(p.id),
+                      float(p.score)) for p in ans.points] for ans in answers]
+
+    # ------------------------------------------------------------------ writing
+
+    def create(self, collection: str, *, dim: int, payload: pa.Schema, index: IndexSpec, run: str,
+               id_type: pa.DataType | None = None) -> None:
+        validate_name("qdrant", collection)
+        id_key = self.address.id_field or ID
+        if id_key in payload.names:
+            raise ConfigError(f"{self.address}: payload field {id_key!r} clashes with the id key",
+                              hint="name another payload key for the id with ?id=KEY")
+        with self._guard(f"creating {collection!r}"):
+            if self._client.collection_exists(collection):
+                check_existing(self.address, collection, self._marker(collection), run=run, dim=dim)
+                return
+            if collection in self._aliases():
+                raise StateError(f"{self.address}: {collection!r} is an alias; choose another collection name")
+            marker = Marker(run=run, dim=dim, metric=index.metric, payload=payload, id_field=id_key)
+            self._client.create_collection(
+                collection, vectors_config=models.VectorParams(size=int(dim), distance=_DISTANCE[index.metric]),
+                hnsw_config=models.HnswConfigDiff(m=0, ef_construct=index.ef_construction),
+                metadata={"jina_migrate": marker.to_json()})
+            self._markers.pop(collection, None)
+
+    def _own(self, collection: str) -> Marker:
+        validate_name("qdrant", collection)
+        if not self._client.collection_exists(collection):
+            raise InputError(f"{self.address}: collection {collection!r} does not exist")
+        marker = self._marker(collection)
+        if marker is None:
+            raise StateError(f"{self.address}: {collection!r} was not created by jina-migrate; it is never written to")
+        return marker
+
+    def upsert(self, collection: str, rows: pa.Table, *, batch_size: int = 256) -> None:
+        if rows.num_rows == 0:
+            return
+        with self._guard(f"writing {collection!r}"):
+            marker = self._own(collection)
+            check_rows(self.address, collection, rows, marker.dim)
+            ids = rows.column(ID).to_pylist()
+            vectors = vectors_of(rows.column(VECTOR))
+            if marker.metric == "cosine":
+                check_unit(self.address, collection, vectors, ids)
+            names = [n for n in marker.payload.names if n in rows.column_names]
+            payloads = encode(rows, names)
+            for pid, p in zip(ids, payloads):
+                p[marker.id_field] = pid
+            self._client.upload_collection(collection, vectors=vectors, payload=payloads,
+                                           ids=[point_id(i) for i in ids], batch_size=batch_size, wait=True)
+
+    def delete(self, collection: str, ids: Sequence[str]) -> None:
+        if not ids:
+            return
+        with self._guard(f"deleting from {collection!r}"):
+            self._own(collection)
+            self._client.delete(collection, points_selector=models.PointIdsList(points=[point_id(i) for i in ids]),
+                                wait=True)
+
+    def build_index(self, collection: str, index: IndexSpec) -> None:
+        with self._guard(f"indexing {collection!r}"):
+            self._own(collection)
+            m = 0 if index.kind == "flat" else index.m  # ivfpq: Qdrant has HNSW only
+            self._client.update_collection(collection, hnsw_config=models.HnswConfigDiff(
+                m=m, ef_construct=index.ef_construction))
+
+    # ------------------------------------------------------------------ cutover
+
+    def alias_target(self, name: str) -> str | None:
+        validate_name("qdrant", name, "alias")
+        with self._guard("reading aliases"):
+            target = self._aliases().get(name)
+            if target is not None:
+                return target
+            return name if self._client.collection_exists(name) else None
+
+    def point_alias(self, name: str, collection: str) -> None:
+        validate_name("qdrant", name, "alias")
+        validate_name("qdrant", collection)
+        with self._guard("switching the alias"):
+            aliases = self._aliases()
+            if name not in aliases and self._client.collection_exists(name):
+                if collection == name:
+                    return
+                raise StateError(f"{self.address}: {name!r} is a collection, not an alias; it cannot be switched "
+                                 "without dropping it, which jina-migrate never does",
+                                 hint="point your application at an alias (e.g. create alias docs_live -> "
+                                      f"{name}), then cut over that alias")
+            if not self._client.collection_exists(collection):
+                raise InputError(f"{self.address}: collection {collection!r} does not exist")
+            if aliases.get(name) == collection:
+                return
+            ops: list[Any] = []
+            if name in aliases:
+                ops.append(models.DeleteAliasOperation(delete_alias=models.DeleteAlias(alias_name=name)))
+            ops.append(models.CreateAliasOperation(create_alias=models.CreateAlias(collection_name=collection,
+                                                                                   alias_name=name)))
+            self._client.update_collection_aliases(change_aliases_operations=ops)
