@@ -40,6 +40,7 @@ PANELS: dict[str, tuple[str, ...]] = {
     "Model": ("model", "task", "dimensions", "allow_any_dimensions", "normalized", "max_input_tokens",
               "late_chunking", "chunker", "embedding_type", "truncate"),
     "Shards": ("shard_size", "shard", "restart"),
+    "Destinations": ("sink", "delete_missing"),
     "Index": ("index_type", "hnsw_m", "hnsw_ef_construction", "ivf_nlist", "pq_m", "pq_nbits"),
     "Local models": ("device", "dtype", "token_budget"),
     "API": ("base_url", "api_key_env", "api_key_file", "tier", "rpm", "tpm", "concurrency"),
@@ -47,7 +48,7 @@ PANELS: dict[str, tuple[str, ...]] = {
     "Output": ("json",),
 }
 _PANEL_OF = {name: panel for panel, names in PANELS.items() for name in names}
-_METAVAR = {"int": "INT", "float": "NUMBER", "path": "PATH", "paths": "DIR", "str": "TEXT"}
+_METAVAR = {"int": "INT", "float": "NUMBER", "path": "PATH", "paths": "DIR", "texts": "URI", "str": "TEXT"}
 _METAVAR_MAX = 30
 
 
@@ -64,7 +65,7 @@ def help_text(name: str) -> str:
     if choices:
         listed = ", ".join(f"{c} (default)" if c == f.default else c for c in choices)
         return f"{text} One of: {listed}."
-    if kind_of(name) not in ("bool", "paths") and f.default is not None:
+    if kind_of(name) not in ("bool", "paths", "texts") and f.default is not None:
         return f"{text} Default: {f.default}."
     return text
 
@@ -88,7 +89,7 @@ def option(name: str, panel: str | None = None) -> Any:
     if not metavar or len(metavar) > _METAVAR_MAX:  # long lists are in the help text
         metavar = _METAVAR[kind]
     info = typer.Option(*decls, help=help_text(name), metavar=metavar, show_default=False, rich_help_panel=panel)
-    if kind == "paths":
+    if kind in ("paths", "texts"):
         return Annotated[Optional[list[str]], info]
     return Annotated[Optional[str], info]
 

@@ -116,7 +116,9 @@ with warnings.catch_warnings():  # the field ``json`` (--json) shadows BaseModel
 
         docs: Path | None = Field(None, description="Documents: Parquet, JSONL or CSV/TSV.")
         out: Path | None = Field(None, description="Output directory (created).")
-        old_index: Path | None = Field(None, description="The v2 index: FAISS file or Parquet/JSONL with vectors.")
+        old_index: Text | None = Field(None, description="The v2 index: a FAISS file, Parquet/JSONL with vectors, or a "
+                                                         "vector-database collection (postgresql://..., qdrant://..., "
+                                                         "milvus://..., lancedb://..., chroma://...).")
         id_map: Path | None = Field(None, description="File mapping FAISS int64 ids to document ids (faiss_id, id).")
         id_field: Text | None = Field(None, description="Document id field (default: id or _id).")
         text_field: Text | None = Field(None, description="Document text field (default: text).")
@@ -150,6 +152,11 @@ with warnings.catch_warnings():  # the field ``json`` (--json) shadows BaseModel
         restart: bool = Field(False, description="Discard shards of another configuration and start over.")
         on_missing: OnProblem = Field("fail", description="Vectors with no document.")
         on_empty: OnProblem = Field("fail", description="Documents with empty text.")
+        sink: list[Text] = Field(default_factory=list, description="Also write the vectors into a NEW collection of "
+                                 "a vector database (repeatable), e.g. postgresql://HOST/DB?table=docs_v3&alias=docs; "
+                                 "the FAISS + Parquet output in --out is always written.")
+        delete_missing: bool = Field(False, description="Database destinations: delete rows whose documents are gone "
+                                                        "(incremental re-index).")
         cache: list[Path] = Field(default_factory=list, description="Earlier output folder whose vectors may be "
                                                                     "reused (repeatable).")
         index_type: Literal[INDEX_TYPES] = Field("flat", description="FAISS index of the new vectors.")  # type: ignore[valid-type]
@@ -309,6 +316,24 @@ with warnings.catch_warnings():  # the field ``json`` (--json) shadows BaseModel
             if self.api_key_file is not None and prefix == "jina-api" and not self.api_key_file.is_file():
                 raise ConfigError(f"{self.where('api_key_file')}: {_path_text(self.api_key_file)} is not a readable file")
             check_index_params(self, self.output_dimensions())
+            self._check_addresses()
+
+        def _check_addresses(self) -> None:
+            """Database addresses parse (no password in them, valid names) before anything connects."""
+            from migrate.engines import is_address, parse_address
+
+            for name, value in [("old_index", self.old_index)] + [("sink", s) for s in self.sink]:
+                if value is not None and (name == "sink" or is_address(value)):
+                    try:
+                        addr = parse_address(value)
+                    except ConfigError as exc:
+                        raise ConfigError(f"{self.where(name)}: {exc.message}", hint=exc.hint) from None
+                    if addr.collection is None:
+                        raise ConfigError(f"{self.where(name)}: {addr} names no collection",
+                                          hint="add ?collection=NAME (or ?table=NAME) to the address")
+            if self.late_chunking and self.sink:
+                raise ConfigError(f"{self.where('sink')}: database destinations take one vector per document; "
+                                  "late chunking makes several", hint="drop --late-chunking, or --sink")
 
         def _check_api_model(self, name: str) -> None:
             from migrate.models import CATALOGUE, V3_NAME

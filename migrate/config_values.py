@@ -114,7 +114,7 @@ _FLOAT_RE = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+
 _TRUE, _FALSE = ("true",), ("false",)
 _ENV_TRUE, _ENV_FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
 
-Kind = Literal["int", "float", "bool", "path", "paths", "str"]
+Kind = Literal["int", "float", "bool", "path", "paths", "texts", "str"]
 
 
 def _strip_optional(annotation: Any) -> Any:
@@ -138,8 +138,14 @@ def kind_of_field(info: FieldInfo) -> Kind:
     if ann is Path:
         return "path"
     if get_origin(ann) is list:
-        return "paths"
+        return "paths" if _strip_annotated(get_args(ann)[0]) is Path else "texts"
     return "str"
+
+
+def _strip_annotated(ann: Any) -> Any:
+    while get_origin(ann) is Annotated:
+        ann = get_args(ann)[0]
+    return ann
 
 
 def choices_of_field(info: FieldInfo) -> tuple[str, ...]:
@@ -149,7 +155,7 @@ def choices_of_field(info: FieldInfo) -> tuple[str, ...]:
 
 
 _EXPECT = {"int": "a whole number", "float": "a number", "bool": "true or false", "path": "a path",
-           "paths": "a list of paths", "str": "text"}
+           "paths": "a list of paths", "texts": "a list of addresses", "str": "text"}
 
 
 def _expected(info: FieldInfo, origin: Origin) -> str:
@@ -190,6 +196,16 @@ def _parse(kind: Kind, raw: Any, origin: Origin) -> Any:
         return [_parse_path(x) for x in items]
     if kind == "path":
         return _parse_path(raw)
+    if kind == "texts":  # repeatable text (database addresses); the environment separates them with spaces
+        if isinstance(raw, str):
+            items = raw.split() if origin.layer == "env" else [raw]
+        elif isinstance(raw, (list, tuple)):
+            items = list(raw)
+        else:
+            raise ValueError
+        if not items or not all(isinstance(x, str) and x.strip() and "\x00" not in x for x in items):
+            raise ValueError
+        return items
     if kind == "str":
         if not isinstance(raw, str):
             raise ValueError

@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +26,12 @@ from migrate.shards import Shard, ShardPlan, canonical_hash
 from migrate.sinks import open_sinks
 from migrate.sinks.base import PlanFacts
 from migrate.sources import (DocumentSpec, OldIndexSpec, PlannedRows, open_documents_source, read_old_keys,
-                             scan_documents)
+                             scan_documents, source_kind)
 from migrate.sources.fingerprint import fingerprint_sources
 from migrate.sources.scan import PLAN_SCHEMA
 from migrate.step import StepContext
 from migrate.workspace import IndexSettings, Manifest, Workspace
+from migrate.workspace.manifest import SinkSpec
 
 
 @dataclass
@@ -60,9 +61,13 @@ def config_fingerprint(config: RunConfig) -> str:
 
 
 def document_spec(cfg: RunConfig) -> DocumentSpec:
-    if cfg.docs is None:
+    """The documents: ``--docs``, or the old index itself when it is a collection that holds the text."""
+    path = cfg.docs
+    if path is None and cfg.old_index is not None and source_kind(str(cfg.old_index)) == "collection":
+        path = cfg.old_index
+    if path is None:
         raise InputError("no documents given", hint="pass --docs FILE (Parquet, JSONL or CSV)")
-    return DocumentSpec(path=str(cfg.docs), id_field=cfg.id_field, text_field=cfg.text_field,
+    return DocumentSpec(path=str(path), id_field=cfg.id_field, text_field=cfg.text_field,
                         title_field=cfg.title_field, faiss_id_field=cfg.faiss_id_field, delimiter=cfg.delimiter)
 
 
@@ -153,7 +158,14 @@ def prepare(cfg: RunConfig) -> Prepared:
     plan = ShardPlan.build(rows.ids, rows.hashes, cfg.shard_size)
     sources = fingerprint_sources([cfg.docs, cfg.old_index, cfg.id_map])
     same_config = existing is not None and existing.config_fingerprint == fp
-    kept = {"created": existing.created} if existing is not None else {}
+    kept: dict[str, Any] = {}
+    if existing is not None:
+        kept = {"created": existing.created, "run_id": existing.run_id, "cutover": existing.cutover}
+    collection_source = str(cfg.old_index) if cfg.old_index and source_kind(str(cfg.old_index)) == "collection" \
+        else None
+    kept["documents"] = asdict(document_spec(cfg))
+    kept["sinks"] = [SinkSpec(uri=u, payload_from=collection_source, delete_missing=cfg.delete_missing)
+                     for u in cfg.sink]
     manifest = Manifest(
         **kept, config=cfg.embedding_config(), config_fingerprint=fp, sources=sources,
         source_fingerprint=canonical_hash([{k: s[k] for k in ("size", "sha256")} for s in sources]),
@@ -213,7 +225,7 @@ def execute(p: Prepared, make_embedder: EmbedderFactory, reporter: Reporter | No
     reporter = reporter or NullReporter()
     ws, cfg = p.ws, p.config
     todo, done = p.pending()
-    sinks = open_sinks(ws, p.manifest)
+    sinks = open_sinks(ws, p.manifest, document_spec(cfg))
     for sink in sinks:  # what can be checked before the width is known
         sink.check(PlanFacts(documents=len(p.rows), dimensions=cfg.dimensions, chunked=cfg.late_chunking))
 
@@ -283,10 +295,17 @@ def _outputs_of(ws: Workspace) -> dict[str, Any]:
             "dimensions": res.dimensions if res else None, "stale_shards_removed": 0}
 
 
+def _sinks_of(ws: Workspace) -> list[Any]:
+    """The sinks an existing output's manifest names (for finalize, verify, status, cutover)."""
+    m = ws.manifest()
+    documents = DocumentSpec(**m.documents) if m.documents else None
+    return open_sinks(ws, m, documents)
+
+
 def finalize(out: Path | str) -> dict[str, Any]:
     """Build the sinks of an output whose shards are all done (after ``--shard I/N`` workers)."""
     ws = Workspace(out)
-    return ws.finalize(open_sinks(ws, ws.manifest()))
+    return ws.finalize(_sinks_of(ws))
 
 
 def verify(out: Path | str) -> dict[str, Any]:
@@ -298,6 +317,77 @@ def verify(out: Path | str) -> dict[str, Any]:
     if not ws.out.is_dir() or not ws.has_manifest():
         ws.manifest()  # raises the StateError that says what is missing
     try:
-        return ws.verify(open_sinks(ws, ws.manifest()))
+        return ws.verify(_sinks_of(ws))
     except StateError as exc:
         return {"ok": False, "problems": [str(exc)], "checks": {}}
+
+
+def _destinations(ws: Workspace, name: str | None) -> list[Any]:
+    from migrate.sinks.database import CollectionSink
+
+    sinks = [s for s in _sinks_of(ws) if isinstance(s, CollectionSink)]
+    if name is not None:
+        sinks = [s for s in sinks if name in (s.name, s.collection, s.uri)]
+    with_alias = [s for s in sinks if s.address.alias]
+    if not with_alias:
+        raise ConfigError(f"{ws.out}: no database destination with an application name to switch"
+                          + (f" matching {name!r}" if name else ""),
+                          hint="run with --sink 'ENGINE://...?collection=NEW&alias=NAME' (NAME: what your "
+                               "application queries)")
+    return with_alias
+
+
+def cutover(out: Path | str, *, require_report: Path | None = None, sink: str | None = None) -> list[dict[str, Any]]:
+    """Point each destination's application name at its new collection, after ``verify`` (and the report's
+    quality gates, when asked) pass. Idempotent; the old collection is never dropped."""
+    from migrate.errors import GateFailed, VerifyFailed
+    from migrate.sinks.database import switch
+
+    ws = Workspace(out)
+    sinks = _destinations(ws, sink)
+    result = verify(out)
+    if not result["ok"]:
+        raise VerifyFailed(f"{ws.out}: verify found {len(result['problems'])} problem(s), first: "
+                           f"{result['problems'][0]}", hint="cutover waits until `jina-migrate verify` passes")
+    if require_report is not None:
+        failed = _failed_gates(Path(require_report))
+        if failed:
+            raise GateFailed(f"{require_report}: quality gate failed: {failed[0]}",
+                             hint="cutover waits until the compare report's gates pass")
+    m = ws.manifest()
+    done = []
+    for s in sinks:
+        done.append({"sink": s.name} | switch(s, m.cutover, lambda: ws.write_manifest(m)))
+        s.close()
+    return done
+
+
+def rollback(out: Path | str, *, sink: str | None = None) -> list[dict[str, Any]]:
+    """Point each destination's application name back where it pointed before ``cutover``."""
+    from migrate.sinks.database import switch_back
+
+    ws = Workspace(out)
+    m = ws.manifest()
+    done = []
+    for s in _destinations(ws, sink):
+        done.append({"sink": s.name} | switch_back(s, m.cutover, lambda: ws.write_manifest(m)))
+        s.close()
+    return done
+
+
+def _failed_gates(report: Path) -> list[str]:
+    """The failed gates of a ``compare`` JSON report (one error line when it is not one)."""
+    import json
+
+    try:
+        data = json.loads(report.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"--require-report {report}: file not found", hint="give compare's report.json") from None
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"--require-report {report}: not a JSON report ({str(exc)[:80]})",
+                          hint="give the report.json that `jina-migrate compare` wrote") from None
+    gates = data.get("gates") if isinstance(data, dict) else None
+    if not isinstance(gates, list) or not gates:
+        raise ConfigError(f"--require-report {report}: the report holds no quality gates",
+                          hint="run compare with --fail-if, e.g. --fail-if 'ndcg@10 < old - 0.01'")
+    return [str(g.get("gate")) for g in gates if isinstance(g, dict) and g.get("failed")]

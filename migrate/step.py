@@ -61,7 +61,7 @@ def read_texts(ctx: StepContext, ws: Workspace, source: DocumentSource, shard: S
     if planned.locs is None:
         raise StateError(f"{ws.out}: the plan was written by jina-migrate 0.1 and holds no source locators",
                          hint="rerun `jina-migrate run` with the same sources: it re-plans and keeps finished shards")
-    texts = source.read(planned.locs)
+    texts = source.read(planned.locs, planned.ids)
     for doc_id, text, want in zip(planned.ids, texts, planned.hashes):
         if hashlib.sha256(text.encode("utf-8")).hexdigest() != want:
             raise StateError(f"{source.describe()}: document {doc_id!r} changed since the run was planned",

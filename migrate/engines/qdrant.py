@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import atexit
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -53,6 +54,42 @@ def point_id(doc_id: str) -> int | str:
     return str(uuid.uuid5(NAMESPACE, doc_id))
 
 
+#: Local mode locks its folder to one client per process: every adapter on a folder shares it.
+_LOCAL: dict[str, list] = {}  # path -> [client, users]
+
+
+def _local_client(path: str) -> Any:
+    entry = _LOCAL.get(path)
+    if entry is None:
+        entry = _LOCAL[path] = [QdrantClient(path=path), 0]
+    entry[1] += 1
+    return entry[0]
+
+
+@atexit.register
+def _close_local_clients() -> None:
+    """Close local clients while the interpreter still works (their ``__del__`` fails at shutdown)."""
+    for path in list(_LOCAL):
+        client = _LOCAL.pop(path)[0]
+        try:
+            client.close()
+        except Exception:  # noqa: BLE001
+            pass
+
+
+def _release_local(path: str) -> None:
+    entry = _LOCAL.get(path)
+    if entry is None:
+        return
+    entry[1] -= 1
+    if entry[1] <= 0:
+        del _LOCAL[path]
+        try:
+            entry[0].close()
+        except Exception:  # noqa: BLE001 - closing a local client that is already gone
+            pass
+
+
 class QdrantEngine:
     """A Qdrant server or local-mode directory."""
 
@@ -61,7 +98,7 @@ class QdrantEngine:
         a = address
         try:
             if a.path is not None:
-                self._client = QdrantClient(path=str(a.path))
+                self._client = _local_client(str(a.path))
             else:
                 scheme = "https" if a.https else "http"
                 timeout = int(a.option("timeout", "60") or 60)
@@ -73,6 +110,9 @@ class QdrantEngine:
         self._markers: dict[str, Marker | None] = {}
 
     def close(self) -> None:
+        if self.address.path is not None:
+            _release_local(str(self.address.path))
+            return
         try:
             self._client.close()
         except Exception:  # noqa: BLE001

@@ -77,7 +77,7 @@ def read_sources(opts: PlanOptions) -> PlanSources:
         findings.append(Finding("index-size-differs", "warning",
                                 f"the old index holds {len(old)} vectors for {rows.report.documents} documents",
                                 "check that documents and index are from the same snapshot"))
-    return PlanSources(rows.ids, rows.hashes, PlannedTexts(source, rows.locs), index_dim, summary, validation,
+    return PlanSources(rows.ids, rows.hashes, PlannedTexts(source, rows.locs, rows.ids), index_dim, summary, validation,
                        prints, findings)
 
 

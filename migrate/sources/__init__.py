@@ -15,21 +15,25 @@ from migrate.sources.files import DocumentSpec, FileDocuments
 from migrate.sources.old_index import OldIndex, OldIndexSpec, OldKeys, open_old_index, read_old_keys, read_id_map
 from migrate.sources.scan import DocumentSource, PlannedRows, ValidationReport, scan_documents, text_hash
 
-#: scheme -> factory of a DocumentSource; plain paths are files.
-SOURCES = {"file": FileDocuments}
+#: kind -> "module:factory" of a DocumentSource (one line per kind; imported when used).
+SOURCES = {"file": "migrate.sources.files:FileDocuments", "collection": "migrate.sources.database:CollectionDocuments"}
+
+
+def source_kind(path: str) -> str:
+    """``collection`` for a vector-database address (``qdrant:///...``), else ``file``."""
+    from migrate.engines import is_address
+
+    return "collection" if is_address(path) else "file"
 
 
 def open_documents_source(spec: DocumentSpec) -> DocumentSource:
-    """The reader for ``spec.path`` (a file today)."""
-    scheme = spec.path.split("://", 1)[0] if "://" in spec.path else "file"
-    factory = SOURCES.get(scheme)
-    if factory is None:
-        from migrate.errors import ConfigError
+    """The reader for ``spec.path``: a documents file, or a vector-database collection."""
+    import importlib
 
-        raise ConfigError(f"{spec.path}: unknown kind of source {scheme!r}", hint="give a Parquet, JSONL or CSV file")
-    return factory(spec)
+    module, _, name = SOURCES[source_kind(spec.path)].partition(":")
+    return getattr(importlib.import_module(module), name)(spec)
 
 
-__all__ = ["DocumentSource", "DocumentSpec", "Documents", "FileDocuments", "OldIndex", "OldIndexSpec", "OldKeys",
+__all__ = ["SOURCES", "source_kind", "DocumentSource", "DocumentSpec", "Documents", "FileDocuments", "OldIndex", "OldIndexSpec", "OldKeys",
            "PlannedRows", "ValidationReport", "open_documents", "open_documents_source", "open_old_index",
            "read_id_map", "read_old_keys", "scan_documents", "text_hash"]

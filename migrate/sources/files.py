@@ -147,8 +147,8 @@ class FileDocuments:
     def scan(self, batch_rows: int = BATCH_ROWS) -> Iterator[DocBatch]:
         yield from self._reader.scan(batch_rows)
 
-    def read(self, locs: np.ndarray) -> list[str]:
-        """Texts of the records at ``locs`` (as recorded by ``scan``), in that order."""
+    def read(self, locs: np.ndarray, ids: Sequence[str] | None = None) -> list[str]:
+        """Texts of the records at ``locs`` (as recorded by ``scan``), in that order (``ids`` are not needed)."""
         if len(locs) == 0:
             return []
         return self._reader.read(np.asarray(locs, dtype=np.int64))

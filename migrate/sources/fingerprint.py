@@ -10,11 +10,29 @@ from migrate.atomic import sha256_file
 
 
 def fingerprint_sources(paths: Iterable[Path | str | None]) -> list[dict[str, Any]]:
-    """Path, size and sha256 of each source file."""
+    """Path, size and sha256 of each source file; for a collection its address (no secret) and row count."""
+    from migrate.engines import is_address
+
     out = []
     for p in paths:
         if p is None:
             continue
+        if is_address(str(p)):
+            out.append(_collection_print(str(p)))
+            continue
         p = Path(p)
         out.append({"path": str(p), "size": p.stat().st_size, "sha256": sha256_file(p)})
     return out
+
+
+def _collection_print(address: str) -> dict[str, Any]:
+    """A collection changes while it lives; its row count (from the engine's statistics) stands for its size."""
+    from migrate.engines import open_engine, parse_address
+
+    addr = parse_address(address)
+    engine = open_engine(addr)
+    try:
+        info = engine.describe(addr.collection)
+    finally:
+        engine.close()
+    return {"path": str(addr), "size": info.rows, "sha256": f"collection:{info.rows}:{info.dim}"}

@@ -54,8 +54,8 @@ class OldIndexSpec:
 class OldKeys:
     """Which documents the old index holds, one entry per stored vector, in index order."""
 
-    path: Path
-    kind: str  # FAISS class name of the innermost index, or "dataset"
+    path: Path  # or the collection's Address
+    kind: str  # FAISS class name of the innermost index, "dataset" or "collection"
     ntotal: int
     dim: int
     metric: str = "ip"
@@ -70,7 +70,7 @@ class OldKeys:
 
     @property
     def is_faiss(self) -> bool:
-        return self.kind != "dataset"
+        return self.kind not in ("dataset", "collection")
 
 
 @dataclass
@@ -201,7 +201,13 @@ def _read_jsonl_strings(path: Path) -> pa.Table:
 # --------------------------------------------------------------------------- keys (planning)
 
 def read_old_keys(spec: OldIndexSpec) -> OldKeys:
-    """Document ids of the old index's vectors, without reading the vectors."""
+    """Document ids of the old index's vectors, without keeping the vectors."""
+    from migrate.engines import is_address
+
+    if is_address(spec.path):
+        from migrate.sources.database import read_collection_keys
+
+        return read_collection_keys(spec)
     path = Path(spec.path)
     check_readable(path)
     if path.suffix.lower() in FAISS_SUFFIXES:

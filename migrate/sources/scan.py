@@ -42,7 +42,7 @@ class DocumentSource(Protocol):
 
     def scan(self, batch_rows: int = ...) -> Any: ...  # Iterator[DocBatch]
 
-    def read(self, locs: np.ndarray) -> list[str]: ...
+    def read(self, locs: np.ndarray, ids: Sequence[str]) -> list[str]: ...
 
 
 def _sample(values: Sequence, n: int = EXAMPLES) -> str:

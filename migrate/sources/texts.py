@@ -17,9 +17,10 @@ BATCH = 16_384
 
 
 class PlannedTexts(Sequence[str]):
-    def __init__(self, source: DocumentSource, locs: np.ndarray) -> None:
+    def __init__(self, source: DocumentSource, locs: np.ndarray, ids) -> None:
         self.source = source
         self.locs = np.asarray(locs, dtype=np.int64)
+        self.ids = ids  # pyarrow string array, in plan order
 
     def __len__(self) -> int:
         return len(self.locs)
@@ -52,7 +53,8 @@ class PlannedTexts(Sequence[str]):
         if not len(idx):
             return []
         order = np.argsort(idx, kind="stable")
-        texts = self.source.read(self.locs[idx[order]])
+        sel = idx[order]
+        texts = self.source.read(self.locs[sel], self.ids.take(sel).to_pylist())
         out: list[str] = [""] * len(idx)
         for o, t in zip(order.tolist(), texts):
             out[o] = t

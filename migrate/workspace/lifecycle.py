@@ -150,8 +150,8 @@ def finalize(ws: Workspace, sinks: Sequence[Sink]) -> dict[str, Any]:
         else:
             sink_info.append({"name": name} | res.info)
     if sink_info:
-        setattr(m, "sinks", sink_info)
-        summary["sinks"] = sink_info
+        m.destinations = {i["name"]: i for i in sink_info}
+        summary["destinations"] = sink_info
     m.state = "complete"
     ws.write_manifest(m)
     summary["stale_shards_removed"] = ws.remove_stale(plan)

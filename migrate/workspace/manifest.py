@@ -10,6 +10,7 @@ is refused with a message saying how to recover (``--restart``).
 from __future__ import annotations
 
 import time
+import uuid
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -45,6 +46,12 @@ class Result(_Model):
     tokens: int = 0
 
 
+class SinkSpec(_Model):
+    uri: str  # as the user gave it (a password is refused in an address, so there is none in it)
+    payload_from: str | None = None  # the source collection whose payload fields are carried
+    delete_missing: bool = False
+
+
 class Manifest(_Model):
     tool: Literal["jina-migrate"] = "jina-migrate"
     version: str = __version__
@@ -61,6 +68,16 @@ class Manifest(_Model):
     executor: dict[str, Any] | None = None
     outputs: dict[str, OutputFile] = Field(default_factory=dict)
     result: Result | None = None
+    #: Names the collections this output creates in databases (kept across reruns of the same output).
+    run_id: str = Field(default_factory=lambda: uuid.uuid4().hex)
+    #: Where the documents are and which fields hold what (a DocumentSpec), for steps run later.
+    documents: dict[str, Any] | None = None
+    #: Database destinations (``--sink``): their addresses (never a secret) and how they are filled.
+    sinks: list[SinkSpec] = Field(default_factory=list)
+    #: What finalize wrote into each destination (rows, upserted, deleted, index).
+    destinations: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    #: Where each destination's application name pointed before and after ``cutover``.
+    cutover: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
     def shard_plan(self, where: str = "manifest.json") -> ShardPlan:
         return ShardPlan.from_dict(self.plan, where)

@@ -1,0 +1,129 @@
+"""A vector-database collection as a source: its documents (text in a column or payload key)
+and its vectors (the old index), streamed with the engine's own cursor, scroll or iterator.
+
+``--old-index postgresql://HOST/DB?table=docs&text=content`` alone is enough: the
+collection is both the old index and the documents. With ``--docs FILE`` the documents
+come from the file and the collection only says which ids (and vectors) the old index holds.
+Payload fields are not copied here: a database sink fetches them from the source collection
+by id when it writes a shard, so they reach the destination unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from migrate.engines import open_engine, parse_address
+from migrate.errors import InputError, StateError
+from migrate.sources.files import TEXT_CANDIDATES, DocBatch, DocumentSpec, _join_title
+from migrate.sources.old_index import OldIndexSpec, OldKeys
+
+BATCH = 2048
+
+
+class CollectionDocuments:
+    """The documents of a collection (a ``DocumentSource``): ids and texts, read again by id."""
+
+    def __init__(self, spec: DocumentSpec) -> None:
+        self.spec = spec
+        self.address = parse_address(spec.path)
+        self.engine = open_engine(self.address)
+        self.collection = self.address.collection
+        info = self.engine.describe(self.collection)
+        names = [f.name for f in info.payload]
+        wanted = spec.text_field or self.address.text_field
+        if wanted:
+            if wanted not in names:
+                raise InputError(f"{self.address}: no text field {wanted!r} in {self.collection!r}",
+                                 hint=f"fields are: {', '.join(names) or '(none)'}")
+            self.text_field = wanted
+        else:
+            found = next((c for c in TEXT_CANDIDATES if c in names), None)
+            if found is None:
+                raise InputError(f"{self.address}: cannot find the text of {self.collection!r}",
+                                 hint=f"add &text=FIELD to the address, or pass --docs FILE; fields are: "
+                                      f"{', '.join(names) or '(none)'}")
+            self.text_field = found
+        self.title_field = spec.title_field
+        if self.title_field and self.title_field not in names:
+            raise InputError(f"{self.address}: no title field {self.title_field!r} in {self.collection!r}",
+                             hint=f"fields are: {', '.join(names)}")
+
+    def describe(self) -> str:
+        return f"{self.address}"
+
+    def where(self, line: int) -> str:
+        return f"{self.address}: row {line}"
+
+    def _texts(self, batch: pa.RecordBatch | pa.Table) -> list[str]:
+        text = batch.column(self.text_field)
+        if not (pa.types.is_string(text.type) or pa.types.is_large_string(text.type) or pa.types.is_null(text.type)):
+            raise InputError(f"{self.address}: text field {self.text_field!r} has type {text.type}, expected strings")
+        texts = pc.fill_null(text.cast(pa.string()), "").to_pylist()
+        if self.title_field:
+            titles = batch.column(self.title_field).cast(pa.string()).to_pylist()
+            texts = [_join_title(t, x) for t, x in zip(titles, texts)]
+        return texts
+
+    def scan(self, batch_rows: int = BATCH) -> Iterator[DocBatch]:
+        row = 0
+        for batch in self.engine.scan(self.collection, batch_rows=batch_rows, with_vectors=False):
+            n = batch.num_rows
+            ids = batch.column("id")
+            if ids.null_count:
+                raise InputError(f"{self.address}: {self.collection!r} has rows without an id")
+            locs = np.arange(row, row + n, dtype=np.int64)
+            yield DocBatch(ids.cast(pa.string()).to_pylist(), self._texts(batch), locs, locs)
+            row += n
+        if row == 0:
+            raise InputError(f"{self.address}: {self.collection!r} is empty", hint="nothing to migrate")
+
+    def read(self, locs: np.ndarray, ids: list[str]) -> list[str]:
+        """Texts of ``ids`` (fetched by id; the locators are scan positions and not needed)."""
+        got = self.engine.fetch(self.collection, list(ids), with_vectors=False)
+        by_id = dict(zip(got.column("id").to_pylist(), self._texts(got)))
+        missing = [i for i in ids if i not in by_id]
+        if missing:
+            raise StateError(f"{self.address}: documents {missing[:5]} are gone from {self.collection!r} since the run "
+                             "was planned", hint="rerun the same command: it re-plans from the collection as it is now")
+        return [by_id[i] for i in ids]
+
+
+def read_collection_keys(spec: OldIndexSpec) -> OldKeys:
+    """Ids and width of a collection's vectors; the vectors are checked batch by batch (width, NaN) and not kept."""
+    address = parse_address(spec.path)
+    engine = open_engine(address)
+    info = engine.describe(address.collection)
+    ids: list[pa.Array] = []
+    dim = info.dim
+    row = 0
+    for batch in engine.scan(address.collection, batch_rows=BATCH, with_vectors=True):
+        col = batch.column("vector")
+        if col.null_count:
+            raise InputError(f"{address}: rows near {row} of {address.collection!r} have no vector")
+        width = col.type.list_size if pa.types.is_fixed_size_list(col.type) else None
+        flat = col.flatten().to_numpy(zero_copy_only=False)
+        if width is None:
+            lengths = pc.list_value_length(col).to_numpy(zero_copy_only=False)
+            if len(lengths) and (lengths != (dim or lengths[0])).any():
+                bad = batch.column("id").to_pylist()[int(np.nonzero(lengths != (dim or lengths[0]))[0][0])]
+                raise InputError(f"{address}: vector of id {bad!r} has another width than the collection's {dim}")
+            width = int(lengths[0]) if len(lengths) else dim
+        if dim is not None and width != dim:
+            raise InputError(f"{address}: vectors of {address.collection!r} have {width} dimensions, "
+                             f"the collection says {dim}")
+        dim = width
+        vecs = np.asarray(flat, dtype=np.float32).reshape(batch.num_rows, width or 0)
+        finite = np.isfinite(vecs).all(axis=1)
+        if not finite.all():
+            bad = batch.column("id").to_pylist()[int(np.nonzero(~finite)[0][0])]
+            raise InputError(f"{address}: the vector of id {bad!r} in {address.collection!r} holds NaN or infinity",
+                             hint="rebuild that vector, or remove the row")
+        ids.append(batch.column("id").cast(pa.string()))
+        row += batch.num_rows
+    arr = pa.concat_arrays(ids) if ids else pa.array([], pa.string())
+    return OldKeys(path=address, kind="collection", ntotal=len(arr), dim=dim or 0, metric=info.metric or "ip",  # type: ignore[arg-type]
+                   ids=arr, id_source="dataset")
