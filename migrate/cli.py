@@ -191,9 +191,9 @@ def _print_summary(summary: dict[str, Any]) -> None:
 @app.command()
 def status(out: OutOpt, json_out: JsonOpt = False) -> None:
     """Shards done / pending / failed, rows, tokens, whether a run is live, and an ETA."""
-    from migrate.workspace import Workspace
+    from migrate.pipeline import status as do_status
 
-    info = Workspace(out).status()
+    info = do_status(out)
     if json_out:
         echo_json(info)
         return
@@ -206,6 +206,10 @@ def status(out: OutOpt, json_out: JsonOpt = False) -> None:
         typer.echo(f"  worker {run_info['worker']}: pid {run_info['pid']} on {run_info['host']}, {alive}")
     if info["state"] == "stopped":
         typer.echo("  no run is live: rerun the same `jina-migrate run` command to resume")
+    for d in info.get("destinations", []):
+        where = f"  ({d['alias']!r} -> {d.get('alias_target')!r})" if d.get("alias") else ""
+        rows = d.get("error") or f"{d.get('rows')} rows, {d['delivered_shards']}/{info['shards']} shards written"
+        typer.echo(f"  destination {d['address']}: {rows}{where}")
     for node, n in sorted(info.get("shards_per_node", {}).items()):
         typer.echo(f"  node {node}: {n} shards")
     for name in info["failed_shards"][:10]:

@@ -18,7 +18,7 @@ from typing import Any
 
 from migrate import __version__
 from migrate.config import RunConfig
-from migrate.errors import BudgetExceeded, ConfigError, InputError, StateError
+from migrate.errors import BudgetExceeded, ConfigError, InputError, MigrateError, StateError
 from migrate.executors import Budget, EmbedderFactory, Executor, Job
 from migrate.executors.local import local_executor
 from migrate.progress import NullReporter, Reporter
@@ -300,6 +300,36 @@ def _sinks_of(ws: Workspace) -> list[Any]:
     m = ws.manifest()
     documents = DocumentSpec(**m.documents) if m.documents else None
     return open_sinks(ws, m, documents)
+
+
+def status(out: Path | str) -> dict[str, Any]:
+    """The workspace's status, plus each database destination's row count and where its application name points."""
+    ws = Workspace(out)
+    info = ws.status()
+    m = ws.manifest()
+    if not m.sinks:
+        return info
+    from migrate.sinks.database import CollectionSink
+
+    dest = []
+    for sink in _sinks_of(ws):
+        if not isinstance(sink, CollectionSink):
+            continue
+        entry: dict[str, Any] = {"name": sink.name, "address": str(sink.address), "collection": sink.collection}
+        try:
+            exists = sink.engine.exists(sink.collection)
+            entry["rows"] = sink.engine.count(sink.collection) if exists else 0
+            if sink.address.alias:
+                entry["alias"] = sink.address.alias
+                entry["alias_target"] = sink.engine.alias_target(sink.address.alias)
+        except MigrateError as exc:  # a server that is down: say so, status still answers
+            entry["error"] = exc.message
+        finally:
+            sink.close()
+        entry["delivered_shards"] = sum(sink.delivered(s) for s in m.shard_plan().shards)
+        dest.append(entry)
+    info["destinations"] = dest
+    return info
 
 
 def finalize(out: Path | str) -> dict[str, Any]:

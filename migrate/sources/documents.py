@@ -7,7 +7,6 @@ which uses the same reader (same field rules, same messages).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +17,8 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from migrate.errors import InputError
-from migrate.sources.files import _BOM, MAX_JSONL_LINE, VECTOR_CANDIDATES, DocumentSpec, FileDocuments, detect_format
+from migrate.sources.files import (VECTOR_CANDIDATES, DocumentSpec, FileDocuments, detect_format, parse_json_record,
+                                   raw_lines)
 
 @dataclass
 class Documents:
@@ -45,35 +45,10 @@ class Documents:
 
 
 def _read_jsonl(path: Path) -> pa.Table:
-    """Parse JSONL line by line so a bad record is reported with its line number."""
-    rows = []
+    """A whole JSONL file as one table (vector datasets); each bad record is named with its line."""
     try:
         with open(path, "rb") as fh:
-            lineno = 0
-            while raw := fh.readline(MAX_JSONL_LINE + 1):
-                lineno += 1
-                if lineno == 1:
-                    raw = raw.removeprefix(_BOM)
-                if len(raw) > MAX_JSONL_LINE and not raw.endswith(b"\n"):
-                    raise InputError(f"{path}:{lineno}: record is longer than {MAX_JSONL_LINE >> 20} MiB",
-                                     hint="split or shorten that document; no embedding model reads that much text")
-                if not raw.strip():
-                    continue
-                try:
-                    line = raw.decode("utf-8")
-                except UnicodeDecodeError as exc:
-                    raise InputError(f"{path}:{lineno}: not valid UTF-8 (byte {exc.start})",
-                                     hint="re-encode the file as UTF-8") from None
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise InputError(f"{path}:{lineno}: invalid JSON ({exc.msg} at column {exc.colno})",
-                                     hint="fix or remove that line") from None
-                except RecursionError:
-                    raise InputError(f"{path}:{lineno}: JSON nested too deeply", hint="fix or remove that line") from None
-                if not isinstance(obj, dict):
-                    raise InputError(f"{path}:{lineno}: expected a JSON object per line, got {type(obj).__name__}")
-                rows.append(obj)
+            rows = [parse_json_record(raw, path, lineno) for lineno, _, raw in raw_lines(fh, path) if raw.strip()]
     except OSError as exc:
         raise InputError(f"{path}: cannot read ({exc.strerror})") from None
     if not rows:

@@ -47,6 +47,52 @@ _BOM = b"\xef\xbb\xbf"
 _SNIFF_DELIMITERS = ",;\t|"
 
 
+def raw_lines(fh: io.BufferedReader, path: Path, start: int = 0) -> Iterator[tuple[int, int, bytes]]:
+    """(line number from ``start``, byte offset, raw line) of a text file; a UTF-8 BOM at the start is skipped
+    and a line longer than ``MAX_JSONL_LINE`` is refused before it is read whole."""
+    fh.seek(start)
+    pos = start
+    if start == 0:
+        if fh.read(3) == _BOM:
+            pos = 3
+        else:
+            fh.seek(0)
+    lineno = 0
+    while raw := fh.readline(MAX_JSONL_LINE + 1):
+        lineno += 1
+        offset = pos
+        pos += len(raw)
+        if len(raw) > MAX_JSONL_LINE and not raw.endswith(b"\n"):
+            raise InputError(f"{path}:{lineno}: line is longer than {MAX_JSONL_LINE >> 20} MiB",
+                             hint="split or shorten that document; no embedding model reads that much text")
+        yield lineno, offset, raw
+
+
+def parse_json_record(raw: bytes, path: Path, lineno: int) -> dict:
+    """One JSONL line as a dict; every problem names the file and the line."""
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}:{lineno}: not valid UTF-8 (byte {exc.start} of the line)",
+                         hint="re-encode the file as UTF-8") from None
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path}:{lineno}: invalid JSON ({exc.msg} at column {exc.colno})",
+                         hint="fix or remove that line") from None
+    except RecursionError:
+        raise InputError(f"{path}:{lineno}: JSON nested too deeply", hint="fix or remove that line") from None
+    if not isinstance(obj, dict):
+        raise InputError(f"{path}:{lineno}: expected a JSON object per line, got {type(obj).__name__}")
+    if b"\\ud" in raw or b"\\uD" in raw:  # a \uD800-\uDFFF escape: a lone surrogate is no character
+        for key, value in obj.items():
+            if isinstance(value, str) and not encodable(value):
+                raise InputError(f"{path}:{lineno}: {key!r} holds an invalid character (a lone UTF-16 "
+                                 "surrogate escape such as \\ud800)",
+                                 hint="fix the export: that escape does not encode a character")
+    return obj
+
+
 def detect_format(path: Path) -> str:
     fmt = FORMATS.get(path.suffix.lower())
     if fmt is None:
@@ -113,7 +159,7 @@ def _kind(value: Any) -> str:
     return {dict: "an object", list: "a list", type(None): "null"}.get(type(value), type(value).__name__)
 
 
-def _encodable(text: str) -> bool:
+def encodable(text: str) -> bool:
     try:
         text.encode("utf-8")
         return True
@@ -287,47 +333,12 @@ class _JsonlReader(_Reader):
 
     def _records(self, fh: io.BufferedReader, start: int = 0) -> Iterator[tuple[int, int, dict]]:
         """(line number, byte offset, record) for each non-blank line from ``start``."""
-        lineno = 0
-        pos = start
-        if start == 0:
-            head = fh.read(3)
-            if head == _BOM:
-                pos = 3
-            else:
-                fh.seek(0)
-        while raw := fh.readline(MAX_JSONL_LINE + 1):
-            lineno += 1
-            offset = pos
-            pos += len(raw)
-            if len(raw) > MAX_JSONL_LINE and not raw.endswith(b"\n"):
-                raise InputError(f"{self.path}:{lineno}: record is longer than {MAX_JSONL_LINE >> 20} MiB",
-                                 hint="split or shorten that document; no embedding model reads that much text")
-            if not raw.strip():
-                continue
-            yield lineno, offset, self._parse(raw, lineno)
+        for lineno, offset, raw in raw_lines(fh, self.path, start):
+            if raw.strip():
+                yield lineno, offset, parse_json_record(raw, self.path, lineno)
 
     def _parse(self, raw: bytes, lineno: int) -> dict:
-        try:
-            line = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise InputError(f"{self.path}:{lineno}: not valid UTF-8 (byte {exc.start} of the line)",
-                             hint="re-encode the file as UTF-8") from None
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{self.path}:{lineno}: invalid JSON ({exc.msg} at column {exc.colno})",
-                             hint="fix or remove that line") from None
-        except RecursionError:
-            raise InputError(f"{self.path}:{lineno}: JSON nested too deeply", hint="fix or remove that line") from None
-        if not isinstance(obj, dict):
-            raise InputError(f"{self.path}:{lineno}: expected a JSON object per line, got {type(obj).__name__}")
-        if b"\\ud" in raw or b"\\uD" in raw:  # a \uD800-\uDFFF escape: a lone surrogate is no character
-            for key, value in obj.items():
-                if isinstance(value, str) and not _encodable(value):
-                    raise InputError(f"{self.path}:{lineno}: {key!r} holds an invalid character (a lone UTF-16 "
-                                     "surrogate escape such as \\ud800)",
-                                     hint="fix the export: that escape does not encode a character")
-        return obj
+        return parse_json_record(raw, self.path, lineno)
 
     def _fields(self, obj: dict, lineno: int) -> tuple[str, str]:
         if self.fields is None:
@@ -479,21 +490,7 @@ class _CsvReader(_Reader):
 
     def _lines(self, fh: io.BufferedReader, start: int) -> Iterator[tuple[int, int, str]]:
         """(line number, byte offset, decoded line) from byte ``start`` (line numbers count from there)."""
-        fh.seek(start)
-        pos = start
-        if start == 0:
-            if fh.read(3) == _BOM:
-                pos = 3
-            else:
-                fh.seek(0)
-        lineno = 0
-        while raw := fh.readline(MAX_JSONL_LINE + 1):
-            lineno += 1
-            offset = pos
-            pos += len(raw)
-            if len(raw) > MAX_JSONL_LINE and not raw.endswith(b"\n"):
-                raise InputError(f"{self.path}:{lineno}: line is longer than {MAX_JSONL_LINE >> 20} MiB",
-                                 hint="split or shorten that document; no embedding model reads that much text")
+        for lineno, offset, raw in raw_lines(fh, self.path, start):
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as exc:

@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from migrate.errors import InputError, ValidationFailed
-from migrate.sources.files import DocBatch
+from migrate.sources.files import DocBatch, encodable
 from migrate.sources.old_index import OldKeys
 
 POLICIES = ("fail", "skip")
@@ -134,7 +134,7 @@ class _Collected:
         try:
             ids = pa.array(batch.ids, pa.string())
         except (pa.ArrowException, UnicodeEncodeError):
-            i = next(i for i, x in enumerate(batch.ids) if not _encodable(x))
+            i = next(i for i, x in enumerate(batch.ids) if not encodable(x))
             raise InputError(f"{src.where(batch.lines[i])}: id holds an invalid character (a lone UTF-16 surrogate)",
                              hint="fix the export: that escape does not encode a character") from None
         self.ids.append(ids)
@@ -143,14 +143,6 @@ class _Collected:
         self.empty.append(empty)
         if batch.faiss_ids is not None:
             self.fids.append(batch.faiss_ids)
-
-
-def _encodable(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-        return True
-    except UnicodeEncodeError:
-        return False
 
 
 def _cat(parts: list[np.ndarray], dtype: Any) -> np.ndarray:
