@@ -160,7 +160,8 @@ class BilledTokens(threading.Thread):
 
     def run(self) -> None:
         while not self.halt.is_set():
-            self.samples.append((time.monotonic(), self.server.usage.total_tokens))
+            billed = sum(u.total_tokens for u in list(self.server.usage.values()))  # every key's usage
+            self.samples.append((time.monotonic(), billed))
             time.sleep(0.02)
 
     def busy_rate_per_minute(self) -> float:
