@@ -261,7 +261,12 @@ def search(
                                                 callback=_path_value)] = None,
     query_task: Annotated[Optional[str], typer.Option(help="Task for the query on the new index (default: retrieval.query when passages used retrieval.passage).")] = None,
     k: Annotated[int, typer.Option("-k", help="Results per side.")] = 5,
-    base_url: Annotated[Optional[str], typer.Option(help="API base URL for jina-api embedders.")] = None,
+    base_url: Annotated[Optional[str], typer.Option(help="Send every API request (both sides) to this base URL; "
+                                                        "default $JINA_API_BASE_URL, else the Jina API.")] = None,
+    api_key_env: Annotated[Optional[str], typer.Option(help="Environment variable holding the API key "
+                                                           "(default JINA_API_KEY).")] = None,
+    api_key_file: Annotated[Optional[str], typer.Option(help="File holding the API key.", metavar="PATH",
+                                                        callback=_path_value)] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """One query against the old and the new index, side by side."""
@@ -274,16 +279,17 @@ def search(
 
     new, manifest = open_output(out)
     cfg = manifest.config
-    emb_info = manifest.embedder or {}
     task = query_task or query_task_for(cfg["task"])
 
-    def api_opts(spec: str, remembered: str | None = None) -> dict[str, Any]:
+    def api_opts(spec: str) -> dict[str, Any]:
+        """Where the key comes from and where requests go: the flags (or $JINA_API_BASE_URL), never a URL a
+        manifest recorded, so a key cannot follow an old or foreign address."""
         if not backend_for(spec).remote:
             return {}
-        url = base_url or remembered
-        return {"base_url": url} if url else {}
+        given = {"base_url": base_url, "api_key_env": api_key_env, "api_key_file": api_key_file}
+        return {k: v for k, v in given.items() if v is not None}
 
-    opts = {"dimensions": cfg.get("dimensions")} | api_opts(cfg["model"], emb_info.get("base_url"))
+    opts = {"dimensions": cfg.get("dimensions")} | api_opts(cfg["model"])
     new_emb = get_embedder(cfg["model"], **{k2: v for k2, v in opts.items() if v is not None})
     qv = new_emb.embed([query], task=task).vectors
     if qv.shape[1] != new.dim:
@@ -321,7 +327,9 @@ def search(
             hits = sides[name]
             cells += [hits[row][0], f"{hits[row][1]:.3f}"] if row < len(hits) else ["", ""]
         table.add_row(*cells)
-    Console().print(table)
+    from migrate.planning.tables import table_console
+
+    table_console().print(table)
 
 
 def _top_k(vectors, ids: list[str], q, k: int) -> list[tuple[str, float]]:

@@ -118,6 +118,7 @@ def run_compare(
     k: int, dims: list[int], ann: bool, nprobe: int | None, ef_search: int | None, examples: int,
     fail_if: list[str], report_dir: Path, html: Path | None, markdown: Path | None, json_path: Path | None,
     github_summary: bool, cache: Path | None, title: str | None, base_url: str | None,
+    api_key_env: str | None = None, api_key_file: Path | None = None,
     also: list[str] | None = None,
 ) -> tuple[Any, dict[str, str]]:
     """Build both sides, compare, evaluate gates and write the outputs; returns (report, written files).
@@ -171,10 +172,10 @@ def run_compare(
     _writable_dir("--report-dir", report_dir)
     for flag, path in outputs.values():
         _writable_file(flag, path)
-    if base_url:
-        for opts, spec in ((new_options, new_model), (old_options, old_model)):
-            if build.is_api_spec(spec):
-                opts["base_url"] = base_url
+    api_opts = {k: v for k, v in (("api_key_env", api_key_env), ("api_key_file", api_key_file)) if v is not None}
+    for opts, spec in ((new_options, new_model), (old_options, old_model)):
+        if build.is_api_spec(spec):
+            opts |= api_opts | ({"base_url": base_url} if base_url else {})
     judgments = read_qrels(qrels, split=split) if qrels is not None else None
     qs = read_queries(queries, only=set(judgments) if judgments is not None else None)
     text_corpus = _read_corpus(corpus) if corpus is not None else None
@@ -186,7 +187,7 @@ def run_compare(
             emb = get_embedder(new_model, **new_options) if new_model else None
             new_side = build.side_from_output(new, name="new", query_task=new_task, embedder=emb, base_url=base_url,
                                               embedder_options=new_options if not new_model else None,
-                                              ann=ann, nprobe=nprobe, ef_search=ef_search)
+                                              ann=ann, nprobe=nprobe, ef_search=ef_search, api_options=api_opts)
         else:
             assert new_model is not None and text_corpus is not None  # checked above
             new_side = build.side_from_model(new_model, text_corpus, name="new", doc_task=new_doc_task,
@@ -202,7 +203,7 @@ def run_compare(
             old_side = build.side_from_model(old_model, text_corpus, name="old", doc_task=old_doc_task,
                                              query_task=old_task, options=old_options, cache=cache_dir)
 
-        extra = [build.side_from_output(path, name=name, base_url=base_url,
+        extra = [build.side_from_output(path, name=name, base_url=base_url, api_options=api_opts,
                                         embedder_options=new_options if not new_model else None)
                  for name, path in extra_specs]
 
@@ -296,6 +297,8 @@ def register(app: typer.Typer) -> None:
         github_summary: Annotated[bool, typer.Option("--github-summary/--no-github-summary", help="Append the Markdown to $GITHUB_STEP_SUMMARY when it is set.")] = True,
         cache: Annotated[OptPath, typer.Option(help="Cache for corpus vectors of model-built sides.")] = None,
         base_url: Annotated[OptStr, typer.Option(help="Send every API request (old and new side) to this base URL; default $JINA_API_BASE_URL, else the Jina API.")] = None,
+        api_key_env: Annotated[OptStr, typer.Option(help="Environment variable holding the API key (default JINA_API_KEY).")] = None,
+        api_key_file: Annotated[OptPath, typer.Option(help="File holding the API key (instead of the environment).")] = None,
         title: Annotated[OptStr, typer.Option(help="Report title.")] = None,
         json_out: Annotated[bool, typer.Option("--json", help="Print the JSON report on stdout.")] = False,
     ) -> None:
@@ -311,7 +314,7 @@ def register(app: typer.Typer) -> None:
             queries=queries, qrels=qrels, corpus=docs, beir=beir, split=split, k=k, dims=_dims(dims), ann=ann,
             nprobe=nprobe, ef_search=ef_search, examples=examples, fail_if=fail_if or [], report_dir=report_dir,
             html=html, markdown=markdown, json_path=json_path, github_summary=github_summary, cache=cache,
-            title=title, base_url=base_url, also=also)
+            title=title, base_url=base_url, also=also, api_key_env=api_key_env, api_key_file=api_key_file)
         if json_out:
             typer.echo(redact(render_json(report)), nl=False)
         else:

@@ -57,14 +57,16 @@ def is_api_spec(spec: str | None) -> bool:
 
 
 def embedder_from_manifest(manifest: OutputManifest | dict[str, Any], *, base_url: str | None = None,
-                           options: dict[str, Any] | None = None) -> Embedder:
+                           options: dict[str, Any] | None = None,
+                           api_options: dict[str, Any] | None = None) -> Embedder:
     """The embedder that makes query vectors comparable with a finished output's vectors.
 
     Model, Matryoshka size, normalisation, max input tokens and (for the API) truncation
     come from the manifest's ``config``; ``options`` (backend options, e.g. ``device``)
     win over them. An API backend sends every request to ``base_url`` when given, else to
     ``$JINA_API_BASE_URL``, else to the public endpoint: never to a URL the manifest
-    recorded, so a key cannot follow an old or foreign address.
+    recorded, so a key cannot follow an old or foreign address. ``api_options`` (where the
+    key comes from) apply only when the manifest's model is an API.
     """
     from migrate.embed.registry import get_embedder
 
@@ -72,7 +74,7 @@ def embedder_from_manifest(manifest: OutputManifest | dict[str, Any], *, base_ur
     api = is_api_spec(m.model)
     opts: dict[str, Any] = {"dimensions": m.dimensions, "normalized" if api else "normalize": m.normalized}
     if api:
-        opts |= {"truncate": m.truncate or None, "base_url": base_url}
+        opts |= {"truncate": m.truncate or None, "base_url": base_url} | (api_options or {})
     else:
         opts["max_tokens"] = m.max_tokens
     opts |= options or {}
@@ -167,7 +169,8 @@ def _chunk_map(ids: list[str]) -> tuple[list[str], np.ndarray | None]:
 def side_from_output(out_dir: Path | str, *, name: str = "new", query_task: str | None = None,
                      embedder: Embedder | None = None, base_url: str | None = None,
                      embedder_options: dict[str, Any] | None = None, ann: bool = False,
-                     nprobe: int | None = None, ef_search: int | None = None) -> Side:
+                     nprobe: int | None = None, ef_search: int | None = None,
+                     api_options: dict[str, Any] | None = None) -> Side:
     """The migrated (v3) index in ``out_dir``, searched in place (its vectors are never loaded
     whole); queries embedded as the manifest says."""
     manifest = OutputManifest.load(out_dir)
@@ -176,7 +179,8 @@ def side_from_output(out_dir: Path | str, *, name: str = "new", query_task: str 
     doc_task = manifest.task or TASK_NONE
     qtask = query_task or query_task_for(doc_task)
     if embedder is None:
-        embedder = embedder_from_manifest(manifest, base_url=base_url, options=embedder_options)
+        embedder = embedder_from_manifest(manifest, base_url=base_url, options=embedder_options,
+                                          api_options=api_options)
     emb = embedder
 
     def describe_now() -> SideDescription:
