@@ -315,7 +315,6 @@ def search(
     if json_out:
         echo_json(result)
         return
-    from rich.console import Console
     from rich.table import Table
 
     table = Table(title=f"query: {query}  (new index task: {task})")
