@@ -319,4 +319,8 @@ def open_old_index(path: str | Path, id_map: str | Path | None = None, *, id_fie
     texts = None
     if tf and tf in names:
         texts = pc.fill_null(pc.cast(table.column(tf), pa.string()), "").to_pylist()
+        bad = [i for i, t in zip(ids, texts) if "\x00" in t]
+        if bad:
+            raise InputError(f"{path}: documents {bad[:5]} contain NUL bytes",
+                             hint="clean the export; NUL is never valid text")
     return OldIndex(path=path, ids=ids, faiss_ids=None, vectors=vecs, dim=vecs.shape[1], texts=texts)
