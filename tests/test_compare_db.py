@@ -144,8 +144,8 @@ def test_gates_sweep_and_ann_on_collections(world, capsys):
     src, dst = world["addrs"]["postgres"]
     extra = ("--dims", "32,16", "--ann")
     capsys.readouterr()
-    rc, rep, folder = _compare(world, src, dst, "gates", *extra, "--fail-if", "ndcg@10 < old + 0.5",
-                               "--fail-if", "overlap@10 < 0.01")
+    rc, rep, _ = _compare(world, src, dst, "gates", *extra, "--fail-if", "ndcg@10 < old + 0.5",
+                          "--fail-if", "overlap@10 < 0.01")
     assert rc == 7  # the new model cannot beat the old by 0.5 nDCG
     err = capsys.readouterr().err
     assert "ndcg@10 < old + 0.5" in err and "Traceback" not in err

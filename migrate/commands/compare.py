@@ -154,6 +154,7 @@ def run_compare(
     from migrate.errors import EmbeddingError
     from migrate.models import query_task_for
     from migrate.report import build
+    from migrate.report.collection import close_side, collection_texts, open_collection, side_from_collection
     from migrate.report.data import read_qrels, read_queries
     from migrate.report.engine import CompareConfig, compare
     from migrate.report.gates import evaluate_gates, parse_gate
@@ -222,14 +223,22 @@ def run_compare(
     text_corpus = _read_corpus(corpus) if corpus is not None else None
     cache_dir = cache or build.cache_dir()
 
-    from migrate.report.collection import close_side, collection_texts, side_from_collection
-
+    # collections are opened before any model loads: a missing one fails in one line, at once
+    stores: dict[str, Any] = {}
+    try:
+        for key, uri in (("new", new), ("old", old)):
+            if _is_uri(uri):
+                stores[key] = open_collection(str(uri), exact=ann)
+    except BaseException:
+        for store in stores.values():
+            store.engine.close()
+        raise
     sides: list[Any] = []
     try:
         # ---- new side
-        if _is_uri(new):
+        if "new" in stores:
             assert new_model is not None  # checked above
-            new_side = side_from_collection(str(new), get_embedder(new_model, **new_options), name="new",
+            new_side = side_from_collection(stores.pop("new"), get_embedder(new_model, **new_options), name="new",
                                             query_task=new_task or query_task_for(new_doc_task),
                                             doc_task=new_doc_task, ann=ann)
         elif new is not None:
@@ -245,9 +254,9 @@ def run_compare(
         sides.append(new_side)
 
         # ---- old side
-        if _is_uri(old):
+        if "old" in stores:
             assert old_model is not None  # checked above
-            old_side = side_from_collection(str(old), get_embedder(old_model, **old_options), name="old",
+            old_side = side_from_collection(stores.pop("old"), get_embedder(old_model, **old_options), name="old",
                                             query_task=old_task, ann=ann)
         elif old is not None and old_model:
             old_side = build.side_from_old_index(old, get_embedder(old_model, **old_options), name="old",
@@ -271,6 +280,8 @@ def run_compare(
     finally:
         for side in sides:
             close_side(side)
+        for store in stores.values():  # opened, but its side was never built
+            store.engine.close()
     evaluate_gates(report, fail_if)
 
     written: dict[str, str] = {}

@@ -80,13 +80,13 @@ def database_rows(plan: dict[str, Any]) -> list[tuple[str, str]]:
     if c:
         size = f", {human_bytes(c['bytes'])} in the engine" if c.get("bytes") else ""
         counted = "" if c.get("rows_exact") else " (engine statistics)"
-        rows.append(("source collection", f"{c['address']}: {c['rows']:,} rows{counted}{size}, "
-                                          f"index {c.get('index') or 'none'}"))
+        line = f"{c['address']}: {c['rows']:,} rows{counted}{size}, index {c.get('index') or 'none'}"
+        rows.append(("source collection", line))
     for d in plan.get("destinations") or []:
         ix = d["index"]
         kind = f"HNSW m={ix['m']}" if ix["kind"] == "hnsw" else ix["kind"]
         note = " (exists already)" if d.get("exists") else ""
-        rows.append((f"destination {d['engine']}", f"{d['address']}{note}: about {human_bytes(d['total_bytes'])} "
-                                                   f"({human_bytes(d['data_bytes'])} data + "
-                                                   f"{human_bytes(d['index_bytes'])} {kind} index)"))
+        line = (f"{d['address']}{note}: about {human_bytes(d['total_bytes'])} ({human_bytes(d['data_bytes'])} data + "
+                f"{human_bytes(d['index_bytes'])} {kind} index)")
+        rows.append((f"destination {d['engine']}", line))
     return rows

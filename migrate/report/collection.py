@@ -192,28 +192,36 @@ def text_field_of(engine: Any, info: Any) -> str | None:
     return next((c for c in TEXT_CANDIDATES if c in strings), None)
 
 
-def side_from_collection(address: str, embedder: Embedder, *, name: str, query_task: str,
-                         doc_task: str | None = None, ann: bool = False) -> Side:
-    """A collection searched with its engine's own index; queries embedded by ``embedder`` with ``query_task``.
-
-    With ``ann`` the side's results come from an exact streamed pass and the engine's index is
-    the ANN index whose recall the report measures. ``doc_task`` is how the documents were
-    embedded when known (None: as stored, not recorded).
-    """
+def open_collection(address: str, *, exact: bool = False) -> CollectionStore:
+    """Connect to the collection at ``address`` and read its statistics (InputError when it does not exist)."""
     from migrate.engines import open_engine, parse_address
-    from migrate.report.build import describe, query_encoder
 
     addr = parse_address(address)
     if addr.collection is None:
         raise ConfigError(f"{addr}: names no collection", hint="add ?collection=NAME (or ?table=NAME)")
     engine = open_engine(addr)
     try:
-        store = CollectionStore(engine, addr.collection, exact=ann)
+        return CollectionStore(engine, addr.collection, exact=exact)
     except BaseException:
         engine.close()
         raise
+
+
+def side_from_collection(collection: str | CollectionStore, embedder: Embedder, *, name: str, query_task: str,
+                         doc_task: str | None = None, ann: bool = False) -> Side:
+    """A collection (an address, or one opened with ``open_collection``) searched with its engine's own
+    index; queries embedded by ``embedder`` with ``query_task``.
+
+    With ``ann`` the side's results come from an exact streamed pass and the engine's index is
+    the ANN index whose recall the report measures. ``doc_task`` is how the documents were
+    embedded when known (None: as stored, not recorded).
+    """
+    from migrate.report.build import describe, query_encoder
+
+    store = collection if isinstance(collection, CollectionStore) else open_collection(collection, exact=ann)
+    addr = store.engine.address
     ann_index = None
-    if ann:
+    if store.exact:
         def engine_ann(queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
             r = store.engine_search(queries, k)
             return r.scores, r.doc_index
