@@ -8,9 +8,16 @@ Each side comes from one of:
 
 * the new side: ``--new OUT`` (a finished migration, searched in place through its
   ``index.faiss``; queries embedded by the manifest's model with ``retrieval.query`` when
-  passages used ``retrieval.passage``), or ``--new-model SPEC`` + ``--docs`` (embed now);
-* the old side: ``--old-index INDEX`` (FAISS / Parquet / JSONL with vectors) + ``--old-model
-  SPEC`` for the queries, or ``--old-model SPEC`` + ``--docs``.
+  passages used ``retrieval.passage``), ``--new URI`` (a vector-database collection searched
+  with its engine's own index; queries embedded by ``--new-model``), or ``--new-model SPEC`` +
+  ``--docs`` (embed now);
+* the old side: ``--old-index INDEX`` (FAISS / Parquet / JSONL with vectors) or ``--old-index
+  URI`` (a collection, searched by its engine) + ``--old-model SPEC`` for the queries, or
+  ``--old-model SPEC`` + ``--docs``.
+
+A collection side holds no vectors in memory; with ``--ann`` its results come from an exact
+streamed pass and the engine's own index is measured against it. Without ``--docs``, result
+snippets come from the collections' text fields.
 
 Flags follow ``run`` and ``search``: ``--old-index``, ``--docs``, ``-k`` (``--old``,
 ``--corpus`` and ``--k`` stay as aliases). ``--base-url`` (or ``$JINA_API_BASE_URL``) sends
@@ -110,10 +117,25 @@ def _api_error(exc: Exception) -> Exception:
     return exc
 
 
+def _is_uri(value: Path | str | None) -> bool:
+    from migrate.engines import is_address
+
+    return value is not None and is_address(str(value))
+
+
+def _side_path(flag: str, value: str | None) -> Path | str | None:
+    """A side's location as given: a collection URI stays text (a Path would fold its ``//``)."""
+    if value is None or _is_uri(value):
+        return value
+    if not value.strip():
+        raise ConfigError(f"{flag}: expected a path or a database address, got ''")
+    return Path(value)
+
+
 def run_compare(
     *,
-    new: Path | None, new_model: str | None, new_task: str | None, new_doc_task: str, new_options: dict,
-    old: Path | None, old_model: str | None, old_task: str, old_doc_task: str, old_options: dict, id_map: Path | None,
+    new: Path | str | None, new_model: str | None, new_task: str | None, new_doc_task: str, new_options: dict,
+    old: Path | str | None, old_model: str | None, old_task: str, old_doc_task: str, old_options: dict, id_map: Path | None,
     queries: Path | None, qrels: Path | None, corpus: Path | None, beir: Path | None, split: str,
     k: int, dims: list[int], ann: bool, nprobe: int | None, ef_search: int | None, examples: int,
     fail_if: list[str], report_dir: Path, html: Path | None, markdown: Path | None, json_path: Path | None,
@@ -124,13 +146,16 @@ def run_compare(
     """Build both sides, compare, evaluate gates and write the outputs; returns (report, written files).
 
     Every request of every API side (old, new, extra) goes to ``base_url`` when given,
-    else to ``$JINA_API_BASE_URL``, else to the public endpoint.
+    else to ``$JINA_API_BASE_URL``, else to the public endpoint. ``new`` / ``old`` may be a
+    vector-database address (``qdrant:///...?collection=docs``): that side is the collection,
+    searched with its engine's own index.
     """
     from migrate.atomic import write_text
     from migrate.embed.registry import get_embedder
     from migrate.errors import EmbeddingError
     from migrate.models import query_task_for
     from migrate.report import build
+    from migrate.report.collection import close_side, collection_texts, open_collection, side_from_collection
     from migrate.report.data import read_qrels, read_queries
     from migrate.report.engine import CompareConfig, compare
     from migrate.report.gates import evaluate_gates, parse_gate
@@ -149,9 +174,27 @@ def run_compare(
         raise ConfigError("compare needs queries", hint="pass --queries FILE (JSONL/CSV/TSV) or --beir DIR")
     if new is None and not (new_model and corpus is not None):
         raise ConfigError("no new side", hint="pass --new OUT_DIR (a finished migration), or --new-model SPEC with --docs")
+    if _is_uri(new) and not new_model:
+        raise ConfigError(f"--new {new}: a collection needs --new-model to embed the queries",
+                          hint="pass the model that embedded the collection, e.g. --new-model "
+                               "jina-api:jina-embeddings-v3 (with --new-option dimensions=N when it was truncated)")
     if old is not None and not old_model:
         raise ConfigError("--old-index needs --old-model to embed the queries the old way",
                           hint="e.g. --old-model jina-api:jina-embeddings-v2-base-en or local:PATH")
+    if _is_uri(old) and id_map is not None:
+        raise ConfigError(f"--id-map {id_map}: only a FAISS file needs an id map; the collection {old} has its own ids",
+                          hint="drop --id-map")
+    for flag, uri in (("--new", new), ("--old-index", old)):
+        if _is_uri(uri):
+            from migrate.engines import parse_address
+
+            try:
+                addr = parse_address(str(uri))
+            except ConfigError as exc:
+                raise ConfigError(f"{flag}: {exc.message}", hint=exc.hint) from None
+            if addr.collection is None:
+                raise ConfigError(f"{flag} {addr}: names no collection",
+                                  hint="add ?collection=NAME (or ?table=NAME) to the address")
     if old is None and not (old_model and corpus is not None):
         raise ConfigError("no old side", hint="pass --old-index INDEX with --old-model SPEC, or --old-model SPEC with --docs")
     extra_specs: list[tuple[str, Path]] = []
@@ -181,9 +224,25 @@ def run_compare(
     text_corpus = _read_corpus(corpus) if corpus is not None else None
     cache_dir = cache or build.cache_dir()
 
+    # collections are opened before any model loads: a missing one fails in one line, at once
+    stores: dict[str, Any] = {}
+    try:
+        for key, uri in (("new", new), ("old", old)):
+            if _is_uri(uri):
+                stores[key] = open_collection(str(uri), exact=ann)
+    except BaseException:
+        for store in stores.values():
+            store.engine.close()
+        raise
+    sides: list[Any] = []
     try:
         # ---- new side
-        if new is not None:
+        if "new" in stores:
+            assert new_model is not None  # checked above
+            new_side = side_from_collection(stores.pop("new"), get_embedder(new_model, **new_options), name="new",
+                                            query_task=new_task or query_task_for(new_doc_task),
+                                            doc_task=new_doc_task, ann=ann)
+        elif new is not None:
             emb = get_embedder(new_model, **new_options) if new_model else None
             new_side = build.side_from_output(new, name="new", query_task=new_task, embedder=emb, base_url=base_url,
                                               embedder_options=new_options if not new_model else None,
@@ -193,26 +252,37 @@ def run_compare(
             new_side = build.side_from_model(new_model, text_corpus, name="new", doc_task=new_doc_task,
                                              query_task=new_task or query_task_for(new_doc_task),
                                              options=new_options, cache=cache_dir)
+        sides.append(new_side)
 
         # ---- old side
-        if old is not None and old_model:
+        if "old" in stores:
+            assert old_model is not None  # checked above
+            old_side = side_from_collection(stores.pop("old"), get_embedder(old_model, **old_options), name="old",
+                                            query_task=old_task, ann=ann)
+        elif old is not None and old_model:
             old_side = build.side_from_old_index(old, get_embedder(old_model, **old_options), name="old",
                                                  id_map=id_map, query_task=old_task, ann=ann)
         else:
             assert old_model is not None and text_corpus is not None  # checked above
             old_side = build.side_from_model(old_model, text_corpus, name="old", doc_task=old_doc_task,
                                              query_task=old_task, options=old_options, cache=cache_dir)
+        sides.append(old_side)
 
         extra = [build.side_from_output(path, name=name, base_url=base_url, api_options=api_opts,
                                         embedder_options=new_options if not new_model else None)
                  for name, path in extra_specs]
 
         cfg = CompareConfig(k=k, dims=dims, ann=ann, examples=examples, **({"title": title} if title else {}))
-        doc_text = text_corpus.lookup() if text_corpus is not None else None
+        doc_text = text_corpus.lookup() if text_corpus is not None else collection_texts([new_side, old_side])
         report = compare(old_side, new_side, qs, judgments, cfg, extra=extra, doc_text=doc_text,
                          run_dir=report_dir / "runs")
     except EmbeddingError as exc:
         raise _api_error(exc) from None
+    finally:
+        for side in sides:
+            close_side(side)
+        for store in stores.values():  # opened, but its side was never built
+            store.engine.close()
     evaluate_gates(report, fail_if)
 
     written: dict[str, str] = {}
@@ -266,12 +336,12 @@ def register(app: typer.Typer) -> None:
 
     @app.command("compare")
     def compare_cmd(
-        new: Annotated[OptPath, typer.Option("--new", help="Finished migration output dir (the v3 index).")] = None,
+        new: Annotated[OptStr, typer.Option("--new", metavar="OUT_DIR|URI", help="Finished migration output dir (the v3 index), or a vector-database collection (postgresql://..., qdrant://..., milvus://..., lancedb://..., chroma://...) searched with its own index (needs --new-model).")] = None,
         new_model: Annotated[OptStr, typer.Option(help="Embedder for the new side (default: the manifest's model); with --docs and no --new, embeds the documents.")] = None,
         new_task: Annotated[OptStr, typer.Option(help="Query task on the new side (default: retrieval.query when passages used retrieval.passage, else the passage task).")] = None,
         new_doc_task: Annotated[str, typer.Option(help="Document task when the new side embeds --docs.")] = "retrieval.passage",
         new_option: Annotated[Optional[list[str]], typer.Option(help="Backend option for the new embedder, key=value (repeatable), e.g. max_tokens=512.")] = None,
-        old_index: Annotated[OptPath, typer.Option("--old-index", "--old", help="Old (v2) index: FAISS file, or Parquet/JSONL with id + vector (--old is an alias).")] = None,
+        old_index: Annotated[OptStr, typer.Option("--old-index", "--old", metavar="PATH|URI", help="Old (v2) index: FAISS file, Parquet/JSONL with id + vector, or a vector-database collection searched with its own index (--old is an alias).")] = None,
         old_model: Annotated[OptStr, typer.Option(help="Embedder that made the old index (for the queries): jina-api:MODEL or local:PATH.")] = None,
         old_task: Annotated[str, typer.Option(help="Query task on the old side (v2 has none).")] = "none",
         old_doc_task: Annotated[str, typer.Option(help="Document task when the old side embeds --docs.")] = "none",
@@ -308,8 +378,8 @@ def register(app: typer.Typer) -> None:
         from migrate.secrets import redact
 
         report, written = run_compare(
-            new=new, new_model=new_model, new_task=new_task, new_doc_task=new_doc_task,
-            new_options=_options(new_option, "--new-option"), old=old_index, old_model=old_model, old_task=old_task,
+            new=_side_path("--new", new), new_model=new_model, new_task=new_task, new_doc_task=new_doc_task,
+            new_options=_options(new_option, "--new-option"), old=_side_path("--old-index", old_index), old_model=old_model, old_task=old_task,
             old_doc_task=old_doc_task, old_options=_options(old_option, "--old-option"), id_map=id_map,
             queries=queries, qrels=qrels, corpus=docs, beir=beir, split=split, k=k, dims=_dims(dims), ann=ann,
             nprobe=nprobe, ef_search=ef_search, examples=examples, fail_if=fail_if or [], report_dir=report_dir,

@@ -1,8 +1,10 @@
 """``jina-migrate plan`` (dry-run report) and ``jina-migrate models`` (the catalogue).
 
-``plan`` needs no key and no network: it reads the sources, counts tokens with the
+``plan`` needs no key and no network for files: it reads the sources, counts tokens with the
 target tokenizer and prints the predicted requests, tokens, cost, time, storage and
-shards, with findings. Outputs: rich tables (default), ``--markdown`` (also appended to
+shards, with findings. ``--old-index URI`` reads a vector-database collection (its own
+statistics, and the text it holds: ``--docs`` may be omitted); ``--sink URI`` estimates the
+destination collection's storage and index size and checks that it does not exist yet. Outputs: rich tables (default), ``--markdown`` (also appended to
 ``$GITHUB_STEP_SUMMARY`` with ``--step-summary``), ``--json``, and ``--out plan.json``
 (what ``run --plan`` executes). ``--fail-on warning|error|never`` sets the CI exit code
 (8, ``PlanFindings``). ``models`` prints the catalogue; tables never split a model name.
@@ -38,7 +40,8 @@ FLAG = {"metavar": ""}
 #: Options ``plan`` shares with ``run`` (one declaration each, in ``migrate.cli_options``).
 SHARED = ("docs", "old_index", "id_map", "id_field", "text_field", "title_field", "faiss_id_field", "delimiter",
           "id_map_faiss_field", "id_map_id_field", "on_missing", "on_empty", "task", "dimensions", "late_chunking",
-          "truncate", "price_per_million", "tier", "rpm", "tpm", "concurrency", "shard_size")
+          "truncate", "price_per_million", "tier", "rpm", "tpm", "concurrency", "shard_size", "sink", "index_type",
+          "hnsw_m", "hnsw_ef_construction", "ivf_nlist")
 
 
 @settings_command(SHARED)
@@ -78,10 +81,12 @@ def plan_command(
     from migrate.config import parse_flags
 
     shared = parse_flags(settings)  # the same checks and messages as run's options
-    if shared.get("docs") is None:
-        raise ConfigError("plan needs --docs FILE (the documents to migrate)")
+    if shared.get("docs") is None and shared.get("old_index") is None:
+        raise ConfigError("plan needs --docs FILE (the documents to migrate)",
+                          hint="or --old-index URI: a database collection that holds the text")
     check_fail_on(fail_on)
-    shared["documents"] = shared.pop("docs")
+    _check_addresses(shared)
+    shared["documents"] = shared.pop("docs", None)
     opts = PlanOptions(
         **shared, from_model=from_model, use_case=use_case, deployment=deployment, commercial=not non_commercial,
         tokenizer=tokenizer, estimate_only=estimate_only, sample_size=sample_size, full_max_chars=full_max_chars,
@@ -109,6 +114,27 @@ def plan_command(
         if out is not None:
             typer.echo(f"plan written to {out} (plan_sha256 {plan['plan_sha256'][:16]})")
     gate(plan, fail_on)
+
+
+def _check_addresses(shared: dict) -> None:
+    """Database addresses parse (no password, valid names) before anything is read, as in ``run``."""
+    from migrate.engines import is_address, parse_address
+    from migrate.errors import ConfigError
+
+    pairs = [("--old-index", shared.get("old_index"))] + [("--sink", s) for s in shared.get("sink") or []]
+    for flag, value in pairs:
+        if value is None or (flag == "--old-index" and not is_address(str(value))):
+            continue
+        try:
+            addr = parse_address(str(value))
+        except ConfigError as exc:
+            raise ConfigError(f"{flag}: {exc.message}", hint=exc.hint) from None
+        if addr.collection is None:
+            raise ConfigError(f"{flag} {addr}: names no collection",
+                              hint="add ?collection=NAME (or ?table=NAME) to the address")
+    if shared.get("sink") and shared.get("late_chunking"):
+        raise ConfigError("--sink: database destinations take one vector per document; late chunking makes several",
+                          hint="drop --late-chunking, or --sink")
 
 
 def models_command(

@@ -99,12 +99,18 @@ def _build(opts: PlanOptions, src: PlanSources, local: LocalTarget | None) -> di
         "api_time": api,
         "local_time": None,
         "storage": storage_section(src.ids, mapping.dimensions, dims_list),
+        "destinations": [],
         "shards": {"shard_size": opts.shard_size, "count": len(shard_plan.shards), "list": shard_rows},
         "findings": [f.as_dict() for f in findings],
         "summary": summary(findings),
         "run_config": _run_config(opts, mapping),
         "measured": None,
     }
+    if opts.sink:
+        plan["destinations"], sink_findings = _destinations(opts, src, plan)
+        if sink_findings:
+            plan["findings"] += [f.as_dict() for f in sink_findings]
+            plan["summary"] = summary(findings + sink_findings)
     if opts.local_model and opts.calibrate:
         cal = _calibrate(opts, src, mapping, local)
         plan["measured"] = {"local_calibration": cal.pop("measured")}
@@ -113,11 +119,29 @@ def _build(opts: PlanOptions, src: PlanSources, local: LocalTarget | None) -> di
     return plan
 
 
+def _destinations(opts: PlanOptions, src: PlanSources, plan: dict[str, Any]) -> tuple[list[dict[str, Any]], list[Finding]]:
+    """Each ``--sink``'s estimated size, with what it will hold: the source collection's payload, or the text."""
+    from migrate.planning.destinations import destination_section
+
+    n = len(src)
+    from_collection = src.old_index is not None and "collection" in src.old_index
+    if from_collection:
+        payload = float(src.payload_bytes or 0.0)
+    else:  # a documents file: the destination's payload is the text
+        payload = (plan["tokens"].get("chars") or 0) / n + 4 if n else 0.0
+    index = {"index_type": opts.index_type, "hnsw_m": opts.hnsw_m, "ef_construction": opts.hnsw_ef_construction,
+             "ivf_nlist": opts.ivf_nlist}
+    return destination_section(list(opts.sink), rows=n, dims=plan["mapping"]["dimensions"],
+                               id_bytes=plan["storage"]["id_bytes_mean"], payload_bytes=payload, index=index,
+                               source=str(opts.old_index) if from_collection else None)
+
+
 def _run_config(opts: PlanOptions, mapping: Mapping) -> dict[str, Any]:
-    """The ``RunConfig`` fields ``run --plan`` applies."""
+    """The ``RunConfig`` fields ``run --plan`` applies (``docs`` is None when the old index's collection holds the text)."""
     model = local_spec(opts.local_model) if opts.runs_local_model and opts.local_model else api_spec(mapping.target.name)
     out: dict[str, Any] = {
-        "docs": str(opts.documents), "old_index": str(opts.old_index) if opts.old_index else None,
+        "docs": str(opts.documents) if opts.documents is not None else None,
+        "old_index": str(opts.old_index) if opts.old_index else None,
         "id_map": str(opts.id_map) if opts.id_map else None, "id_field": opts.id_field, "text_field": opts.text_field,
         "title_field": opts.title_field, "model": model,
         "task": mapping.document_task, "dimensions": mapping.dimensions, "late_chunking": mapping.late_chunking,
@@ -128,6 +152,11 @@ def _run_config(opts: PlanOptions, mapping: Mapping) -> dict[str, Any]:
             out[key] = getattr(opts, key)
     for key in ("on_missing", "on_empty"):
         if getattr(opts, key) != "fail":
+            out[key] = getattr(opts, key)
+    if opts.sink:
+        out["sink"] = list(opts.sink)
+    for key in ("index_type", "hnsw_m", "hnsw_ef_construction", "ivf_nlist"):
+        if getattr(opts, key) is not None:
             out[key] = getattr(opts, key)
     return out
 

@@ -6,7 +6,7 @@ Rate-limit tiers are ``migrate.embed.ratelimit.TIERS`` (the client's own presets
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from migrate.embed.ratelimit import TIERS
@@ -29,7 +29,7 @@ class PlanOptions:
     exactly what ``run`` would refuse.
     """
 
-    documents: Path
+    documents: Path | None = None  # None: the old index is a collection that holds the text
     id_field: str | None = None
     faiss_id_field: str | None = None  # documents column holding each document's FAISS id (as in run)
     delimiter: str | None = None  # CSV/TSV delimiter (sniffed when not given)
@@ -37,7 +37,7 @@ class PlanOptions:
     id_map_id_field: str | None = None
     text_field: str | None = None
     title_field: str | None = None
-    old_index: Path | None = None
+    old_index: Path | str | None = None  # a file, or a vector-database address (text: a Path would fold its //)
     id_map: Path | None = None
     from_model: str | None = None
     use_case: str | None = None
@@ -67,6 +67,11 @@ class PlanOptions:
     bill_prefix: bool = False
     on_missing: str = "fail"
     on_empty: str = "fail"
+    sink: list[str] = field(default_factory=list)  # database destinations (``--sink URI``): sizes estimated
+    index_type: str | None = None  # run's --index-type (the sink maps it to the engine's own index)
+    hnsw_m: int | None = None
+    hnsw_ef_construction: int | None = None
+    ivf_nlist: int | None = None
 
     @property
     def resolved_deployment(self) -> str:

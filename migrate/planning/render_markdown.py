@@ -32,5 +32,14 @@ def render_markdown(plan: dict[str, Any]) -> str:
     for d, fm in storage_by_dims(plan).items():
         mark = " (chosen)" if d == plan["mapping"]["dimensions"] else ""
         out.append(f"| {d}{mark} | {human_bytes(fm['float32'])} | {human_bytes(fm['float16'])} | {human_bytes(fm['binary'])} |")
+    if plan.get("destinations"):
+        out += ["", "### Database destinations (estimated)", "",
+                "| destination | rows | dims | index | data | index size | total | how |", "|---|---|---|---|---|---|---|---|"]
+        for d in plan["destinations"]:
+            ix = d["index"]
+            kind = f"{ix['kind']} m={ix['m']}" if ix["kind"] == "hnsw" else ix["kind"]
+            out.append(f"| `{_cell(d['address'])}` | {d['rows']:,} | {d['dimensions']} | {kind} | "
+                       f"{human_bytes(d['data_bytes'])} | {human_bytes(d['index_bytes'])} | "
+                       f"{human_bytes(d['total_bytes'])} | {_cell(d['basis'])} |")
     out += ["", f"plan_sha256 `{plan['plan_sha256'][:16]}`; execute with `jina-migrate run --plan plan.json --out DIR`", ""]
     return "\n".join(out)

@@ -29,6 +29,15 @@ def render_terminal(plan: dict[str, Any], console: Console | None = None) -> Non
                [Column("tier"), Column("RPM"), Column("TPM"), Column("time"), Column("bound by")],
                [(name, f"{a['rpm']:,}", f"{a['tpm']:,}", human_seconds(a["seconds"]), a["bound_by"])
                 for name, a in plan["api_time"]["by_tier"].items()])
+    if plan.get("destinations"):
+        show_table(console, "database destinations (estimated)",
+                   [Column("destination", prose=True), Column("rows"), Column("index"), Column("data"),
+                    Column("index size"), Column("total")],
+                   [(escape(d["address"]), f"{d['rows']:,}",
+                     escape(f"{d['index']['kind']} m={d['index']['m']}" if d["index"]["kind"] == "hnsw"
+                            else d["index"]["kind"]),
+                     human_bytes(d["data_bytes"]), human_bytes(d["index_bytes"]), human_bytes(d["total_bytes"]))
+                    for d in plan["destinations"]])
     show_table(console, "storage: vectors + FAISS flat index",
                [Column("dims"), Column("float32"), Column("float16"), Column("binary")],
                [(str(d) + (" *" if d == plan["mapping"]["dimensions"] else ""), human_bytes(fm["float32"]),

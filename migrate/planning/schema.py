@@ -31,7 +31,10 @@ PLAN_SCHEMA: dict[str, Any] = {
             "fingerprint": {"type": "array", "description": "path, size, sha256 of documents, old index, id map",
                             "items": {"type": "object", "required": ["path", "size", "sha256"]}},
             "documents": {"type": "integer"},
-            "old_index": {"type": ["object", "null"], "description": "vectors, dim, metric, kind of the v2 index"},
+            "old_index": {"type": ["object", "null"], "description": "vectors, dim, metric, kind of the v2 index; "
+                                                                      "for a database collection also `collection`: "
+                                                                      "the engine's own statistics (rows, bytes, "
+                                                                      "index, fields)"},
             "source_model_from": {"type": "string",
                                   "description": "--from-model, inferred from dims (a v2 model or custom), or assumed"},
             "validation": {"type": ["object", "null"],
@@ -58,6 +61,11 @@ PLAN_SCHEMA: dict[str, Any] = {
         "storage": {"type": "object", "required": ["options", "run_output"],
                     "properties": {"options": {"type": "array", "items": {"type": "object", "required": [
                         "dimensions", "format", "vectors_bytes", "faiss_index_bytes"]}}}},
+        "destinations": {"type": "array", "description": "each --sink: address (no secret), engine, collection, "
+                                                         "index, estimated data/index/total bytes, whether it exists",
+                         "items": {"type": "object", "required": ["address", "engine", "collection", "rows",
+                                                                  "dimensions", "index", "data_bytes", "index_bytes",
+                                                                  "total_bytes", "basis", "exists"]}},
         "shards": {"type": "object", "required": ["shard_size", "count", "list"]},
         "findings": {"type": "array", "items": _FINDING},
         "summary": {"type": "object", "required": ["worst_severity", "counts"]},

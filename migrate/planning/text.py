@@ -66,5 +66,27 @@ def summary_rows(plan: dict[str, Any]) -> list[tuple[str, str]]:
                      f"({meas.get('tokens_per_second')} tok/s measured on {meas.get('sample_docs')} docs)"))
     o = plan["storage"]["run_output"]
     rows.append(("run output on disk", f"{human_bytes(o['total'])} ({o['dimensions']} dims float32)"))
+    for label, value in database_rows(plan):
+        rows.append((label, value))
     rows.append(("shards", f"{plan['shards']['count']} of {plan['shards']['shard_size']} documents"))
+    return rows
+
+
+def database_rows(plan: dict[str, Any]) -> list[tuple[str, str]]:
+    """(label, value) rows for a source collection (its own statistics) and each database destination."""
+    rows = []
+    old = plan["sources"].get("old_index") or {}
+    c = old.get("collection")
+    if c:
+        size = f", {human_bytes(c['bytes'])} in the engine" if c.get("bytes") else ""
+        counted = "" if c.get("rows_exact") else " (engine statistics)"
+        line = f"{c['address']}: {c['rows']:,} rows{counted}{size}, index {c.get('index') or 'none'}"
+        rows.append(("source collection", line))
+    for d in plan.get("destinations") or []:
+        ix = d["index"]
+        kind = f"HNSW m={ix['m']}" if ix["kind"] == "hnsw" else ix["kind"]
+        note = " (exists already)" if d.get("exists") else ""
+        line = (f"{d['address']}{note}: about {human_bytes(d['total_bytes'])} ({human_bytes(d['data_bytes'])} data + "
+                f"{human_bytes(d['index_bytes'])} {kind} index)")
+        rows.append((f"destination {d['engine']}", line))
     return rows

@@ -253,7 +253,8 @@ def compare(old: Side, new: Side, queries: Sequence[Query], qrels: M.Qrels | Non
     """Run ``queries`` against ``old``, ``new`` (and ``extra`` sides); return the typed report.
 
     ``qrels`` (``{qid: {doc_id: rel}}``) switches on the judged metrics; only judged
-    queries are scored there, all queries count for agreement. ``doc_text`` adds
+    queries are scored there, all queries count for agreement. ``doc_text`` (any mapping;
+    one with a ``load(ids)`` method is asked once for every id shown) adds
     snippets to the side-by-side lists. ``run_dir`` (a path) also writes TREC run
     files (``<side>.run``) and ``qrels.txt`` so the numbers can be re-checked.
     """
@@ -301,7 +302,11 @@ def compare(old: Side, new: Side, queries: Sequence[Query], qrels: M.Qrels | Non
 
     examples = []
     qpos = {q: i for i, q in enumerate(qids)}
-    for qid in _pick_examples(agree_rows, qids, cfg.examples):
+    shown = _pick_examples(agree_rows, qids, cfg.examples)
+    load = getattr(doc_text, "load", None)
+    if callable(load):  # texts fetched from a database: one request for every id the examples show
+        load([d for qid in shown for e in evals[:2] for d in e.lists[qid][:cfg.k]])
+    for qid in shown:
         qi = qpos[qid]
         sides = {}
         for e in evals[:2]:

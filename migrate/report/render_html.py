@@ -19,7 +19,8 @@ from typing import Any
 from migrate.report import charts
 from migrate.report.metrics import METRICS
 from migrate.report.schema import SIGNIFICANCE, CompareReport
-from migrate.report.wording import change_words, configuration_rows, docs_sentence, fmt_p, headline_sentence
+from migrate.report.wording import (change_words, configuration_rows, docs_sentence, fmt_p, headline_sentence,
+                                     search_words)
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px auto;max-width:1180px;color:#1f2328;
@@ -314,7 +315,7 @@ def render_html(report: CompareReport) -> str:
     sections = [
         f"<h1>{_e(report.title)}</h1>",
         f"<p class='muted'>created {_e(report.created)} · {report.n_queries} queries · k={report.k}"
-        f" · exact search (cosine) unless marked ANN</p>",
+        f" · {_e(search_words(report.sides.all()))} (ANN checks marked)</p>",
         _verdict(report),
         _sides_summary(report),
     ]

@@ -15,7 +15,8 @@ import re
 from typing import Any
 
 from migrate.report.metrics import METRICS
-from migrate.report.wording import change_words, configuration_rows, docs_sentence, fmt_p, headline_sentence
+from migrate.report.wording import (change_words, configuration_rows, docs_sentence, fmt_p, headline_sentence,
+                                     search_words)
 from migrate.report.schema import CompareReport
 
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]|#~])")
@@ -92,7 +93,7 @@ def render_markdown(report: CompareReport, *, examples: int = 3) -> str:
         out += [f"**:white_check_mark: {passed}**", ""]
     if report.metrics is not None:
         out += [md_escape(headline_sentence(report)) + ".", ""]
-    out += [f"{report.n_queries} queries, exact search, k={k}.", ""]
+    out += [f"{report.n_queries} queries, {md_escape(search_words(report.sides.all()))}, k={k}.", ""]
     for s in report.sides.all():
         out += [f"- **{md_escape(s.name)}**: queries embedded by {md_escape(s.description.identity)}; "
                 f"documents: {md_escape(docs_sentence(s.description))}"]

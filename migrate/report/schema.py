@@ -74,6 +74,7 @@ class SideDescription:
     late_chunking: bool | None = None
     chunker: str | None = None
     index_type: str | None = None
+    collection: str | None = None  # the database collection searched (its address, never a secret)
     search: str = "exact search over the vectors in memory"
     settings: dict[str, str] = field(default_factory=dict)
 

@@ -54,6 +54,16 @@ def docs_sentence(d: SideDescription) -> str:
     return "the same model as the queries"
 
 
+def search_words(sides: list[SideInfo]) -> str:
+    """How the sides were searched, in a few words: exact, unless a database searched with its own index."""
+    own = [s.name for s in sides if not s.description.search.startswith("exact")]
+    if not own:
+        return "exact search (cosine)"
+    if len(own) == len(sides):
+        return "each side searched by its database collection's own index"
+    return f"exact search (cosine), except {', '.join(own)}: searched by the database collection's own index"
+
+
 def _prefix(v: str | None, api: bool) -> str:
     if v is None:
         return "applied by the server" if api else "–"
