@@ -70,6 +70,18 @@ class IndexSpec:
             raise StateError(f"HNSW parameters out of range (m={self.m}, ef_construction={self.ef_construction})")
 
     @classmethod
+    def for_run(cls, index_type: str | None, hnsw_m: int | None = None, ef_construction: int | None = None,
+                ivf_nlist: int | None = None, override: str | None = None) -> "IndexSpec":
+        """The index a database destination builds for a run's ``--index-type`` settings: a flat (exact)
+        run still gets HNSW (m=16) in a database unless the address says ``&index=``; an HNSW run keeps its
+        ``--hnsw-m`` (default 32) and ``--hnsw-ef-construction``; IVF-PQ keeps ``--ivf-nlist``."""
+        run_kind = index_type or "flat"
+        kind = override or ("hnsw" if run_kind == "flat" else run_kind)
+        m, ef = (hnsw_m or 32, ef_construction or 200) if run_kind == "hnsw" else (16, 200)
+        return cls.from_settings(kind, hnsw_m=m, ef_construction=ef,
+                                 nlist=ivf_nlist if run_kind == "ivfpq" else None)
+
+    @classmethod
     def from_settings(cls, index_type: str = "hnsw", hnsw_m: int = 16, ef_construction: int = 200,
                       metric: str = "cosine", nlist: int | None = None) -> "IndexSpec":
         """From the CLI's ``--index-type`` / ``--hnsw-m`` / ``--ef-construction``."""

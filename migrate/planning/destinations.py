@@ -44,15 +44,8 @@ LANCE_MIN_INDEX_ROWS = 5000  # the LanceDB adapter builds no ANN index below thi
 
 def sink_index(index_type: str | None, hnsw_m: int | None, ef_construction: int | None, ivf_nlist: int | None,
                override: str | None = None) -> IndexSpec:
-    """The index the sink builds (mirrors ``migrate.sinks.database.index_spec``): flat -> HNSW m=16 unless
-    the address says ``&index=``; HNSW with the run's ``--hnsw-m`` (default 32) and ``--hnsw-ef-construction``."""
-    run_kind = index_type or "flat"
-    kind = override or ("hnsw" if run_kind == "flat" else run_kind)
-    if run_kind == "hnsw":
-        m, ef = hnsw_m or 32, ef_construction or 200
-    else:
-        m, ef = 16, 200
-    return IndexSpec.from_settings(kind, hnsw_m=m, ef_construction=ef, nlist=ivf_nlist if run_kind == "ivfpq" else None)
+    """The index a destination builds (``IndexSpec.for_run``, the rule the sink itself uses)."""
+    return IndexSpec.for_run(index_type, hnsw_m, ef_construction, ivf_nlist, override)
 
 
 def _align(x: float) -> int:

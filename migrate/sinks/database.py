@@ -39,13 +39,10 @@ def sink_key(uri: str) -> str:
 
 
 def index_spec(settings: IndexSettings, override: str | None = None) -> IndexSpec:
-    """The run's ``--index-type`` in the engine's terms; a flat (exact) run still gets an HNSW index in a
-    database unless the address asks otherwise (``&index=flat``)."""
-    kind = override or ("hnsw" if settings.type == "flat" else settings.type)
+    """The run's index settings in the engine's terms (``IndexSpec.for_run``)."""
     p = settings.params
-    return IndexSpec.from_settings(kind, hnsw_m=int(p.get("hnsw_m") or 16),
-                                   ef_construction=int(p.get("hnsw_ef_construction") or 200),
-                                   nlist=int(p["ivf_nlist"]) if p.get("ivf_nlist") else None)
+    return IndexSpec.for_run(settings.type, p.get("hnsw_m"), p.get("hnsw_ef_construction"), p.get("ivf_nlist"),
+                             override)
 
 
 class CollectionSink:
