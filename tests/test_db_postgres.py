@@ -64,8 +64,10 @@ def _sql(pg: PostgresServer, query: str, params=None) -> list[tuple]:
 
 # --------------------------------------------------------------------------- integer ids, documents file
 
-def test_integer_ids_are_kept(pg, tmp_path):
-    """A table with bigint ids migrates into a table with bigint ids (not text), every row and field equal."""
+def test_integer_ids_are_kept_and_edits_reach_the_destination(pg, tmp_path):
+    """A table with bigint ids migrates into a table with bigint ids (not text), every row and field equal.
+    Then one row's text and another row's payload are edited in the source: the rerun writes exactly
+    those two rows (the payload-only edit too), every other row keeps its xmin."""
     rows = v2_rows(60)
     rows = rows.set_column(0, "id", pa.array([str(7000 + 3 * i) for i in range(rows.num_rows)]))
     before = build_collection(uri(pg, "items"), rows, id_type=pa.int64())
@@ -84,6 +86,21 @@ def test_integer_ids_are_kept(pg, tmp_path):
     want = rows.set_column(1, "vector", pa.array([vecs[i] for i in rows.column("id").to_pylist()],
                                                  pa.list_(pa.float32(), 64)))
     assert_same_rows(got, want)
+
+    ids = rows.column("id").to_pylist()
+    before = {r[0]: r[1] for r in _sql(pg, "SELECT id::text, xmin::text FROM items_v3")}
+    _sql(pg, "UPDATE items SET text = text || ' Edited.' WHERE id = %s", (int(ids[55]),))  # shard 3: re-planned
+    _sql(pg, "UPDATE items SET tags = ARRAY['edited'], score = 0.5 WHERE id = %s", (int(ids[3]),))  # shard 1
+    fin = _finish(jina_migrate("run", "--old-index", uri(pg, "items"), "--sink", uri(pg, "items_v3"),
+                               "--title-field", "title", "--shard-size", "25", "--out", str(out), *MODEL))
+    dest = fin["outputs"]["destinations"][0]
+    assert (fin["embedded"], dest["upserted"], dest["unchanged"]) == (1, 2, 58)
+    after = {r[0]: r[1] for r in _sql(pg, "SELECT id::text, xmin::text FROM items_v3")}
+    assert {i for i in after if after[i] != before[i]} == {ids[55], ids[3]}
+    assert _sql(pg, "SELECT tags, score FROM items_v3 WHERE id = %s", (int(ids[3]),)) == [(["edited"], 0.5)]
+    with opened(pg.uri) as eng:
+        src, dst = table_of(eng.scan("items")), table_of(eng.scan("items_v3"))
+    assert_same_rows(dst.drop_columns(["vector"]), src.drop_columns(["vector"]))
 
 
 @pytest.fixture(scope="module")
