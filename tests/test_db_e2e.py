@@ -136,7 +136,7 @@ def test_migrates_into_a_new_collection_and_reads_back(world, seed):
     assert [(d["collection"], d["rows"], d["upserted"], d["deleted"], d["unchanged"]) for d in dest] == \
         [("docs_v3", N_DOCS, N_DOCS, 0, 0)]
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["destinations"]["%s:docs_v3" % world.engine]["upserted"] == N_DOCS
+    assert manifest["destinations"][f"{world.engine}:docs_v3"]["upserted"] == N_DOCS
     faiss = pq.read_table(out / "embeddings.parquet", columns=["id", "vector"])
     by_id = dict(zip(faiss.column("id").to_pylist(), faiss.column("vector").to_pylist()))
     with opened(world.uri("docs_v3")) as eng:

@@ -312,9 +312,10 @@ def test_database_passwords_never_leave_the_process(world, tmp_path, reliability
         step("status", ["status", "--out", str(out), "--json"], env)
         step("cutover", ["cutover", "--out", str(out), "--json"], env)
         step("rollback (refused: no earlier target)", ["rollback", "--out", str(out)], env, code=3)
-        step("run (password_file)", ["run", "--old-index", f"postgresql://app2@/postgres?host={host}&table=docs&"
-                                     f"password_file={pw_file}", "--sink", f"postgresql://app2@/postgres?host={host}"
-                                     f"&table=docs_v3b&password_file={pw_file}", "--out", str(out2), *model], base_env)
+        db2 = f"postgresql://app2@/postgres?host={host}"
+        step("run (password_file)", ["run", "--old-index", f"{db2}&table=docs&password_file={pw_file}", "--sink",
+                                     f"{db2}&table=docs_v3b&password_file={pw_file}", "--out", str(out2), *model],
+             base_env)
         step("run with a wrong password", ["run", "--old-index", f"{db}&table=docs", "--out", str(work / "o3"),
                                            *model], base_env | {"PGPASSWORD": marks["wrong"]}, code=2)
         step("Qdrant server unreachable", ["run", "--old-index", f"{db}&table=docs", "--sink",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -537,13 +538,17 @@ def child_main(argv: list[str]) -> int:
     errors: list = []
     stop = threading.Event()
     th = query_loop(lambda: eng.search(query["name"], vecs, int(query["k"])), stop, seen, errors)
-    time.sleep(0.4)
+    t0 = time.monotonic()
+    while len(seen) + len(errors) < 3 and time.monotonic() - t0 < 30:  # answers from before the command
+        time.sleep(0.01)
     code = 0
     try:
         main(argv)
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    time.sleep(0.4)
+    n, t0 = len(seen), time.monotonic()
+    while len(seen) + len(errors) < n + 3 and time.monotonic() - t0 < 30:  # and from after it
+        time.sleep(0.01)
     stop.set()
     th.join(30)
     eng.close()
@@ -556,12 +561,11 @@ CHILD = ("import sys; sys.path.insert(0, {tests!r}); from support.engines import
 
 
 def jina_migrate(*args: str, kill: str | None = None, query: dict | None = None, env: dict | None = None,
-                 timeout: float = 300) -> "subprocess.CompletedProcess[str]":
+                 timeout: float = 300) -> subprocess.CompletedProcess[str]:
     """Run ``jina-migrate ARGS`` in a child process as a user would: the installed console script, or,
     when a kill point or a query thread is asked for, ``python -c`` with those hooks installed first."""
     import os
     import shutil
-    import subprocess
     import sys
 
     full = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
