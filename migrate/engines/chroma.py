@@ -58,7 +58,14 @@ class ChromaEngine:
                                                  settings=Settings(anonymized_telemetry=False))
 
     def close(self) -> None:
-        self._client = None  # type: ignore[assignment]
+        """Release the client: Chroma keeps one system per path and process, with the collections' vector
+        segments in memory; the last close stops it, so a later open sees what other processes wrote."""
+        client, self._client = self._client, None  # type: ignore[assignment]
+        if client is not None:
+            try:
+                client.close()
+            except Exception:  # noqa: BLE001 - an older chromadb without close(): nothing to release
+                pass
 
     @contextmanager
     def _guard(self, doing: str) -> Iterator[None]:
@@ -152,12 +159,13 @@ class ChromaEngine:
                                   alias_of=real if real != collection else None)
 
     def _batch(self, got: dict, schema: pa.Schema, doc_field: str | None, with_vectors: bool,
-               where: str) -> pa.RecordBatch:
+               where: str, dim: int | None = None) -> pa.RecordBatch:
         ids = list(got["ids"])
         arrays: list[pa.Array] = [pa.array(ids, pa.string())]
         names = [ID]
         if with_vectors:
-            arrays.append(vector_array(np.asarray(got["embeddings"], dtype=np.float32).reshape(len(ids), -1)))
+            vecs = np.asarray(got["embeddings"] if ids else [], dtype=np.float32)
+            arrays.append(vector_array(vecs.reshape(len(ids), -1 if ids else (dim or 0))))  # no rows: no width
             names.append(VECTOR)
         rows = [dict(m or {}) for m in (got.get("metadatas") or [None] * len(ids))]
         if doc_field:
@@ -189,9 +197,11 @@ class ChromaEngine:
         with self._guard(f"reading {collection!r}"):
             real = self._resolve(collection)
             col = self._collection(real)
-            schema, _, doc_field = self._layout(col)
-            got = col.get(ids=list(ids), include=self._include(with_vectors, doc_field))
-            batch = self._batch(got, schema, doc_field, with_vectors, f"{self.address}: collection {real!r}: ")
+            schema, marker, doc_field = self._layout(col)
+            got = col.get(ids=list(ids), include=self._include(with_vectors, doc_field)) if len(ids) else \
+                {"ids": [], "embeddings": [], "metadatas": [], "documents": []}
+            batch = self._batch(got, schema, doc_field, with_vectors, f"{self.address}: collection {real!r}: ",
+                                dim=marker.dim if marker else None)
             pos = {rid: i for i, rid in enumerate(got["ids"])}
             return pa.Table.from_batches([batch]).take(pa.array([pos[i] for i in ids if i in pos], pa.int64()))
 

