@@ -182,6 +182,9 @@ def _print_summary(summary: dict[str, Any]) -> None:
         c.print(f"new index: {o['index']}  ({o['rows']} vectors, {o['dimensions']} dims)")
         c.print(f"embeddings: {o['embeddings']}")
         c.print(f"manifest: {Path(summary['out']) / 'manifest.json'}")
+        for d in o.get("destinations", []):
+            c.print(f"destination {d['address']}: {d['rows']} rows ({d['upserted']} written, "
+                    f"{d.get('deleted', 0)} deleted, {d['unchanged']} unchanged)", highlight=False)
     elif state == "partial":
         c.print("this worker's shards are done; run `jina-migrate finalize --out ...` when all workers finish")
 

@@ -303,9 +303,13 @@ def execute(p: Prepared, make_embedder: EmbedderFactory, reporter: Reporter | No
 def _outputs_of(ws: Workspace) -> dict[str, Any]:
     m = ws.manifest()
     res = m.result
-    return {"embeddings": str(ws.out / "embeddings.parquet"), "index": str(ws.out / "index.faiss"),
-            "id_map": str(ws.out / "id_map.parquet"), "rows": res.rows if res else None,
-            "dimensions": res.dimensions if res else None, "stale_shards_removed": 0}
+    out = {"embeddings": str(ws.out / "embeddings.parquet"), "index": str(ws.out / "index.faiss"),
+           "id_map": str(ws.out / "id_map.parquet"), "rows": res.rows if res else None,
+           "dimensions": res.dimensions if res else None, "stale_shards_removed": 0}
+    if m.destinations:
+        out["destinations"] = [d | {"upserted": 0, "deleted": 0, "unchanged": d.get("rows", 0)}
+                               for d in m.destinations.values()]
+    return out
 
 
 def _sinks_of(ws: Workspace) -> list[Any]:
@@ -345,10 +349,28 @@ def status(out: Path | str) -> dict[str, Any]:
     return info
 
 
+def _closing(sinks: list[Any]) -> Any:
+    """Close the sinks' connections when done (embedded databases lock their files while open)."""
+    import contextlib
+
+    @contextlib.contextmanager
+    def scope():
+        try:
+            yield sinks
+        finally:
+            for sink in sinks:
+                close = getattr(sink, "close", None)
+                if callable(close):
+                    close()
+
+    return scope()
+
+
 def finalize(out: Path | str) -> dict[str, Any]:
     """Build the sinks of an output whose shards are all done (after ``--shard I/N`` workers)."""
     ws = Workspace(out)
-    return ws.finalize(_sinks_of(ws))
+    with _closing(_sinks_of(ws)) as sinks:
+        return ws.finalize(sinks)
 
 
 def verify(out: Path | str) -> dict[str, Any]:
@@ -360,7 +382,8 @@ def verify(out: Path | str) -> dict[str, Any]:
     if not ws.out.is_dir() or not ws.has_manifest():
         ws.manifest()  # raises the StateError that says what is missing
     try:
-        return ws.verify(_sinks_of(ws))
+        with _closing(_sinks_of(ws)) as sinks:
+            return ws.verify(sinks)
     except StateError as exc:
         return {"ok": False, "problems": [str(exc)], "checks": {}}
 
