@@ -42,7 +42,7 @@ FORMATS = {
 #: Longest JSONL record accepted (bytes). A longer line is refused before it is read into memory:
 #: no embedding model takes that much text, and a corrupt export can be one endless line.
 MAX_JSONL_LINE = 64 * 1024 * 1024
-BATCH_ROWS = 16_384
+BATCH_ROWS = 65_536
 _BOM = b"\xef\xbb\xbf"
 _SNIFF_DELIMITERS = ",;\t|"
 

@@ -25,6 +25,7 @@ import pyarrow.compute as pc
 
 from migrate.errors import InputError, ValidationFailed
 from migrate.sources.files import DocBatch, encodable
+from migrate.sources.idhash import digest_ids, duplicate_rows, hash_array, lookup
 from migrate.sources.old_index import OldKeys
 
 POLICIES = ("fail", "skip")
@@ -108,7 +109,8 @@ class _Collected:
 
     def __init__(self) -> None:
         self.ids: list[pa.Array] = []
-        self.digests = bytearray()  # one growing buffer: no second copy when the scan ends
+        self.digests = bytearray()  # sha256 of each text; one growing buffer: no second copy when the scan ends
+        self.id_digests = bytearray()  # 8-byte digest of each id (duplicates and joins, see idhash)
         self.locs: list[np.ndarray] = []
         self.lines: list[np.ndarray] = []
         self.empty: list[np.ndarray] = []
@@ -138,8 +140,9 @@ class _Collected:
             raise InputError(f"{src.where(batch.lines[i])}: id holds an invalid character (a lone UTF-16 surrogate)",
                              hint="fix the export: that escape does not encode a character") from None
         self.ids.append(ids)
+        self.id_digests += digest_ids(batch.ids)
         self.locs.append(batch.locs)
-        self.lines.append(batch.lines)
+        self.lines.append(batch.lines if batch.lines is not batch.locs else None)  # Parquet: a row is its locator
         self.empty.append(empty)
         if batch.faiss_ids is not None:
             self.fids.append(batch.faiss_ids)
@@ -162,15 +165,20 @@ def scan_documents(src: DocumentSource, old: OldKeys | None = None, *, on_missin
     if n == 0:
         raise InputError(f"{src.describe()}: no records found", hint="the file is empty")
     hashes = np.frombuffer(got.digests, dtype=np.uint8).reshape(n, 32)
-    locs, lines, empty = _cat(got.locs, np.int64), _cat(got.lines, np.int64), _cat(got.empty, bool)
+    id_digests = np.frombuffer(got.id_digests, dtype="<u8")
+    locs, empty = _cat(got.locs, np.int64), _cat(got.empty, bool)
+    lines = locs if all(x is None for x in got.lines) else \
+        _cat([x if x is not None else l for x, l in zip(got.lines, got.locs)], np.int64)
+    got.ids = got.locs = got.lines = []  # type: ignore[assignment]
     field_fids = _cat(got.fids, np.int64) if use_faiss_id_field else None
     report = ValidationReport(documents=n, old_vectors=len(old) if old is not None else 0)
 
-    _refuse_duplicate_ids(src, ids, lines)
+    _refuse_duplicate_ids(src, ids, id_digests, lines)
     if field_fids is not None:
         _refuse_duplicate_values(src, field_fids, lines, "FAISS id (--faiss-id-field)")
 
-    old_pos = _join_old(src, ids, field_fids, old, on_missing, report, n)
+    old_pos = _join_old(src, ids, id_digests, field_fids, old, on_missing, report, n)
+    del id_digests
     faiss_ids = _assign_faiss_ids(ids, field_fids, old, old_pos)
 
     keep = np.ones(n, dtype=bool)
@@ -195,14 +203,15 @@ def scan_documents(src: DocumentSource, old: OldKeys | None = None, *, on_missin
     return PlannedRows(ids=ids, hashes=np.ascontiguousarray(hashes), faiss_ids=faiss_ids, locs=locs, report=report)
 
 
-def _refuse_duplicate_ids(src: DocumentSource, ids: pa.Array, lines: np.ndarray) -> None:
-    if pc.count_distinct(ids).as_py() == len(ids):
+def _refuse_duplicate_ids(src: DocumentSource, ids: pa.Array, id_digests: np.ndarray, lines: np.ndarray) -> None:
+    rows = duplicate_rows(ids, id_digests)
+    if not len(rows):
         return
-    counts = pc.value_counts(ids)
-    dup = pc.filter(counts.field("values"), pc.greater(counts.field("counts"), 1))
-    first = dup[0].as_py()
-    where = lines[pc.indices_nonzero(pc.equal(ids, first)).to_numpy()][:2].tolist()
-    raise ValidationFailed(f"{src.describe()}: duplicate document ids: {_sample(dup.to_pylist())} "
+    values = ids.take(pa.array(rows)).to_pylist()
+    dup = list(dict.fromkeys(values))
+    first = dup[0]
+    where = [int(lines[r]) for r, v in zip(rows.tolist(), values) if v == first][:2]
+    raise ValidationFailed(f"{src.describe()}: duplicate document ids: {_sample(dup)} "
                            f"({first!r} at {src.where(where[0])} and {src.where(where[1])})",
                            hint="ids must be unique; de-duplicate the export")
 
@@ -217,8 +226,8 @@ def _refuse_duplicate_values(src: DocumentSource, values: np.ndarray, lines: np.
                                hint="each document needs its own FAISS id")
 
 
-def _join_old(src: DocumentSource, ids: pa.Array, field_fids: np.ndarray | None, old: OldKeys | None,
-              on_missing: str, report: ValidationReport, n: int) -> np.ndarray:
+def _join_old(src: DocumentSource, ids: pa.Array, id_digests: np.ndarray, field_fids: np.ndarray | None,
+              old: OldKeys | None, on_missing: str, report: ValidationReport, n: int) -> np.ndarray:
     """Row of each document in the old index (-1: none); refuses or counts old vectors with no document."""
     old_pos = np.full(n, -1, dtype=np.int64)
     if old is None:
@@ -226,9 +235,11 @@ def _join_old(src: DocumentSource, ids: pa.Array, field_fids: np.ndarray | None,
     if field_fids is not None and old.is_faiss:
         # documents carry their FAISS id: match it with the ids the index stores (or its row numbers)
         keys = old.faiss_ids if old.faiss_ids is not None else np.arange(old.ntotal, dtype=np.int64)
-        pos = pc.index_in(pa.array(field_fids), value_set=pa.array(keys, pa.int64()))
-        matched = pc.is_in(pa.array(keys, pa.int64()), value_set=pa.array(field_fids))
-        missing_keys = pc.filter(pa.array(keys, pa.int64()), pc.invert(matched))
+        order = np.argsort(keys, kind="stable")
+        at = np.minimum(np.searchsorted(keys[order], field_fids), max(len(keys) - 1, 0))
+        found = (keys[order][at] == field_fids) if len(keys) else np.zeros(n, bool)
+        pos_np = np.where(found, order[at], -1).astype(np.int64)
+        missing_keys = pa.array(keys[~np.isin(keys, field_fids)], pa.int64())
         what = "FAISS ids"
     elif old.ids is None:  # row-order index: vector i is document row i
         if old.ntotal > n:
@@ -240,16 +251,17 @@ def _join_old(src: DocumentSource, ids: pa.Array, field_fids: np.ndarray | None,
         old_pos[: old.ntotal] = np.arange(old.ntotal)
         return old_pos
     else:
-        pos = pc.index_in(ids, value_set=old.ids)
-        matched = pc.is_in(old.ids, value_set=ids)
-        missing_keys = pc.filter(old.ids, pc.invert(matched))
-        what = "document ids"
-        if old.ids is not None and pc.count_distinct(old.ids).as_py() != len(old.ids):
-            counts = pc.value_counts(old.ids)
-            dup = pc.filter(counts.field("values"), pc.greater(counts.field("counts"), 1)).to_pylist()
+        old_digests = hash_array(old.ids)
+        dup_rows = duplicate_rows(old.ids, old_digests)
+        if len(dup_rows):
+            dup = list(dict.fromkeys(old.ids.take(pa.array(dup_rows)).to_pylist()))
             where = old.id_map if old.id_map is not None else old.path
             raise ValidationFailed(f"{where}: duplicate document ids in the old index: {_sample(dup)}",
                                    hint="each vector must belong to a different document")
+        pos_np = lookup(ids, id_digests, old.ids, old_digests)
+        back = lookup(old.ids, old_digests, ids, id_digests)
+        missing_keys = old.ids.filter(pa.array(back < 0))
+        what = "document ids"
     if len(missing_keys):
         shown = missing_keys.to_pylist()
         if on_missing == "fail":
@@ -262,7 +274,7 @@ def _join_old(src: DocumentSource, ids: pa.Array, field_fids: np.ndarray | None,
                 hint=hint)
         report.skipped_missing = len(shown)
         report.examples["skipped_missing"] = [str(x) for x in shown[:EXAMPLES]]
-    return pc.fill_null(pos, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+    return pos_np
 
 
 def _assign_faiss_ids(ids: pa.Array, field_fids: np.ndarray | None, old: OldKeys | None,
