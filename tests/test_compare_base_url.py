@@ -120,3 +120,31 @@ def test_an_old_side_embedded_from_documents_uses_the_base_url_too(rehearsal):
                         {**proxy.env(), "JINA_API_KEY": server.api_key})
         rep = _check(proxy, proc, d / "rep-docs" / "report.json")
     assert rep["sides"]["old"]["description"]["source"].startswith("corpus embedded now")
+
+
+@needs_static
+@pytest.mark.parametrize("how", ["flag", "environment"])
+def test_search_sends_both_sides_to_the_given_base_url_with_the_key_file(rehearsal, tmp_path, how):
+    """`search` used to send the old side's query, with the key, to the public endpoint: never again."""
+    d, server = rehearsal
+    key_file = tmp_path / "key.txt"
+    key_file.write_text(server.api_key + "\n")
+    with LoopbackProxy(server.base_url) as proxy:
+        args = ["search", "solar power", "--out", str(d / "out"), "--old-index", str(d / "old.parquet"),
+                "--old-model", f"jina-api:{V2}", "--api-key-file", str(key_file), "--json", "-k", "3"]
+        env = {k: v for k, v in os.environ.items() if k not in ("JINA_API_BASE_URL", "JINA_API_KEY")}
+        env |= proxy.env()
+        if how == "flag":
+            args += ["--base-url", proxy.base_url]
+        else:
+            env["JINA_API_BASE_URL"] = proxy.base_url
+        proc = subprocess.run([sys.executable, "-m", "migrate", *args], capture_output=True, text=True, env=env,
+                              cwd=REPO, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert proxy.elsewhere == [], f"requests left for another address: {proxy.elsewhere}"
+        models = {s.model for s in proxy.forwarded if s.path.startswith("/v1/embeddings")}
+        assert {V2, V3} <= models, models
+    result = json.loads(proc.stdout)
+    assert len(result["new"]) == 3 and len(result["old"]) == 3
+    assert server.api_key not in proc.stdout + proc.stderr
+    assert "resume" not in proc.stderr

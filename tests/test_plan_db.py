@@ -79,8 +79,14 @@ def test_plan_reads_a_collection_and_sizes_the_destination(sources, engine, caps
     assert {"title", "text", "tags", "published"} <= set(stats["payload"])
     assert stats["payload_bytes_per_row"] > 500  # text + title + 10 more fields
     assert plan["sources"]["validation"]["documents"] == 320
+    # the same fingerprint `run` pins: the row count and the engine's checksum over ids, vectors and payload
+    from migrate.engines import open_engine
+
+    eng = open_engine(src)
+    digest = eng.checksum(parse_address(src).collection)
+    eng.close()
     assert plan["sources"]["fingerprint"] == [{"path": str(parse_address(src)), "size": 320,
-                                               "sha256": "collection:320:384"}]
+                                               "sha256": f"collection:{digest}"}]
     # the same texts as the documents file: the same token count
     rc, from_file = _plan(d / f"plan-file-{engine}.json", "--docs", str(SAMPLE / "docs.jsonl"),
                           "--title-field", "title")

@@ -146,6 +146,25 @@ CASES: list[M] = [
     M("verify of nothing", "verify --out {d}/none", 3, "no such output directory"),
     M("verify of a folder that is no output", "verify --out {d}", 3, "no manifest.json"),
     M("finalize of nothing", "finalize --out {d}/none", 3, "no such output directory"),
+    # --- sources, id maps and destinations
+    M("delimiter of two characters", "run --docs {d}/d.csv --out {out} --delimiter ';;'", 2, "one character",
+      files={"d.csv": "id,text\n1,a\n"}),
+    M("csv read with the wrong delimiter", "run --docs {d}/d.csv --out {out} --delimiter ','", 2,
+      "pass --delimiter ';'", files={"d.csv": "id;text\n1;a\n"}),
+    M("id map without an index", RUN + " --id-map {d}/ids.csv", 2, "--id-map needs --old-index",
+      files={"ids.csv": "faiss_id,id\n0,d0\n"}),
+    M("faiss id field missing", RUN + " --faiss-id-field vid", 2, "'vid'"),
+    M("password in a destination address", RUN + " --sink 'postgresql://app:s3cret@db/shop?table=t'", 2,
+      "PGPASSWORD"),
+    M("password in a source address", "run --old-index 'postgresql://app:s3cret@db/shop?table=t' --out {out}", 2,
+      "PGPASSWORD"),
+    M("destination without a collection", RUN + " --sink 'qdrant:///{d}/q'", 2, "names no collection"),
+    M("hostile collection name", RUN + " --sink \"qdrant:///{d}/q?collection=a';drop\"", 2, "--sink"),
+    M("unknown database option", RUN + " --sink 'qdrant:///{d}/q?colection=x'", 2, "--sink"),
+    M("late chunking into a database", RUN + " --late-chunking --sink 'qdrant:///{d}/q?collection=x'", 2,
+      "one vector per document"),
+    M("cutover of nothing", "cutover --out {d}/none", 3, "no such output directory"),
+    M("rollback of nothing", "rollback --out {d}/none", 3, "no such output directory"),
 ]
 
 
