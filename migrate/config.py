@@ -29,7 +29,6 @@ fingerprint that the manifest pins (a change there needs ``--restart``).
 
 from __future__ import annotations
 
-import math
 import os
 import tomllib
 import warnings
@@ -305,7 +304,10 @@ with warnings.catch_warnings():  # the field ``json`` (--json) shadows BaseModel
             """Refuse, before anything is written, what the model or the files cannot do."""
             prefix, _, name = self.model.partition(":")
             _check_backend(prefix, self.where("model"))
-            if prefix == "jina-api":
+            from migrate.embed.registry import backend_for
+
+            remote = backend_for(self.model).remote
+            if remote:
                 self._check_api_model(name)
             if self.out is not None and self.out.exists() and not self.out.is_dir():
                 raise ConfigError(f"{self.where('out')}: {_path_text(self.out)} exists and is not a directory")
@@ -313,7 +315,7 @@ with warnings.catch_warnings():  # the field ``json`` (--json) shadows BaseModel
                 if not d.is_dir():
                     raise ConfigError(f"{self.where('cache')}: {_path_text(d)} is not a directory",
                                       hint="give the output folder of an earlier run")
-            if self.api_key_file is not None and prefix == "jina-api" and not self.api_key_file.is_file():
+            if self.api_key_file is not None and remote and not self.api_key_file.is_file():
                 raise ConfigError(f"{self.where('api_key_file')}: {_path_text(self.api_key_file)} is not a readable file")
             check_index_params(self, self.output_dimensions())
             self._check_addresses()
@@ -393,27 +395,18 @@ def _check_backend(prefix: str, label: str) -> None:
 
 
 def check_index_params(config: RunConfig, dims: int | None, rows: int | None = None) -> None:
-    """Refuse index parameters FAISS cannot build, before any vector is embedded.
+    """Refuse index parameters FAISS cannot build, before any vector is embedded (``migrate.index_rules``).
 
     ``dims`` is the output width when known (explicit ``--dimensions``, the API model's width,
-    or a loaded local model's); ``rows`` the number of vectors, when known. Each message names
+    or a loaded local model's); ``rows`` the number of vectors, when known. The message names
     the setting as the user gave it. Ranges of single values are checked by ``RunConfig``.
     """
-    if config.index_type != "ivfpq":
-        return
-    if dims is not None and config.pq_m is not None:
-        if config.pq_m > dims or dims % config.pq_m:
-            divisors = [m for m in (4, 8, 16, 32, 48, 64, 96, 128) if m <= dims and dims % m == 0]
-            raise ConfigError(f"{config.where('pq_m')}: {config.pq_m} does not divide the {dims} output dimensions",
-                              hint=f"choose a divisor of {dims}" + (f", e.g. {', '.join(map(str, divisors))}"
-                                                                    if divisors else ""))
-    if rows is not None:
-        nlist = config.ivf_nlist or max(1, min(int(4 * math.sqrt(rows)), rows // 39 or 1))
-        need = max(nlist * 39, 2 ** config.pq_nbits)
-        if rows < need:
-            raise ConfigError(f"IVF-PQ with nlist={nlist}, nbits={config.pq_nbits} needs at least {need} vectors "
-                              f"to train; this run has {rows}",
-                              hint="use --index-type flat or hnsw for small corpora, or lower --ivf-nlist/--pq-nbits")
+    from migrate.index_rules import index_problem
+
+    problem = index_problem(config.index_type, ivf_nlist=config.ivf_nlist, pq_m=config.pq_m,
+                            pq_nbits=config.pq_nbits, vectors=rows, dims=dims)
+    if problem is not None:
+        raise ConfigError(f"{config.where(problem.setting)}: {problem.message}", hint=problem.hint)
 
 
 # --------------------------------------------------------------------------- sources (pydantic-settings)

@@ -27,7 +27,8 @@ from typing import Any
 import pytest
 
 DOC_ENV = "JINA_MIGRATE_RELIABILITY_DOC"
-AREAS = ("Crash", "Disk and filesystem", "API faults", "Hostile input", "Secrets", "Reports")
+AREAS = ("Crash", "Disk and filesystem", "API faults", "Hostile input", "Output state", "Databases", "Secrets",
+         "Reports")
 
 _MODULE_AREA = {"test_reliability_crash": "Crash", "test_reliability_fs": "Disk and filesystem",
                 "test_reliability_faults": "API faults", "test_reliability_input": "Hostile input",

@@ -30,6 +30,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+
+pytest_plugins = ["reliability_plugin"]
 from support.engines import (assert_same_rows, build_collection, jina_migrate, opened, postgres_server, table_of,
                              v2_rows)
 
@@ -130,7 +132,7 @@ def _single_error(proc, code: int) -> str:
 
 # --------------------------------------------------------------------------- 1. read back what was written
 
-def test_migrates_into_a_new_collection_and_reads_back(world, seed):
+def test_migrates_into_a_new_collection_and_reads_back(world, seed, reliability):
     out = seed["out"]
     dest = seed["finish"]["outputs"]["destinations"]
     assert [(d["collection"], d["rows"], d["upserted"], d["deleted"], d["unchanged"]) for d in dest] == \
@@ -153,12 +155,13 @@ def test_migrates_into_a_new_collection_and_reads_back(world, seed):
     assert check.returncode == 0, check.stdout + check.stderr
     report = json.loads(check.stdout)
     assert report["ok"] and report["checks"][f"{world.engine}:docs_v3"]["sampled"] == N_DOCS
+    reliability.add('Databases', 'a collection with payload fields of many types into a new collection (each engine)', 1, "every id once, vectors bit-equal to the FAISS sink's, payload and types equal; verify passes")
 
 
 # --------------------------------------------------------------------------- 2. SIGKILL during the writes
 
 @pytest.mark.parametrize("point", ["upsert-mid:2", "upsert-after:2", "index"])
-def test_sigkill_during_the_writes_then_rerun(world, seed, tmp_path, point):
+def test_sigkill_during_the_writes_then_rerun(world, seed, tmp_path, point, reliability):
     """Killed mid-upsert (half of shard 2 written), between shard 2's upsert and its delivery record,
     or during the index build: the rerun of the same command ends with the reference contents."""
     out = tmp_path / "out"
@@ -187,11 +190,12 @@ def test_sigkill_during_the_writes_then_rerun(world, seed, tmp_path, point):
         with opened(world.uri(coll)) as eng:
             assert "hnsw" in (eng.describe(coll).index or "")
     assert world.checksum(world.source) == world.source_checksum
+    reliability.add('Databases', 'SIGKILL mid-upsert / between upsert and record / during the index build (each engine), then a rerun', 2, 'same collection checksum as an uninterrupted run')
 
 
 # --------------------------------------------------------------------------- 3 + 4. cutover under queries, rollback
 
-def test_cutover_under_queries_sigkill_and_rollback(world, seed, tmp_path):
+def test_cutover_under_queries_sigkill_and_rollback(world, seed, tmp_path, reliability):
     """1. A thread searches the application's name while ``jina-migrate cutover`` switches it: no error, no
     empty answer, each answer wholly the old or wholly the new collection's. 2. ``rollback`` points the
     name back. 3. A cutover killed after it saved the previous target but before the switch, then its
@@ -267,3 +271,4 @@ def test_cutover_under_queries_sigkill_and_rollback(world, seed, tmp_path):
     assert world.checksum(world.source) == world.source_checksum
     with opened(world.uri(world.source)) as eng:
         assert "docs_v3" in eng.collections()  # nothing is dropped either way
+    reliability.add('Databases', 'cutover killed before and after the switch, under a thread querying the alias; rollback (each engine)', 4, 'no error or empty answer, each answer wholly old or new; right alias after the rerun; source checksum unchanged')

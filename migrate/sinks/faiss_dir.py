@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 
 from migrate.atomic import atomic_path, sha256_file
 from migrate.errors import ConfigError, StateError
+from migrate.index_rules import default_nlist, default_pq_m, index_problem
 from migrate.shards import Shard
 from migrate.sinks.base import PlanFacts, SinkCheck, SinkResult
 from migrate.workspace import Workspace, arrow_to_vectors
@@ -34,52 +35,26 @@ ID_MAP = "id_map.parquet"
 OUTPUTS = (EMBEDDINGS, ID_MAP, INDEX)
 #: Bytes of training vectors IVF-PQ may hold (the sample is cut to fit).
 TRAIN_BYTES = 256 << 20
-HNSW_M_MAX = 512
 
 
 def ivf_nlist(settings: IndexSettings, n: int) -> int:
     nlist = settings.params.get("ivf_nlist")
-    return int(nlist) if nlist else max(1, min(int(4 * np.sqrt(n)), n // 39 or 1))
+    return int(nlist) if nlist else default_nlist(n)
 
 
 def pq_m(settings: IndexSettings, d: int) -> int:
     m = settings.params.get("pq_m")
-    if m:
-        return int(m)
-    return next(mm for mm in (64, 48, 32, 16, 8, 4, 2, 1) if d % mm == 0 and mm <= d // 4 or mm == 1)
+    return int(m) if m else default_pq_m(d)
 
 
 def check_index(settings: IndexSettings, documents: int, dimensions: int | None) -> None:
-    """Refuse index settings that cannot work, before anything is embedded (exit 2)."""
+    """Refuse index settings that cannot work, before anything is embedded (exit 2); the rule is
+    ``migrate.index_rules``, shared with the settings checks."""
     p = settings.params
-    if settings.type == "hnsw":
-        m = int(p.get("hnsw_m") or 32)
-        if not 2 <= m <= HNSW_M_MAX:
-            raise ConfigError(f"--hnsw-m {m} is out of range", hint=f"use 2..{HNSW_M_MAX} (16-64 is typical)")
-        if int(p.get("hnsw_ef_construction") or 200) < 1:
-            raise ConfigError("--ef-construction must be at least 1")
-    elif settings.type == "ivfpq":
-        nbits = int(p.get("pq_nbits") or 8)
-        if not 1 <= nbits <= 16:
-            raise ConfigError(f"--pq-nbits {nbits} is out of range", hint="use 1..16 (8 is typical)")
-        if p.get("ivf_nlist") is not None and int(p["ivf_nlist"]) < 1:
-            raise ConfigError(f"--ivf-nlist {p['ivf_nlist']} must be at least 1")
-        if p.get("pq_m") is not None and int(p["pq_m"]) < 1:
-            raise ConfigError(f"--pq-m {p['pq_m']} must be at least 1")
-        nlist = ivf_nlist(settings, documents)
-        if documents < nlist * 39 or documents < 2 ** nbits:
-            raise ConfigError(f"IVF-PQ with --ivf-nlist {nlist} and --pq-nbits {nbits} needs at least "
-                              f"{max(nlist * 39, 2 ** nbits)} vectors to train; the plan has {documents}",
-                              hint="use --index-type flat or hnsw for small corpora, or lower --ivf-nlist")
-        if dimensions is not None:
-            m = pq_m(settings, dimensions)
-            if dimensions % m:
-                raise ConfigError(f"--pq-m {m} must divide the output dimensions {dimensions}",
-                                  hint=f"use a divisor of {dimensions}, e.g. {_divisor(dimensions)}")
-
-
-def _divisor(d: int) -> int:
-    return next(m for m in (64, 32, 16, 8, 4, 2, 1) if d % m == 0)
+    problem = index_problem(settings.type, ivf_nlist=p.get("ivf_nlist"), pq_m=p.get("pq_m"),
+                            pq_nbits=int(p.get("pq_nbits") or 8), vectors=documents, dims=dimensions)
+    if problem is not None:
+        raise ConfigError(f"--{problem.setting.replace('_', '-')}: {problem.message}", hint=problem.hint)
 
 
 def _new_index(settings: IndexSettings, d: int, n: int):

@@ -14,6 +14,7 @@ fix it. The text of a record is ``title + " " + text`` when a title field is giv
 
 from __future__ import annotations
 
+import abc
 import csv
 import io
 import json
@@ -200,7 +201,7 @@ class FileDocuments:
         return self._reader.read(np.asarray(locs, dtype=np.int64))
 
 
-class _Reader:
+class _Reader(abc.ABC):
     def __init__(self, src: FileDocuments) -> None:
         self.src = src
         self.path = src.path
@@ -209,11 +210,13 @@ class _Reader:
     def where(self, line: int) -> str:
         return f"{self.path}:{line}"
 
-    def scan(self, batch_rows: int) -> Iterator[DocBatch]:  # pragma: no cover - interface
-        raise NotImplementedError
+    @abc.abstractmethod
+    def scan(self, batch_rows: int) -> Iterator[DocBatch]:
+        """Every record, in file order, ``batch_rows`` at a time."""
 
-    def read(self, locs: np.ndarray) -> list[str]:  # pragma: no cover - interface
-        raise NotImplementedError
+    @abc.abstractmethod
+    def read(self, locs: np.ndarray) -> list[str]:
+        """The texts of the records at ``locs``, in that order."""
 
     # record -> (id, text, faiss id), shared by JSONL and CSV
     def _faiss_id(self, value: Any, line: int) -> int:

