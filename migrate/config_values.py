@@ -207,6 +207,8 @@ def _parse(kind: Kind, raw: Any, origin: Origin) -> Any:
             raise ValueError
         return items
     if kind == "str":
+        if isinstance(raw, os.PathLike) and origin.layer == "flag":
+            raw = os.fspath(raw)  # a path given from Python to a text setting that also takes addresses
         if not isinstance(raw, str):
             raise ValueError
         return raw

@@ -48,7 +48,7 @@ def run_demo(out: Path, *, json_out: bool = False) -> dict[str, Any]:
         key_file.chmod(0o600)
         say(f"server up at {server.base_url}; migrating {sample / 'docs.jsonl'} -> {out}")
         cfg = load_config({
-            "docs": sample / "docs.jsonl", "title_field": "title", "old_index": sample / "old_index.faiss",
+            "docs": sample / "docs.jsonl", "title_field": "title", "old_index": str(sample / "old_index.faiss"),
             "id_map": sample / "id_map.csv", "out": out, "model": "jina-api:jina-embeddings-v3",
             "task": "retrieval.passage", "shard_size": 64, "base_url": server.base_url, "api_key_file": key_file,
             "json": json_out or None,
