@@ -351,12 +351,15 @@ def _top_k(vectors, ids: list[str], q, k: int) -> list[tuple[str, float]]:
 def demo(
     out: Annotated[str, typer.Option("--out", "-o", help="Where to write the demo migration.", metavar="DIR",
                                      callback=_path_value)] = "runs/demo",
+    fast: Annotated[bool, typer.Option("--fast", help="Serve jina-embeddings-v3 with the 64-d static stand-in: a "
+                                                      "quick smoke run (its report says little about quality).",
+                                       metavar="")] = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Migrate the bundled sample end to end, offline, no key: the embedded default."""
     from migrate.demo import run_demo
 
-    result = run_demo(out, json_out=json_out)
+    result = run_demo(out, json_out=json_out, fast=fast)
     if json_out:
         echo_json(result)
 

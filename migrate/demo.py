@@ -32,7 +32,7 @@ def sample_dir() -> Path:
     return SAMPLE
 
 
-def run_demo(out: Path, *, json_out: bool = False) -> dict[str, Any]:
+def run_demo(out: Path, *, json_out: bool = False, fast: bool = False) -> dict[str, Any]:
     from migrate import pipeline
     from migrate.config import load_config
     from migrate.progress import make_reporter
@@ -42,7 +42,8 @@ def run_demo(out: Path, *, json_out: bool = False) -> dict[str, Any]:
     out = Path(out)
     say = (lambda *_: None) if json_out else (lambda msg: print(msg, file=sys.stderr, flush=True))
     say("starting the local Jina-compatible server (stand-in models, loopback only)...")
-    with run_server(preload=("e5-small",)) as server, tempfile.TemporaryDirectory() as tmp:
+    server_options: dict[str, Any] = {"fast": True} if fast else {"preload": ("e5-small",)}
+    with run_server(**server_options) as server, tempfile.TemporaryDirectory() as tmp:
         key_file = Path(tmp) / "key"
         key_file.write_text(server.api_key)
         key_file.chmod(0o600)
