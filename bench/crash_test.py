@@ -210,19 +210,21 @@ class Migration:
     def billed(self) -> int | None:
         return int(self.server.usage()["total_tokens"]) if self.server is not None else None
 
-    def start(self, out: Path, kill_at: str | None) -> subprocess.Popen:
+    def start(self, out: Path, kill_at: str | None, finalize: bool = False) -> subprocess.Popen:
         env = dict(self.env)
         if kill_at:
             env[KILL_ENV] = kill_at
-        return subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--child", *self.argv(out)],
+        argv = ["finalize", "--out", str(out), "--json"] if finalize else self.argv(out)
+        return subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--child", *argv],
                                 cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def _run(mig: Migration, out: Path, kill_at: str | None = None, kill_after: float | None = None,
-         timeout: float = 900) -> tuple[int, list[dict], str, float, float | None]:
-    """Run one child; returns (rc, JSON events, stderr, seconds, seconds from 'start' event to exit)."""
+         timeout: float = 900, finalize: bool = False) -> tuple[int, list[dict], str, float, float | None]:
+    """Run one child (``run``, or ``finalize`` of a finished output); returns (rc, JSON events, stderr,
+    seconds, seconds from 'start' event to exit)."""
     t0 = time.monotonic()
-    proc = mig.start(out, kill_at)
+    proc = mig.start(out, kill_at, finalize)
     events: list[dict] = []
     started = threading.Event()
     t_start: list[float] = []
@@ -242,6 +244,9 @@ def _run(mig: Migration, out: Path, kill_at: str | None = None, kill_after: floa
 
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
+    if finalize:  # `finalize` prints no start event: its work starts with the process
+        t_start.append(time.monotonic())
+        started.set()
     if kill_after is not None:
         # Random moment, counted from the run's own start event (imports and model loading excluded).
         if started.wait(timeout) and proc.poll() is None:
@@ -366,9 +371,11 @@ def crash_test(backend: str, *, kills: int = 20, seed: int = 0, work: Path | Non
             if item == "random":
                 kill_after = rng.uniform(0.0, max(0.2, work_secs or 1.0))
                 a.plan = f"random:{kill_after:.2f}s"
-                rc, ev, err, secs, _ = _run(mig, out, kill_after=kill_after)
+                rc, ev, err, secs, _ = _run(mig, out, kill_after=kill_after, finalize=not pending)
             else:
-                rc, ev, err, secs, _ = _run(mig, out, kill_at=item)
+                # A finished, unchanged output is not rebuilt by `run`: its finalize phases are reached with `finalize`.
+                rebuild = item.split(":")[0] in FINALIZE_PHASES and not pending
+                rc, ev, err, secs, _ = _run(mig, out, kill_at=item, finalize=rebuild)
             a.rc, a.seconds = rc, round(secs, 2)
             a.killed = rc == -signal.SIGKILL
             after = _records(out)
