@@ -360,8 +360,8 @@ def demo(
     from migrate.demo import run_demo
 
     result = run_demo(out, json_out=json_out, fast=fast)
-    if json_out:
-        echo_json(result)
+    if json_out:  # JSON lines like `run --json`: the result is the last event of the stream
+        typer.echo(redact(json.dumps({"event": "demo", **result}, default=str)))
 
 
 # --------------------------------------------------------------------------- entry point

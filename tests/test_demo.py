@@ -24,7 +24,10 @@ def test_demo_runs_from_any_directory(tmp_path):
     proc = subprocess.run([exe, "demo", "--fast", "--out", "demo-out", "--json"], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    result = json.loads(proc.stdout[proc.stdout.index("{"):])
+    events = [json.loads(line) for line in proc.stdout.splitlines()]  # JSON lines, every one of them
+    assert events[0]["event"] == "start" and any(e["event"] == "shard_done" for e in events)
+    result = events[-1]
+    assert result["event"] == "demo"
     assert result["verify"]["ok"] and result["verify"]["checks"]["rows"] == 320
     out = tmp_path / "demo-out"
     assert (out / "index.faiss").exists() and (out / "report" / "report.html").exists()
