@@ -322,17 +322,11 @@ with warnings.catch_warnings():  # the field ``json`` (--json) shadows BaseModel
 
         def _check_addresses(self) -> None:
             """Database addresses parse (no password in them, valid names) before anything connects."""
-            from migrate.engines import is_address, parse_address
+            from migrate.engines import collection_address, is_address
 
             for name, value in [("old_index", self.old_index)] + [("sink", s) for s in self.sink]:
                 if value is not None and (name == "sink" or is_address(value)):
-                    try:
-                        addr = parse_address(value)
-                    except ConfigError as exc:
-                        raise ConfigError(f"{self.where(name)}: {exc.message}", hint=exc.hint) from None
-                    if addr.collection is None:
-                        raise ConfigError(f"{self.where(name)}: {addr} names no collection",
-                                          hint="add ?collection=NAME (or ?table=NAME) to the address")
+                    collection_address(value, self.where(name))
             if self.late_chunking and self.sink:
                 raise ConfigError(f"{self.where('sink')}: database destinations take one vector per document; "
                                   "late chunking makes several", hint="drop --late-chunking, or --sink")

@@ -186,15 +186,9 @@ def run_compare(
                           hint="drop --id-map")
     for flag, uri in (("--new", new), ("--old-index", old)):
         if _is_uri(uri):
-            from migrate.engines import parse_address
+            from migrate.engines import collection_address
 
-            try:
-                addr = parse_address(str(uri))
-            except ConfigError as exc:
-                raise ConfigError(f"{flag}: {exc.message}", hint=exc.hint) from None
-            if addr.collection is None:
-                raise ConfigError(f"{flag} {addr}: names no collection",
-                                  hint="add ?collection=NAME (or ?table=NAME) to the address")
+            collection_address(str(uri), flag)
     if old is None and not (old_model and corpus is not None):
         raise ConfigError("no old side", hint="pass --old-index INDEX with --old-model SPEC, or --old-model SPEC with --docs")
     extra_specs: list[tuple[str, Path]] = []

@@ -118,20 +118,14 @@ def plan_command(
 
 def _check_addresses(shared: dict) -> None:
     """Database addresses parse (no password, valid names) before anything is read, as in ``run``."""
-    from migrate.engines import is_address, parse_address
+    from migrate.engines import collection_address, is_address
     from migrate.errors import ConfigError
 
     pairs = [("--old-index", shared.get("old_index"))] + [("--sink", s) for s in shared.get("sink") or []]
     for flag, value in pairs:
         if value is None or (flag == "--old-index" and not is_address(str(value))):
             continue
-        try:
-            addr = parse_address(str(value))
-        except ConfigError as exc:
-            raise ConfigError(f"{flag}: {exc.message}", hint=exc.hint) from None
-        if addr.collection is None:
-            raise ConfigError(f"{flag} {addr}: names no collection",
-                              hint="add ?collection=NAME (or ?table=NAME) to the address")
+        collection_address(str(value), flag)
     if shared.get("sink") and shared.get("late_chunking"):
         raise ConfigError("--sink: database destinations take one vector per document; late chunking makes several",
                           hint="drop --late-chunking, or --sink")

@@ -34,6 +34,21 @@ def is_address(text: str) -> bool:
     return isinstance(text, str) and "://" in text and text.split("://", 1)[0].lower() in SCHEMES
 
 
+def collection_address(value: str | Address, where: str = "") -> Address:
+    """``value`` parsed as an address that names a collection: the one rule every flag that takes a
+    database address (``--old-index``, ``--sink``, ``--new``) applies before anything connects.
+    ``where`` (a flag or a setting's source) prefixes the message."""
+    prefix = f"{where}: " if where else ""
+    try:
+        addr = parse_address(value) if isinstance(value, str) else value
+    except ConfigError as exc:
+        raise ConfigError(f"{prefix}{exc.message}", hint=exc.hint) from None
+    if addr.collection is None:
+        raise ConfigError(f"{prefix}{addr} names no collection",
+                          hint="add ?collection=NAME (or ?table=NAME) to the address")
+    return addr
+
+
 def open_engine(address: str | Address) -> Engine:
     """The connected adapter for ``address`` (a URI or a parsed Address)."""
     addr = parse_address(address) if isinstance(address, str) else address
@@ -46,5 +61,6 @@ def open_engine(address: str | Address) -> Engine:
     return getattr(module, cls_name)(addr)
 
 
-__all__ = ["ADAPTERS", "Address", "CollectionInfo", "Engine", "EngineUnavailable", "IndexSpec", "is_address",
+__all__ = ["ADAPTERS", "Address", "CollectionInfo", "Engine", "EngineUnavailable", "IndexSpec", "collection_address",
+           "is_address",
            "open_engine", "parse_address", "validate_name"]

@@ -228,30 +228,31 @@ class QdrantEngine:
         names += schema.names
         return pa.RecordBatch.from_arrays(arrays, names=names)
 
+    def _layout(self, collection: str) -> tuple[str, Any, str | None, str | None, int, pa.Schema]:
+        """What reading ``collection`` needs: its real name (through an alias), our marker, the payload key
+        that holds ids, the vector's name and size, and the Arrow schema of a batch."""
+        real = self._resolve(collection)
+        marker = self._marker(real)
+        id_key = self._id_key(marker)
+        vname, params = self._vector_params(real)
+        return real, marker, id_key, vname, int(params.size), self._payload_schema(real, marker, id_key)
+
     def scan(self, collection: str, *, batch_rows: int = 2048, with_vectors: bool = True) -> Iterator[pa.RecordBatch]:
         with self._guard(f"reading {collection!r}"):
-            real = self._resolve(collection)
-            marker = self._marker(real)
-            id_key = self._id_key(marker)
-            vname, params = self._vector_params(real)
-            schema = self._payload_schema(real, marker, id_key)
+            real, marker, id_key, vname, size, schema = self._layout(collection)
             where = f"{self.address}: collection {real!r}: "
             offset = None
             while True:
                 points, offset = self._client.scroll(real, limit=batch_rows, offset=offset, with_payload=True,
                                                      with_vectors=[vname] if (with_vectors and vname) else with_vectors)
                 if points:
-                    yield self._batch(points, schema, id_key, vname, int(params.size), with_vectors, where)
+                    yield self._batch(points, schema, id_key, vname, size, with_vectors, where)
                 if offset is None:
                     return
 
     def fetch(self, collection: str, ids: Sequence[str], *, with_vectors: bool = True) -> pa.Table:
         with self._guard(f"reading {collection!r}"):
-            real = self._resolve(collection)
-            marker = self._marker(real)
-            id_key = self._id_key(marker)
-            vname, params = self._vector_params(real)
-            schema = self._payload_schema(real, marker, id_key)
+            real, marker, id_key, vname, size, schema = self._layout(collection)
             wv: Any = [vname] if (with_vectors and vname) else with_vectors
             if marker is None and id_key:
                 flt = models.Filter(must=[models.FieldCondition(key=id_key, match=models.MatchAny(any=list(ids)))])
@@ -260,7 +261,7 @@ class QdrantEngine:
             else:
                 points = self._client.retrieve(real, ids=[point_id(i) for i in ids], with_payload=True,
                                                with_vectors=wv)
-            batch = self._batch(points, schema, id_key, vname, int(params.size), with_vectors,
+            batch = self._batch(points, schema, id_key, vname, size, with_vectors,
                                 f"{self.address}: collection {real!r}: ")
             pos = {rid: i for i, rid in enumerate(batch.column(0).to_pylist())}
             return pa.Table.from_batches([batch]).take(pa.array([pos[i] for i in ids if i in pos], pa.int64()))

@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from migrate.engines import IndexSpec, parse_address
+from migrate.engines import IndexSpec, collection_address, parse_address
 from migrate.errors import ConfigError, MigrateError
 from migrate.planning.mapping import Finding
 
@@ -187,9 +187,7 @@ def destination_section(sinks: list[str], *, rows: int, dims: int, id_bytes: flo
     out, findings = [], []
     src = parse_address(source) if source else None
     for uri in sinks:
-        addr = parse_address(uri)
-        if addr.collection is None:
-            raise ConfigError(f"--sink {addr}: names no collection", hint="add ?collection=NAME (or ?table=NAME)")
+        addr = collection_address(uri, "--sink")
         spec = sink_index(**index, override=addr.option("index"))
         entry: dict[str, Any] = {
             "address": str(addr), "engine": addr.engine, "collection": addr.collection, "alias": addr.alias,

@@ -25,7 +25,7 @@ import numpy as np
 import pyarrow as pa
 
 from migrate.embed.base import Embedder, truncate_and_normalize
-from migrate.errors import ConfigError, InputError
+from migrate.errors import InputError
 from migrate.report.schema import SideDescription
 from migrate.report.search import Ranking, TopK
 from migrate.report.side import AnnIndex, Side
@@ -194,11 +194,9 @@ def text_field_of(engine: Any, info: Any) -> str | None:
 
 def open_collection(address: str, *, exact: bool = False) -> CollectionStore:
     """Connect to the collection at ``address`` and read its statistics (InputError when it does not exist)."""
-    from migrate.engines import open_engine, parse_address
+    from migrate.engines import collection_address, open_engine
 
-    addr = parse_address(address)
-    if addr.collection is None:
-        raise ConfigError(f"{addr}: names no collection", hint="add ?collection=NAME (or ?table=NAME)")
+    addr = collection_address(address)
     engine = open_engine(addr)
     try:
         return CollectionStore(engine, addr.collection, exact=exact)

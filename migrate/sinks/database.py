@@ -31,7 +31,7 @@ import numpy as np
 import pyarrow as pa
 
 from migrate.atomic import write_json
-from migrate.engines import IndexSpec, open_engine, parse_address
+from migrate.engines import IndexSpec, collection_address, open_engine, parse_address
 from migrate.engines.address import Address
 from migrate.engines.base import row_digests, vector_array, vectors_of
 from migrate.errors import ConfigError, StateError
@@ -77,9 +77,7 @@ class CollectionSink:
                  payload_from: str | None = None, documents: Any = None, delete_missing: bool = False) -> None:
         self.ws = ws
         self.uri = uri
-        self.address = parse_address(uri)
-        if self.address.collection is None:
-            raise ConfigError(f"--sink {self.address}: names no collection", hint="add ?collection=NAME")
+        self.address = collection_address(uri, "--sink")
         self.collection = self.address.collection
         self.name = f"{self.address.engine}:{self.collection}"
         self.key = sink_key(uri)
