@@ -204,6 +204,13 @@ class Marker:
             return None
 
 
+def owned(address: Address, collection: str, marker: Marker | None) -> Marker:
+    """The marker of a collection this tool created; a collection without one is never written to."""
+    if marker is None:
+        raise StateError(f"{address}: {collection!r} was not created by jina-migrate; it is never written to")
+    return marker
+
+
 def check_existing(address: Address, collection: str, marker: Marker | None, *, run: str, dim: int) -> None:
     """Refuse to write into a collection jina-migrate did not create for this very run."""
     if marker is None:

@@ -27,7 +27,7 @@ import numpy as np
 import pyarrow as pa
 
 from migrate.engines.address import Address, validate_name
-from migrate.engines.base import (ID, VECTOR, CollectionInfo, IndexSpec, Marker, check_existing, check_rows,
+from migrate.engines.base import (ID, VECTOR, CollectionInfo, IndexSpec, Marker, check_existing, check_rows, owned,
                                   check_unit, checksum_batches, vector_array, vectors_of)
 from migrate.engines.payload import canonical_json, decode, encode_column, infer_schema
 from migrate.errors import ConfigError, InputError, StateError
@@ -248,9 +248,7 @@ class ChromaEngine:
         if collection not in self._names():
             raise InputError(f"{self.address}: collection {collection!r} does not exist")
         col = self._collection(collection)
-        marker = self._marker(col)
-        if marker is None:
-            raise StateError(f"{self.address}: {collection!r} was not created by jina-migrate; it is never written to")
+        marker = owned(self.address, collection, self._marker(col))
         return col, marker
 
     def upsert(self, collection: str, rows: pa.Table) -> None:

@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 
 from migrate.engines.address import Address, validate_name
-from migrate.engines.base import (ID, VECTOR, CollectionInfo, IndexSpec, Marker, check_existing, check_rows,
+from migrate.engines.base import (ID, VECTOR, CollectionInfo, IndexSpec, Marker, check_existing, check_rows, owned,
                                   checksum_batches, vector_array, vectors_of)
 from migrate.engines.payload import decode_column
 from migrate.errors import ConfigError, InputError, StateError
@@ -239,9 +239,7 @@ class LanceEngine:
         if collection not in self._tables():
             raise InputError(f"{self.address}: table {collection!r} does not exist")
         tbl = self._open(collection)
-        marker = self._marker(tbl)
-        if marker is None:
-            raise StateError(f"{self.address}: {collection!r} was not created by jina-migrate; it is never written to")
+        marker = owned(self.address, collection, self._marker(tbl))
         return tbl, marker
 
     def upsert(self, collection: str, rows: pa.Table) -> None:

@@ -28,7 +28,7 @@ from pymilvus import DataType, MilvusClient
 from pymilvus.exceptions import MilvusException
 
 from migrate.engines.address import Address, validate_name
-from migrate.engines.base import (ID, VECTOR, CollectionInfo, IndexSpec, Marker, check_existing, check_rows,
+from migrate.engines.base import (ID, VECTOR, CollectionInfo, IndexSpec, Marker, check_existing, check_rows, owned,
                                   checksum_batches, unavailable, vector_array, vectors_of)
 from migrate.engines.payload import decode, encode, infer_schema
 from migrate.errors import ConfigError, InputError, StateError
@@ -355,9 +355,7 @@ class MilvusEngine:
         validate_name("milvus", collection)
         if not self._is_collection(collection):
             raise InputError(f"{self.address}: collection {collection!r} does not exist")
-        marker = self._marker(collection)
-        if marker is None:
-            raise StateError(f"{self.address}: {collection!r} was not created by jina-migrate; it is never written to")
+        marker = owned(self.address, collection, self._marker(collection))
         self._ready(collection)  # upsert looks up stored ids, delete filters: both need it loaded
         return marker
 

@@ -34,7 +34,7 @@ from pgvector.psycopg import register_vector
 from psycopg import sql
 
 from migrate.engines.address import Address, validate_name
-from migrate.engines.base import (ID, VECTOR, CollectionInfo, IndexSpec, Marker, check_existing, check_rows,
+from migrate.engines.base import (ID, VECTOR, CollectionInfo, IndexSpec, Marker, check_existing, check_rows, owned,
                                   checksum_batches, unavailable, vector_array, vectors_of)
 from migrate.engines.payload import to_jsonable, decode_column
 from migrate.errors import ConfigError, InputError, StateError
@@ -447,8 +447,7 @@ class PostgresEngine:
 
     def _own(self, collection: str) -> _Layout:
         lay = self._layout(collection)
-        if lay.marker is None or lay.name != collection:
-            raise StateError(f"{self.address}: {collection!r} was not created by jina-migrate; it is never written to")
+        owned(self.address, collection, lay.marker if lay.name == collection else None)
         return lay
 
     def upsert(self, collection: str, rows: pa.Table) -> None:

@@ -28,7 +28,7 @@ import pyarrow as pa
 from qdrant_client import QdrantClient, models
 
 from migrate.engines.address import Address, validate_name
-from migrate.engines.base import (ID, VECTOR, CollectionInfo, IndexSpec, Marker, check_existing, check_rows,
+from migrate.engines.base import (ID, VECTOR, CollectionInfo, IndexSpec, Marker, check_existing, check_rows, owned,
                                   check_unit, checksum_batches, unavailable, vector_array, vectors_of)
 from migrate.engines.payload import decode, encode, infer_schema
 from migrate.errors import ConfigError, InputError, StateError
@@ -313,9 +313,7 @@ class QdrantEngine:
         validate_name("qdrant", collection)
         if not self._client.collection_exists(collection):
             raise InputError(f"{self.address}: collection {collection!r} does not exist")
-        marker = self._marker(collection)
-        if marker is None:
-            raise StateError(f"{self.address}: {collection!r} was not created by jina-migrate; it is never written to")
+        marker = owned(self.address, collection, self._marker(collection))
         return marker
 
     def upsert(self, collection: str, rows: pa.Table, *, batch_size: int = 256) -> None:
