@@ -429,9 +429,17 @@ def _show_parser_error(exc: BaseException) -> int:
 
 INTERRUPTED = 130
 INTERRUPTED_MESSAGE = "interrupted: completed shards are kept; rerun the same command to resume"
+#: Commands whose work is kept in shards; any other command is simply stopped.
+_RESUMABLE = {"run", "finalize", "demo"}
 
 
-def exit_code_for(exc: BaseException) -> int:
+def _interrupted_message(argv: list[str] | None) -> str:
+    args = sys.argv[1:] if argv is None else argv
+    command = next((a for a in args if not a.startswith("-")), None)
+    return INTERRUPTED_MESSAGE if command in _RESUMABLE else "interrupted"
+
+
+def exit_code_for(exc: BaseException, argv: list[str] | None = None) -> int:
     """Print what a user needs about ``exc`` (one ``error:`` line) and return the exit code.
 
     Bugs (anything that is not a user mistake, an exit or an interrupt) are re-raised with
@@ -443,7 +451,7 @@ def exit_code_for(exc: BaseException) -> int:
         _err(f"error: {exc}")
         return exc.exit_code
     if isinstance(exc, KeyboardInterrupt) or isinstance(exc.__cause__, KeyboardInterrupt):
-        _err(INTERRUPTED_MESSAGE)
+        _err(_interrupted_message(argv))
         return INTERRUPTED
     if isinstance(exc, _click_classes("Exit")):
         return int(getattr(exc, "exit_code", 0) or 0)
@@ -463,7 +471,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         rc = app(args=argv, prog_name=PROG, standalone_mode=False)
     except BaseException as exc:  # noqa: BLE001 - exit_code_for re-raises bugs
-        sys.exit(exit_code_for(exc))
+        sys.exit(exit_code_for(exc, argv))
     if rc == INTERRUPTED:  # typer turned Ctrl-C into Exit(130), which click returns instead of raising
-        _err(INTERRUPTED_MESSAGE)
+        _err(_interrupted_message(argv))
     sys.exit(rc if isinstance(rc, int) else 0)

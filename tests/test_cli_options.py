@@ -139,7 +139,11 @@ def test_a_command_called_bare_for_its_help_is_no_error(capsys):
 
 
 def test_interrupt_and_bugs(capsys):
-    assert exit_code_for(KeyboardInterrupt()) == 130
+    assert exit_code_for(KeyboardInterrupt(), ["run", "--docs", "d.jsonl"]) == 130
     assert "rerun the same command to resume" in capsys.readouterr().err
+    for argv in (["compare", "--old-index", "x"], ["--json", "search", "q"], []):
+        assert exit_code_for(KeyboardInterrupt(), argv) == 130  # nothing to resume: no shard advice
+        err = capsys.readouterr().err
+        assert err.strip() == "interrupted" and "shard" not in err
     with pytest.raises(ZeroDivisionError):  # a bug keeps its traceback
         exit_code_for(ZeroDivisionError("bug"))
