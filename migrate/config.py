@@ -478,6 +478,27 @@ def parse_flags(flags: dict[str, Any]) -> dict[str, Any]:
     return {k: check_value(k, v, flag_origin(k)) for k, v in flags.items() if v is not None}
 
 
+def layered_values(flags: dict[str, Any], toml_path: Path | None = None,
+                   environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The settings named in ``flags``, each from the first layer that gives it (flag, TOML file,
+    ``JINA_MIGRATE_*``), checked one by one with the same messages as ``load_config``.
+
+    For commands (``plan``) that share some of run's settings without building a whole
+    ``RunConfig``: they see exactly the values ``run`` would see for those settings.
+    """
+    env = dict(os.environ if environ is None else environ)
+    toml, keys = _read_toml(Path(toml_path)) if toml_path is not None else ({}, {})
+    out: dict[str, Any] = {}
+    for name, flag in flags.items():
+        if flag is not None:
+            out[name] = check_value(name, flag, flag_origin(name))
+        elif name in toml:
+            out[name] = check_value(name, toml[name], Origin(f"{toml_path}: {keys[name]}", "file"))
+        elif name not in ENV_EXCLUDED and env.get(ENV_PREFIX + name.upper()) is not None:
+            out[name] = check_value(name, env[ENV_PREFIX + name.upper()], Origin(ENV_PREFIX + name.upper(), "env"))
+    return out
+
+
 # --------------------------------------------------------------------------- loading
 
 

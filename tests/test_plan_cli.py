@@ -216,3 +216,24 @@ def test_plan_tables_on_a_terminal_never_split_a_name():
         assert max(len(line) for line in text.splitlines()) <= width
         for name in names + ["jina-embeddings-v3", "text-matching"]:
             assert name in text, (width, name)
+
+
+# ----------------------------------------------------------------------------- the same settings layers as run
+
+def test_plan_reads_the_toml_file_and_environment_like_run(tmp_path):
+    """A CI job that sets JINA_MIGRATE_DIMENSIONS (or passes --config run.toml) plans what run will do."""
+    docs = str(REPO / "fixtures/sample/docs.jsonl")
+    r = jm("plan", "--docs", docs, "--json", env={"JINA_MIGRATE_DIMENSIONS": "256"})
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["run_config"]["dimensions"] == 256
+    cfg = tmp_path / "run.toml"
+    cfg.write_text('[migrate]\ndimensions = 512\nout = "runs/x"\n')  # `out` is run's: plan leaves it alone
+    r = jm("plan", "--docs", docs, "--config", str(cfg), "--json", env={"JINA_MIGRATE_DIMENSIONS": "256"})
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["run_config"]["dimensions"] == 512  # the file wins over the environment
+    r = jm("plan", "--docs", docs, "--config", str(cfg), "--dimensions", "768", "--json")
+    assert json.loads(r.stdout)["run_config"]["dimensions"] == 768  # the flag wins over the file
+    assert one_error(jm("plan", "--docs", docs, env={"JINA_MIGRATE_DIMENSIONS": "abc"}), 2) == \
+        "error: JINA_MIGRATE_DIMENSIONS: expected a whole number, got 'abc'"
+    cfg.write_text("[migrate]\ndimensions = 31.9\n")
+    assert f"{cfg}: dimensions: expected a whole number" in one_error(jm("plan", "--docs", docs, "--config", str(cfg)), 2)

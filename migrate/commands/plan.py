@@ -68,6 +68,7 @@ def plan_command(
     fail_on: Annotated[str, typer.Option(help="Exit with code 8 on findings at this level: warning, error (default), never.")] = "error",
     json_out: Annotated[bool, typer.Option("--json", **FLAG, help="Print the plan JSON on stdout.")] = False,
     schema: Annotated[bool, typer.Option("--schema", **FLAG, help="Print the plan's JSON Schema and exit.")] = False,
+    config: Annotated[Optional[Path], typer.Option("--config", help="TOML file with settings, as for `run` (flags win over it, it wins over JINA_MIGRATE_* variables).", metavar="FILE")] = None,
 ) -> None:
     """Price and check the whole migration before anything is spent (no key, no network)."""
     from migrate.planning import PLAN_SCHEMA, PlanOptions, build_plan, gate, render_markdown, render_terminal
@@ -78,9 +79,9 @@ def plan_command(
         return
     from migrate.errors import ConfigError
 
-    from migrate.config import parse_flags
+    from migrate.config import layered_values
 
-    shared = parse_flags(settings)  # the same checks and messages as run's options
+    shared = layered_values(settings, config)  # the values, checks and messages run would have
     if shared.get("docs") is None and shared.get("old_index") is None:
         raise ConfigError("plan needs --docs FILE (the documents to migrate)",
                           hint="or --old-index URI: a database collection that holds the text")

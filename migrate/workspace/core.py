@@ -122,7 +122,8 @@ class Workspace:
     def manifest(self) -> Manifest:
         """The manifest of an existing output (StateError naming the way out when there is none)."""
         if not self.out.is_dir():
-            raise StateError(f"{self.out}: no such output directory",
+            what = "is a file, not an output directory" if self.out.exists() else "no such output directory"
+            raise StateError(f"{self.out}: {what}",
                              hint="point --out at the directory a `jina-migrate run` wrote")
         m = self.read_manifest()
         if m is None:
