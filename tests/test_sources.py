@@ -127,9 +127,9 @@ def test_validation_missing_duplicate_empty(tmp_path):
     pq.write_table(pa.table({"id": ["a", "b", "zz"], "vector": pa.FixedSizeListArray.from_arrays(
         pa.array(vecs.reshape(-1)), 8)}), tmp_path / "old.parquet")
     old = tmp_path / "old.parquet"
-    with pytest.raises(ValidationFailed, match="1 vectors have no document.*zz"):
+    with pytest.raises(ValidationFailed, match="1 vector has no document.*zz"):
         scan(d, old)
-    with pytest.raises(ValidationFailed, match="empty text: b"):
+    with pytest.raises(ValidationFailed, match=r"1 document has empty text \(id b\)"):
         scan(d, old, on_missing="skip")
     rows = scan(d, old, on_missing="skip", on_empty="skip")
     assert rows.ids.to_pylist() == ["a"]

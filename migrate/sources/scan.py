@@ -46,6 +46,11 @@ class DocumentSource(Protocol):
     def read(self, locs: np.ndarray, ids: Sequence[str]) -> list[str]: ...
 
 
+
+def _many(n: int, one: str, many: str) -> str:
+    """``1 document has`` / ``3 documents have``: counts in messages read as English."""
+    return f"{n} {one if n == 1 else many}"
+
 def _sample(values: Sequence, n: int = EXAMPLES) -> str:
     shown = ", ".join(str(v) for v in list(values)[:n])
     return shown + (f" and {len(values) - n} more" if len(values) > n else "")
@@ -185,7 +190,8 @@ def scan_documents(src: DocumentSource, old: OldKeys | None = None, *, on_missin
     if empty.any():
         empty_ids = pc.filter(ids, pa.array(empty)).to_pylist()
         if on_empty == "fail":
-            raise ValidationFailed(f"{src.describe()}: {len(empty_ids)} documents have empty text: {_sample(empty_ids)}",
+            raise ValidationFailed(f"{src.describe()}: {_many(len(empty_ids), 'document has', 'documents have')} "
+                                   f"empty text (id{'s' if len(empty_ids) > 1 else ''} {_sample(empty_ids)})",
                                    hint="pass --on-empty skip to leave them out, or fill them in")
         report.skipped_empty = len(empty_ids)
         report.examples["skipped_empty"] = empty_ids[:EXAMPLES]
@@ -193,7 +199,8 @@ def scan_documents(src: DocumentSource, old: OldKeys | None = None, *, on_missin
     if old is not None:
         report.unindexed = int(((old_pos < 0) & keep).sum())
         if report.unindexed:
-            report.notes.append(f"{report.unindexed} documents have no old vector; they are embedded too")
+            report.notes.append(f"{_many(report.unindexed, 'document has', 'documents have')} no old vector; "
+                                "they are embedded too")
     if not keep.all():
         sel = np.nonzero(keep)[0]
         ids, hashes, faiss_ids, locs = ids.take(pa.array(sel)), hashes[sel], faiss_ids[sel], locs[sel]
@@ -270,7 +277,8 @@ def _join_old(src: DocumentSource, ids: pa.Array, id_digests: np.ndarray, field_
                 hint = ("the index stores its own int64 ids: pass --id-map FILE (faiss_id, id) or --faiss-id-field "
                         "(a documents column holding each document's FAISS id); or --on-missing skip")
             raise ValidationFailed(
-                f"{old.path}: {len(shown)} vectors have no document in {src.describe()} (by {what}): {_sample(shown)}",
+                f"{old.path}: {_many(len(shown), 'vector has', 'vectors have')} no document in {src.describe()} "
+                f"(by {what}): {_sample(shown)}",
                 hint=hint)
         report.skipped_missing = len(shown)
         report.examples["skipped_missing"] = [str(x) for x in shown[:EXAMPLES]]
