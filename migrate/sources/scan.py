@@ -46,10 +46,10 @@ class DocumentSource(Protocol):
     def read(self, locs: np.ndarray, ids: Sequence[str]) -> list[str]: ...
 
 
-
 def _many(n: int, one: str, many: str) -> str:
     """``1 document has`` / ``3 documents have``: counts in messages read as English."""
     return f"{n} {one if n == 1 else many}"
+
 
 def _sample(values: Sequence, n: int = EXAMPLES) -> str:
     shown = ", ".join(str(v) for v in list(values)[:n])
