@@ -237,7 +237,7 @@ def _long_documents(target: ModelInfo, tokens: TokenFacts, late_chunking: bool, 
     return Finding("long-documents", "error",
                    f"{n} document(s) exceed {MAX_TOKENS} tokens{est} (longest {longest}); without truncation "
                    "the API rejects them ('Single text cannot exceed 8192 tokens')",
-                   "allow truncation or chunk the documents before migrating")
+                   "pass --truncate, or chunk the documents before migrating")
 
 
 def _source_findings(src: ModelInfo, index_dim: int | None) -> list[Finding]:

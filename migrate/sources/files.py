@@ -267,7 +267,10 @@ class _ParquetReader(_Reader):
         ids = _plain(batch.column(self.id_col))
         if ids.null_count:
             bad = pc.indices_nonzero(pc.is_null(ids)).to_pylist()[:5]
-            raise InputError(f"{self.path}: rows {[first_row + b for b in bad]} have no {self.id_col!r}")
+            rows = ", ".join(str(first_row + b) for b in bad)
+            raise InputError(f"{self.path}: row{'s' if len(bad) > 1 else ''} {rows} (counting from 0) "
+                             f"{'have' if len(bad) > 1 else 'has'} no {self.id_col!r}",
+                             hint="give every row an id, or drop those rows")
         ids_s = pc.cast(ids, pa.string()).to_pylist()
         text = pc.fill_null(_plain(batch.column(self.text_col)), "").to_pylist()
         if self.title_col:
