@@ -52,6 +52,7 @@ def run_demo(out: Path, *, json_out: bool = False, fast: bool = False) -> dict[s
             "docs": sample / "docs.jsonl", "title_field": "title", "old_index": str(sample / "old_index.faiss"),
             "id_map": sample / "id_map.csv", "out": out, "model": "jina-api:jina-embeddings-v3",
             "task": "retrieval.passage", "shard_size": 64, "base_url": server.base_url, "api_key_file": key_file,
+            "tier": "free",  # the budget of a free key (the local server itself is unlimited)
             "json": json_out or None,
         }, environ={})
         reporter = make_reporter(json_out)
