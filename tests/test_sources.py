@@ -225,3 +225,30 @@ def test_cli_bad_flag_values(tmp_path, small_docs):
     one_line_error(cli("run", "--docs", str(small_docs), "--out", str(tmp_path / "o"), "--task", "retrieval"),
                    "--task: expected one of")
     one_line_error(cli("run", "--docs", str(small_docs), "--out", str(tmp_path / "o"), "--shard", "3/2"), "--shard")
+
+
+def test_a_parquet_file_whose_column_names_are_not_utf8_is_one_error(tmp_path):
+    """A damaged footer (a column name that is not UTF-8) made pyarrow raise UnicodeDecodeError: a traceback
+    from `run`, and a flaky property test. Every reader of the file now gives one InputError line."""
+    p = tmp_path / "damaged.parquet"
+    pq.write_table(pa.table({"id": ["a", "b"], "text": ["x", "y"], "vector": [[1.0, 0.0], [0.0, 1.0]],
+                             "zzzzcol": [1, 2]}), p)
+    p.write_bytes(p.read_bytes().replace(b"zzzzcol", b"\xd7zzzcol"))
+    for read in (open_documents, open_old_index):
+        with pytest.raises(InputError, match=r"damaged.parquet: cannot read as parquet \('utf-8' codec"):
+            read(p)
+    for args in (["--docs", str(p)], ["--docs", str(tmp_path / "d.jsonl"), "--old-index", str(p)]):
+        (tmp_path / "d.jsonl").write_text('{"id": "a", "text": "x"}\n')
+        proc = cli("run", *args, "--model", "local:standin:static", "--out", str(tmp_path / "o"))
+        one_line_error(proc, "damaged.parquet: cannot read as parquet")
+        assert not (tmp_path / "o" / "manifest.json").exists()
+
+
+def test_a_binary_id_column_is_refused_by_every_reader(tmp_path):
+    """Documents and vector datasets share one id rule: strings or integers, never bytes cast into text."""
+    p = tmp_path / "binary_ids.parquet"
+    pq.write_table(pa.table({"id": pa.array([b"a", b"b"], pa.binary()), "text": ["x", "y"],
+                             "vector": [[1.0, 0.0], [0.0, 1.0]]}), p)
+    for read in (open_documents, open_old_index):
+        with pytest.raises(InputError, match="id field 'id' has type binary; ids must be strings or integers"):
+            read(p)

@@ -140,25 +140,29 @@ def collection_statistics(address: str) -> tuple[dict[str, Any], float]:
 
 def _document_vector_dim(opts: PlanOptions) -> int | None:
     """Width of vectors stored in the documents file itself (a Parquet export with an embedding column)."""
-    from migrate.sources import open_documents
-
     if opts.documents.suffix.lower() not in (".parquet", ".pq"):
         return None
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
-    from migrate.sources.files import VECTOR_CANDIDATES
+    from migrate.errors import InputError
+    from migrate.sources.files import READ_ERRORS, VECTOR_CANDIDATES, _first_line, open_parquet
 
-    schema = pq.ParquetFile(opts.documents).schema_arrow
+    pf = open_parquet(opts.documents)
+    schema = pf.schema_arrow
     vf = next((c for c in VECTOR_CANDIDATES if c in schema.names), None)
     if vf is None:
         return None
     t = schema.field(vf).type
     if pa.types.is_fixed_size_list(t):
         return t.list_size
-    first = pq.ParquetFile(opts.documents).read_row_group(0, columns=[vf]).column(0)
-    del open_documents
-    return len(first[0].as_py()) if len(first) and first[0].is_valid else None
+    if pf.metadata.num_row_groups == 0:
+        return None
+    try:
+        first = pf.read_row_group(0, columns=[vf]).column(0)
+        return len(first[0].as_py()) if len(first) and first[0].is_valid else None
+    except READ_ERRORS as exc:
+        raise InputError(f"{opts.documents}: cannot read column {vf!r} ({_first_line(exc)})",
+                         hint="check that the file is complete and of that type") from None
 
 
 def _refused(exc: ValidationFailed, opts: PlanOptions, old) -> Finding:

@@ -14,11 +14,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
 
 from migrate.errors import InputError
-from migrate.sources.files import (VECTOR_CANDIDATES, DocumentSpec, FileDocuments, detect_format, parse_json_record,
-                                   raw_lines)
+from migrate.sources.files import (VECTOR_CANDIDATES, DocumentSpec, FileDocuments, detect_format, open_parquet,
+                                   parse_json_record, raw_lines)
 
 @dataclass
 class Documents:
@@ -69,7 +68,7 @@ def read_table(path: Path) -> pa.Table:
     fmt = detect_format(path)
     try:
         if fmt == "parquet":
-            table = pq.read_table(path)
+            table = open_parquet(path).read()  # the same footer checks as the streaming reader
             table.validate(full=True)  # e.g. strings that are not UTF-8 in a damaged file
             return table
         if fmt == "jsonl":
@@ -142,9 +141,6 @@ def open_documents(path: str | Path, id_field: str | None = None, text_field: st
         raise InputError(f"{path}: documents {bad[:5]} contain NUL bytes", hint="clean the export; NUL is never valid text")
     vf = vector_field
     if vf is None and src.format == "parquet":
-        try:
-            names = pq.ParquetFile(path).schema_arrow.names
-        except (pa.ArrowException, OSError) as exc:
-            raise InputError(f"{path}: cannot read as parquet ({str(exc).strip()[:120]})") from None
+        names = open_parquet(path).schema_arrow.names
         vf = next((c for c in VECTOR_CANDIDATES if c in names), None)
     return Documents(path=path, ids=ids, texts=texts, vector_field=vf)

@@ -136,6 +136,22 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+#: What reading a damaged or foreign file can raise (pyarrow's errors; a name or string that is not UTF-8
+#: is a UnicodeDecodeError, a ValueError).
+READ_ERRORS = (pa.ArrowException, OSError, ValueError)
+
+
+def open_parquet(path: Path | str) -> pq.ParquetFile:
+    """A user's Parquet file, opened; a damaged or foreign one is one ``InputError`` line."""
+    try:
+        pf = pq.ParquetFile(path)
+        pf.schema_arrow  # noqa: B018 - decodes the column names: a damaged footer fails here, not later
+        return pf
+    except READ_ERRORS as exc:
+        raise InputError(f"{path}: cannot read as parquet ({_first_line(exc)})",
+                         hint="check that the file is complete and of that type") from None
+
+
 def _pick(names: Sequence[str], wanted: str | None, candidates: tuple[str, ...], what: str, path: Path,
           required: bool = True, flag: str | None = None) -> str | None:
     if wanted:
@@ -237,11 +253,7 @@ class _Reader(abc.ABC):
 class _ParquetReader(_Reader):
     def __init__(self, src: FileDocuments) -> None:
         super().__init__(src)
-        try:
-            self.file = pq.ParquetFile(self.path)
-        except (pa.ArrowException, OSError) as exc:
-            raise InputError(f"{self.path}: cannot read as parquet ({_first_line(exc)})",
-                             hint="check that the file is complete and of that type") from None
+        self.file = open_parquet(self.path)
         names = self.file.schema_arrow.names
         self.id_col = _pick(names, self.spec.id_field, ID_CANDIDATES, "id", self.path)
         self.text_col = _pick(names, self.spec.text_field, TEXT_CANDIDATES, "text", self.path)
@@ -251,9 +263,7 @@ class _ParquetReader(_Reader):
             if self.spec.faiss_id_field else None
         self.columns = [c for c in (self.id_col, self.text_col, self.title_col, self.fid_col) if c]
         schema = self.file.schema_arrow
-        id_type = _value_type(schema.field(self.id_col).type)
-        if not (pa.types.is_string(id_type) or pa.types.is_large_string(id_type) or pa.types.is_integer(id_type)):
-            raise InputError(f"{self.path}: id field {self.id_col!r} has type {id_type}; ids must be strings or integers")
+        check_id_type(self.path, self.id_col, schema.field(self.id_col).type)
         text_type = _value_type(schema.field(self.text_col).type)
         if not (pa.types.is_string(text_type) or pa.types.is_large_string(text_type)):
             raise InputError(f"{self.path}: text field {self.text_col!r} has type {text_type}, expected strings")
@@ -317,6 +327,14 @@ class _ParquetReader(_Reader):
 
 def _value_type(t: pa.DataType) -> pa.DataType:
     return t.value_type if pa.types.is_dictionary(t) else t
+
+
+def check_id_type(path: Path | str, name: str, arrow_type: pa.DataType) -> None:
+    """Ids are strings or integers (dictionary-encoded or not), in documents and in vector datasets alike:
+    a binary or float column is refused, never cast into ids."""
+    t = _value_type(arrow_type)
+    if not (pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_integer(t)):
+        raise InputError(f"{path}: id field {name!r} has type {t}; ids must be strings or integers")
 
 
 def _plain(col: pa.Array | pa.ChunkedArray) -> pa.Array:

@@ -21,12 +21,11 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from migrate.errors import InputError
 from migrate.sources.faiss_index import read_faiss
-from migrate.sources.files import (_BOM, ID_CANDIDATES, TEXT_CANDIDATES, VECTOR_CANDIDATES, _first_line, check_readable,
-                                   detect_format)
+from migrate.sources.files import (_BOM, ID_CANDIDATES, READ_ERRORS, TEXT_CANDIDATES, VECTOR_CANDIDATES, _first_line,
+                                   check_id_type, check_readable, detect_format, open_parquet)
 
 FAISS_SUFFIXES = {".faiss", ".index", ".idx", ".bin"}
 ID_MAP_FAISS_CANDIDATES = ("faiss_id", "int_id", "index_id", "vector_id")
@@ -102,7 +101,7 @@ def read_id_map(path: Path | str, faiss_field: str | None = None, id_field: str 
     fmt = detect_format(path)
     try:
         if fmt == "parquet":
-            table = pq.read_table(path)
+            table = open_parquet(path).read()  # the documents reader's checks: one verdict per file
         elif fmt == "jsonl":
             table = _read_jsonl_strings(path)
         else:
@@ -245,15 +244,13 @@ def _dataset_ids(path: Path, spec: OldIndexSpec) -> tuple[pa.Array, int]:
     """Ids (and the vector width) of a Parquet/JSONL vector dataset, reading only what is needed."""
     fmt = detect_format(path)
     if fmt == "parquet":
-        try:
-            pf = pq.ParquetFile(path)
-        except (pa.ArrowException, OSError) as exc:
-            raise InputError(f"{path}: cannot read as parquet ({_first_line(exc)})") from None
+        pf = open_parquet(path)
         names = pf.schema_arrow.names
         idf = spec.id_field or next((c for c in ID_CANDIDATES if c in names), None)
         vf = spec.vector_field or next((c for c in VECTOR_CANDIDATES if c in names), None)
         if idf is None or vf is None or idf not in names or vf not in names:
             raise InputError(f"{path}: an index dataset needs an id and a vector field", hint=f"found: {', '.join(names)}")
+        check_id_type(path, idf, pf.schema_arrow.field(idf).type)
         from migrate.sources.documents import vectors_from_arrow
 
         ids = []
@@ -271,7 +268,7 @@ def _dataset_ids(path: Path, spec: OldIndexSpec) -> tuple[pa.Array, int]:
                 vecs = vectors_from_arrow(batch.column(vf), path, first_row=row, dim=dim)
                 dim = vecs.shape[1] if dim is None else dim
                 row += batch.num_rows
-        except (pa.ArrowException, OSError) as exc:
+        except READ_ERRORS as exc:
             raise InputError(f"{path}: cannot read as parquet ({_first_line(exc)})") from None
         arr = pa.concat_arrays(ids) if ids else pa.array([], pa.string())
         return arr, dim or 0
@@ -311,6 +308,7 @@ def open_old_index(path: str | Path, id_map: str | Path | None = None, *, id_fie
     if idf is None or vf is None or idf not in names or vf not in names:
         raise InputError(f"{path}: an index dataset needs an id and a vector field", hint=f"found: {', '.join(names)}")
     id_col = table.column(idf)
+    check_id_type(path, idf, id_col.type)
     if id_col.null_count:
         raise InputError(f"{path}: some rows have no {idf!r}")
     vecs = vectors_from_arrow(table.column(vf), path)
