@@ -232,6 +232,8 @@ def _parse(kind: Kind, raw: Any, origin: Origin) -> Any:
         raise ValueError
     if isinstance(raw, numbers.Real):  # float
         value = float(raw)
+        if isinstance(raw, numbers.Integral) and value != raw:
+            raise ValueError  # an integer past 2**53 would be rounded: refused, not changed
     elif text and _FLOAT_RE.fullmatch(raw.strip(_BLANKS)):
         value = float(raw.strip(_BLANKS))
     else:

@@ -258,3 +258,11 @@ def test_plain_construction_reads_the_environment_like_pydantic_settings(monkeyp
     monkeypatch.setenv("JINA_MIGRATE_SHARD_SIZE", "7.7")
     with pytest.raises(ConfigError, match="JINA_MIGRATE_SHARD_SIZE: expected a whole number"):
         RunConfig()
+
+
+def test_an_integer_a_float_cannot_hold_is_refused_not_rounded(tmp_path):
+    """max_cost = 9007199254740993 (2**53 + 1) would silently become ...992.0 (found by the property test)."""
+    path = toml(tmp_path, "max_cost = 9007199254740993\n")
+    assert error_of(toml_path=path).startswith(f"{path}: max_cost: expected")
+    assert error_of({"max_cost": 2**53 + 1}).startswith("--max-cost: expected")
+    assert load_config({"max_cost": 2**53, "price_per_million": 0.02}, None, {}).max_cost == float(2**53)  # exact
