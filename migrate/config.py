@@ -32,6 +32,7 @@ from __future__ import annotations
 import os
 import tomllib
 import warnings
+from abc import abstractmethod
 from collections.abc import Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -417,8 +418,9 @@ class _LayerSource(PydanticBaseSettingsSource):
         super().__init__(settings_cls)
         self._layers = layers
 
-    def origin(self, name: str) -> Origin:  # pragma: no cover - overridden
-        raise NotImplementedError
+    @abstractmethod
+    def origin(self, name: str) -> Origin:
+        """Where a value of this layer came from (for messages)."""
 
     def __call__(self) -> dict[str, Any]:
         values: dict[str, Any] = {}
