@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import zipfile
+from pathlib import Path
 
 from conftest import REPO
 
@@ -29,4 +30,5 @@ def test_demo_finds_the_sample_inside_the_package():
 
     assert sample_dir().is_relative_to(REPO / "migrate") and sample_dir().parent.parent.name == "migrate"
     assert (sample_dir() / "docs.jsonl").read_text().count("\n") == 320
-    assert migrate.__file__
+    # the package imported is the one whose sample was found: no stale copy elsewhere on sys.path
+    assert Path(migrate.__file__).resolve().parent == sample_dir().resolve().parent.parent

@@ -177,8 +177,9 @@ def test_ragged_and_nan_vectors(tmp_path):
 
 # --------------------------------------------------------------------------- through the CLI
 
-def one_line_error(proc, *needles: str) -> None:
-    assert proc.returncode not in (0, 1), proc.stderr  # 1 would be an unexpected crash path
+def one_line_error(proc, *needles: str, code: int = 2) -> None:
+    """One ``error:`` line holding every needle, and exit ``code`` (2: bad input, the README's exit-code table)."""
+    assert proc.returncode == code, (proc.returncode, proc.stderr)
     assert "Traceback" not in proc.stderr, proc.stderr
     lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("error:"), proc.stderr
