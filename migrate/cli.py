@@ -95,13 +95,9 @@ def run(
                                                   metavar="FILE", rich_help_panel="Sources")] = None,
 ) -> None:
     """Re-embed the documents into a new v3 index, in resumable shards."""
-    from migrate.config import load_config, parse_flags
+    from migrate.config import apply_use_case, load_config, parse_flags
 
-    flags = dict(settings)  # option names are the settings' names: no renaming
-    if use_case:
-        if flags.get("task"):
-            raise ConfigError("give --task or --use-case, not both")
-        flags["task"] = task_for_use_case(use_case)
+    flags = apply_use_case(dict(settings), use_case)  # option names are the settings' names: no renaming
     if executor not in ("local", "ray"):
         raise ConfigError(f"--executor: expected local or ray, got {executor!r}")
     reviewed = None
@@ -110,28 +106,29 @@ def run(
     cfg = load_config(flags, _file_option("--config", config) if config is not None else None)
     from migrate import pipeline  # imported once the settings are known to be good: errors stay fast
     from migrate.executors import make_executor
-    from migrate.progress import make_reporter
+    from migrate.progress import json_lines, make_reporter
 
     if reviewed is not None:  # before anything is written: the sources must be the reviewed ones
         from migrate.planning import check_plan_matches
         from migrate.sources.fingerprint import fingerprint_sources
 
         check_plan_matches(reviewed, fingerprint_sources([cfg.docs, cfg.old_index, cfg.id_map]))
-    reporter = make_reporter(cfg.json)
+    lines = json_lines(cfg.json)  # README: JSON lines are the default when stdout is not a terminal
+    reporter = make_reporter(lines)
     prepared = pipeline.prepare(cfg)
     todo, _ = prepared.pending()
     if todo and _is_paid(cfg) and not cfg.yes:
         if not sys.stdin.isatty():
             raise ConfigError("this run spends API tokens and there is no terminal to confirm",
                               hint="pass --yes (after reviewing `jina-migrate plan`)")
-        if not typer.confirm(f"Embed {sum(s.rows for s in todo)} documents through the paid Jina API?"):
+        if not typer.confirm(f"Embed {sum(s.rows for s in todo)} documents through the paid Jina API?", err=True):
             raise typer.Exit(1)
     run_executor = make_executor(executor, **({"address": ray_address} if executor == "ray" else {}))
     pipeline.commit(prepared, reporter)
     summary = pipeline.execute(prepared, pipeline.EmbedderMaker.from_config(cfg), reporter, executor=run_executor)
     if cfg.json:
         return
-    _print_summary(summary)
+    _print_summary(summary, stderr=lines)  # stdout holds JSON lines when piped: the person reads stderr
 
 
 def _file_option(label: str, value: str) -> Path:
@@ -139,12 +136,6 @@ def _file_option(label: str, value: str) -> Path:
     if not value.strip():
         raise ConfigError(f"{label}: expected a file, got ''")
     return Path(value)
-
-
-def task_for_use_case(use_case: str) -> str:
-    from migrate.models import task_for_use_case as lookup
-
-    return lookup(use_case)
 
 
 def _apply_plan(path: Path, flags: dict[str, Any]) -> tuple[dict, dict[str, Any]]:
@@ -169,10 +160,13 @@ def _apply_plan(path: Path, flags: dict[str, Any]) -> tuple[dict, dict[str, Any]
     return reviewed, merged
 
 
-def _print_summary(summary: dict[str, Any]) -> None:
+def _print_summary(summary: dict[str, Any], *, stderr: bool = False) -> None:
+    """The run's outcome for a person: on stdout at a terminal, on stderr when stdout carries JSON lines."""
     from rich.console import Console
 
-    c = Console(stderr=False)
+    from migrate.planning.tables import table_console
+
+    c = table_console(Console(stderr=stderr))  # not a terminal: one line per message, never wrapped
     state = summary["state"]
     c.print(f"[bold]{state}[/bold]: {summary['shards_run']} shards embedded, {summary['shards_skipped']} already done; "
             f"{summary['embedded']} documents embedded, {summary['cached']} reused from cache, "
@@ -210,7 +204,7 @@ def status(out: OutOpt, json_out: JsonOpt = False) -> None:
     if info["state"] == "stopped":
         typer.echo("  no run is live: rerun the same `jina-migrate run` command to resume")
     for d in info.get("destinations", []):
-        where = f"  ({d['alias']!r} -> {d.get('alias_target')!r})" if d.get("alias") else ""
+        where = f"  ({d['alias']!r} {d.get('alias_state', 'unknown')})" if d.get("alias") else ""
         rows = d.get("error") or f"{d.get('rows')} rows, {d['delivered_shards']}/{info['shards']} shards written"
         typer.echo(f"  destination {d['address']}: {rows}{where}")
     for node, n in sorted(info.get("shards_per_node", {}).items()):

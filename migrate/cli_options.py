@@ -43,7 +43,7 @@ PANELS: dict[str, tuple[str, ...]] = {
     "Destinations": ("sink", "delete_missing"),
     "Index": ("index_type", "hnsw_m", "hnsw_ef_construction", "ivf_nlist", "pq_m", "pq_nbits"),
     "Local models": ("device", "dtype", "token_budget"),
-    "API": ("base_url", "api_key_env", "api_key_file", "tier", "rpm", "tpm", "concurrency"),
+    "API": ("base_url", "api_key_env", "api_key_file", "tier", "rpm", "tpm", "concurrency", "request_timeout"),
     "Budget": ("max_tokens", "max_cost", "price_per_million", "yes"),
     "Output": ("json",),
 }

@@ -20,7 +20,8 @@ is NOT read as ``cache``: that variable already names the stand-in models' cache
 
 ``validate_for_run()`` adds the checks that need the model catalogue (dimensions the model can
 make, unknown ``jina-api:`` names, index parameters against the output width, files that must
-exist) so that a run is refused before anything is written. ``check_index_params(config, dims)``
+exist) so that a run is refused before anything is written. ``plan`` builds this very object
+(``load_config``, with ``apply_use_case`` as ``run`` does), so it refuses exactly what ``run`` refuses. ``check_index_params(config, dims)``
 is the part that needs the output width; call it again once a local model's width is known.
 
 Only the fields in ``EMBEDDING_FIELDS`` decide what the vectors are; they make the configuration
@@ -76,6 +77,10 @@ V3_API_DIMS = (32, 1024)
 
 TaskName = Literal[ALL_TASKS]  # type: ignore[valid-type]
 OnProblem = Literal["fail", "skip"]
+#: Seconds (a positive, finite number).
+Seconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+#: Default seconds one API request may take before it is retried in halves.
+DEFAULT_REQUEST_TIMEOUT = 60.0
 
 
 # --------------------------------------------------------------------------- the layers of one load
@@ -178,6 +183,9 @@ with warnings.catch_warnings():  # the field ``json`` (--json) shadows BaseModel
         rpm: Positive | None = Field(None, description="API: requests per minute (overrides the tier).")
         tpm: Positive | None = Field(None, description="API: tokens per minute (overrides the tier).")
         concurrency: Positive | None = Field(None, description="API: concurrent requests (overrides the tier).")
+        request_timeout: Seconds = Field(DEFAULT_REQUEST_TIMEOUT, description="API: seconds one request may take; "
+                                         "a request that times out is sent again in halves (a loaded server or "
+                                         "network answers smaller requests in time).")
         tier: Literal[RATE_TIERS] = Field("conservative", description="API rate-limit preset.")  # type: ignore[valid-type]
         max_tokens: Positive | None = Field(None, description="Stop before spending more tokens than this "
                                                               "(resumable).")
@@ -246,6 +254,10 @@ with warnings.catch_warnings():  # the field ``json`` (--json) shadows BaseModel
             """How the user wrote setting ``name`` (``--pq-m``, ``run.toml: pq_m``, ``JINA_MIGRATE_PQ_M``)."""
             return (self._origins.get(name) or flag_origin(name)).label
 
+        def given(self) -> frozenset[str]:
+            """The settings a layer gave (flag, TOML file, environment); the others hold their defaults."""
+            return frozenset(self._origins)
+
         def worker(self) -> tuple[int, int]:
             """``--shard I/N`` -> (I, N); (0, 1) when unset."""
             if not self.shard:
@@ -291,7 +303,8 @@ with warnings.catch_warnings():  # the field ``json`` (--json) shadows BaseModel
             else:
                 opts |= {"base_url": self.base_url, "api_key_env": self.api_key_env, "api_key_file": self.api_key_file,
                          "rpm": self.rpm, "tpm": self.tpm, "concurrency": self.concurrency, "tier": self.tier,
-                         "embedding_type": self.embedding_type, "truncate": self.truncate}
+                         "embedding_type": self.embedding_type, "truncate": self.truncate,
+                         "timeout": self.request_timeout, "timeout_setting": self.where("request_timeout")}
             return {k: v for k, v in opts.items() if v is not None}
 
         def output_dimensions(self) -> int | None:
@@ -472,33 +485,26 @@ def check_value(name: str, raw: Any, origin: Origin) -> Any:
     return read_value(RunConfig.model_fields[name], raw, origin)
 
 
+def apply_use_case(flags: dict[str, Any], use_case: str | None) -> dict[str, Any]:
+    """``flags`` with the task a ``--use-case`` stands for; both flags at once are refused.
+
+    ``run`` and ``plan`` both call this, so they accept and refuse the same combinations.
+    """
+    if not use_case:
+        return flags
+    if flags.get("task"):
+        raise ConfigError("give --task or --use-case, not both")
+    from migrate.models import task_for_use_case
+
+    return {**flags, "task": task_for_use_case(use_case)}
+
+
 def parse_flags(flags: dict[str, Any]) -> dict[str, Any]:
     """Check command-line values (text or typed) of settings, one by one; ``None`` = not given (dropped).
 
     For commands that share the settings' options without building a whole ``RunConfig``.
     """
     return {k: check_value(k, v, flag_origin(k)) for k, v in flags.items() if v is not None}
-
-
-def layered_values(flags: dict[str, Any], toml_path: Path | None = None,
-                   environ: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """The settings named in ``flags``, each from the first layer that gives it (flag, TOML file,
-    ``JINA_MIGRATE_*``), checked one by one with the same messages as ``load_config``.
-
-    For commands (``plan``) that share some of run's settings without building a whole
-    ``RunConfig``: they see exactly the values ``run`` would see for those settings.
-    """
-    env = dict(os.environ if environ is None else environ)
-    toml, keys = _read_toml(Path(toml_path)) if toml_path is not None else ({}, {})
-    out: dict[str, Any] = {}
-    for name, flag in flags.items():
-        if flag is not None:
-            out[name] = check_value(name, flag, flag_origin(name))
-        elif name in toml:
-            out[name] = check_value(name, toml[name], Origin(f"{toml_path}: {keys[name]}", "file"))
-        elif name not in ENV_EXCLUDED and env.get(ENV_PREFIX + name.upper()) is not None:
-            out[name] = check_value(name, env[ENV_PREFIX + name.upper()], Origin(ENV_PREFIX + name.upper(), "env"))
-    return out
 
 
 # --------------------------------------------------------------------------- loading

@@ -25,8 +25,8 @@ from migrate.progress import NullReporter, Reporter
 from migrate.shards import Shard, ShardPlan, canonical_hash
 from migrate.sinks import open_sinks
 from migrate.sinks.base import PlanFacts
-from migrate.sources import (DocumentSpec, OldIndexSpec, PlannedRows, open_documents_source, read_old_keys,
-                             scan_documents, source_kind)
+from migrate.sources import (DocumentSpec, OldIndexSpec, PlannedRows, holds_documents, open_documents_source,
+                             read_old_keys, scan_documents, source_kind)
 from migrate.sources.fingerprint import fingerprint_sources
 from migrate.sources.scan import PLAN_SCHEMA
 from migrate.step import StepContext
@@ -61,12 +61,14 @@ def config_fingerprint(config: RunConfig) -> str:
 
 
 def document_spec(cfg: RunConfig) -> DocumentSpec:
-    """The documents: ``--docs``, or the old index itself when it is a collection that holds the text."""
+    """The documents: ``--docs``, or the old index itself when it holds the text (a collection, a framework's
+    saved index, a vector dataset with a text field)."""
     path = cfg.docs
-    if path is None and cfg.old_index is not None and source_kind(str(cfg.old_index)) == "collection":
+    if path is None and cfg.old_index is not None and holds_documents(str(cfg.old_index), cfg.text_field):
         path = cfg.old_index
     if path is None:
-        raise InputError("no documents given", hint="pass --docs FILE (Parquet, JSONL or CSV)")
+        raise InputError("no documents given", hint="pass --docs FILE (Parquet, JSONL or CSV), or an --old-index "
+                                                    "that holds the text")
     return DocumentSpec(path=str(path), id_field=cfg.id_field, text_field=cfg.text_field,
                         title_field=cfg.title_field, faiss_id_field=cfg.faiss_id_field, delimiter=cfg.delimiter)
 
@@ -77,7 +79,8 @@ def old_index_spec(cfg: RunConfig) -> OldIndexSpec | None:
             raise ConfigError("--id-map needs --old-index (the FAISS file whose ids it maps)")
         return None
     return OldIndexSpec(path=str(cfg.old_index), id_map=str(cfg.id_map) if cfg.id_map else None,
-                        id_map_faiss_field=cfg.id_map_faiss_field, id_map_id_field=cfg.id_map_id_field)
+                        id_map_faiss_field=cfg.id_map_faiss_field, id_map_id_field=cfg.id_map_id_field,
+                        id_field=cfg.id_field if cfg.docs is None else None)  # the documents' ids, when it is them
 
 
 def index_settings(config: RunConfig) -> IndexSettings:
@@ -287,7 +290,7 @@ def execute(p: Prepared, make_embedder: EmbedderFactory, reporter: Reporter | No
         "version": __version__,
     }
     if error is None and p.manifest.state == "complete" and not todo:
-        summary["outputs"] = _outputs_of(ws)
+        summary["outputs"] = _outputs_of(ws, _repaired(ws, sinks))
         summary["state"] = "complete"
     elif error is None and workers == 1 and all(job.is_done(s) for s in p.plan.shards):
         summary["outputs"] = ws.finalize(sinks)
@@ -300,14 +303,31 @@ def execute(p: Prepared, make_embedder: EmbedderFactory, reporter: Reporter | No
     return summary
 
 
-def _outputs_of(ws: Workspace) -> dict[str, Any]:
+def _repaired(ws: Workspace, sinks: list[Any]) -> dict[str, dict[str, Any]]:
+    """A rerun of a finished output: each destination that no longer verifies (rows deleted or changed behind
+    the tool's back) is repaired from the shards and delivery records (VerifyFailed, exit 6, if it cannot be)."""
+    fixed = {}
+    for sink in sinks:
+        repair = getattr(sink, "repair", None)
+        info = repair() if callable(repair) else None
+        if info:
+            fixed[info["name"]] = info
+    if fixed:
+        m = ws.manifest()
+        m.destinations |= fixed
+        ws.write_manifest(m)
+    return fixed
+
+
+def _outputs_of(ws: Workspace, repaired: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
     m = ws.manifest()
     res = m.result
     out = {"embeddings": str(ws.out / "embeddings.parquet"), "index": str(ws.out / "index.faiss"),
            "id_map": str(ws.out / "id_map.parquet"), "rows": res.rows if res else None,
            "dimensions": res.dimensions if res else None, "stale_shards_removed": 0}
     if m.destinations:
-        out["destinations"] = [d | {"upserted": 0, "deleted": 0, "unchanged": d.get("rows", 0)}
+        out["destinations"] = [(repaired or {}).get(d.get("name"))
+                               or d | {"upserted": 0, "deleted": 0, "unchanged": d.get("rows", 0)}
                                for d in m.destinations.values()]
     return out
 
@@ -337,8 +357,12 @@ def status(out: Path | str) -> dict[str, Any]:
             exists = sink.engine.exists(sink.collection)
             entry["rows"] = sink.engine.count(sink.collection) if exists else 0
             if sink.address.alias:
+                state = sink.engine.name_state(sink.address.alias)
                 entry["alias"] = sink.address.alias
-                entry["alias_target"] = sink.engine.alias_target(sink.address.alias)
+                entry["alias_target"] = state.target if state.kind == "alias" else None
+                entry["alias_state"] = state.describe()
+                if m.cutover.get(sink.name):
+                    entry["cutover"] = m.cutover[sink.name].get("state")
         except MigrateError as exc:  # a server that is down: say so, status still answers
             entry["error"] = exc.message
         finally:
@@ -404,56 +428,53 @@ def _destinations(ws: Workspace, name: str | None) -> list[Any]:
 
 
 def cutover(out: Path | str, *, require_report: Path | None = None, sink: str | None = None) -> list[dict[str, Any]]:
-    """Point each destination's application name at its new collection, after ``verify`` (and the report's
-    quality gates, when asked) pass. Idempotent; the old collection is never dropped."""
-    from migrate.errors import GateFailed, VerifyFailed
-    from migrate.sinks.database import switch
+    """Point each destination's application name at its new collection, after ``verify`` (and, when asked, a
+    compare report about this very destination whose gates passed). Idempotent; nothing is ever dropped, and a
+    refused cutover changes and records nothing (``migrate.sinks.switch``)."""
+    from migrate.errors import VerifyFailed
+    from migrate.sinks import switch
 
     ws = Workspace(out)
-    sinks = _destinations(ws, sink)
-    result = verify(out)
-    if not result["ok"]:
-        raise VerifyFailed(f"{ws.out}: verify found {len(result['problems'])} problem(s), first: "
-                           f"{result['problems'][0]}", hint="cutover waits until `jina-migrate verify` passes")
-    if require_report is not None:
-        failed = _failed_gates(Path(require_report))
-        if failed:
-            raise GateFailed(f"{require_report}: quality gate failed: {failed[0]}",
-                             hint="cutover waits until the compare report's gates pass")
-    m = ws.manifest()
-    done = []
-    for s in sinks:
-        done.append({"sink": s.name} | switch(s, m.cutover, lambda: ws.write_manifest(m)))
-        s.close()
-    return done
+    with _closing(_destinations(ws, sink)) as sinks:
+        result = verify(out)
+        if not result["ok"]:
+            raise VerifyFailed(f"{ws.out}: verify found {len(result['problems'])} problem(s), first: "
+                               f"{result['problems'][0]}", hint="cutover waits until `jina-migrate verify` passes")
+        if require_report is not None:
+            _check_report(Path(require_report), ws, sinks)
+        m = ws.manifest()
+        plans = [switch.plan(s, m.cutover) for s in sinks]  # every refusal before any destination is switched
+        return [{"sink": s.name} | switch.cutover(s, m.cutover, lambda: ws.write_manifest(m), p)
+                for s, p in zip(sinks, plans)]
 
 
 def rollback(out: Path | str, *, sink: str | None = None) -> list[dict[str, Any]]:
-    """Point each destination's application name back where it pointed before ``cutover``."""
-    from migrate.sinks.database import switch_back
+    """Put each destination's application name back exactly as it was before ``cutover``."""
+    from migrate.sinks import switch
 
     ws = Workspace(out)
     m = ws.manifest()
-    done = []
-    for s in _destinations(ws, sink):
-        done.append({"sink": s.name} | switch_back(s, m.cutover, lambda: ws.write_manifest(m)))
-        s.close()
-    return done
+    with _closing(_destinations(ws, sink)) as sinks:
+        return [{"sink": s.name} | switch.rollback(s, m.cutover, lambda: ws.write_manifest(m)) for s in sinks]
 
 
-def _failed_gates(report: Path) -> list[str]:
-    """The failed gates of a ``compare`` JSON report (one error line when it is not one)."""
-    import json
+def _check_report(report: Path, ws: Workspace, sinks: list[Any]) -> None:
+    """``--require-report``: the report compared this run's destination as it is now (or this run's output),
+    and every one of its quality gates passed; else one error line."""
+    from migrate.engines.names import place
+    from migrate.errors import GateFailed
+    from migrate.report.gates import read_cutover_report, subject_problem
 
-    try:
-        data = json.loads(report.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"--require-report {report}: file not found", hint="give compare's report.json") from None
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"--require-report {report}: not a JSON report ({str(exc)[:80]})",
-                          hint="give the report.json that `jina-migrate compare` wrote") from None
-    gates = data.get("gates") if isinstance(data, dict) else None
-    if not isinstance(gates, list) or not gates:
-        raise ConfigError(f"--require-report {report}: the report holds no quality gates",
-                          hint="run compare with --fail-if, e.g. --fail-if 'ndcg@10 < old - 0.01'")
-    return [str(g.get("gate")) for g in gates if isinstance(g, dict) and g.get("failed")]
+    failed, subject = read_cutover_report(report)
+    m = ws.manifest()
+    embeddings = m.outputs.get("embeddings.parquet")
+    for s in sinks:
+        problem = subject_problem(report, subject, run_id=m.run_id,
+                                  embeddings_sha256=embeddings.sha256 if embeddings else None,
+                                  database=place(s.address), collection=s.collection,
+                                  checksum=lambda s=s: s.engine.checksum(s.collection))
+        if problem is not None:
+            raise problem
+    if failed:
+        raise GateFailed(f"{report}: quality gate failed: {failed[0]}",
+                         hint="cutover waits until the compare report's gates pass")

@@ -1,7 +1,9 @@
 """Progress display: rich bars on a terminal, JSON lines otherwise (CI, ``--json``).
 
 The runner emits events; a reporter renders them. JSON lines go to stdout, one object
-per line, so a CI job can ``jq`` them; human output goes to stderr.
+per line, so a CI job can ``jq`` them; human output goes to stderr. Whether a command
+speaks JSON lines is decided once (``json_lines``): ``--json``, or stdout is not a
+terminal. Then nothing else may be written to stdout (a human summary goes to stderr).
 """
 
 from __future__ import annotations
@@ -107,7 +109,16 @@ class NullReporter:
     def finish(self, summary: dict[str, Any]) -> None: ...
 
 
+def json_lines(json_flag: bool, stream=None) -> bool:
+    """True when a command's stdout carries JSON lines: ``--json``, or stdout is not a terminal
+    (piped into ``jq``, redirected to a file)."""
+    stream = stream or sys.stdout
+    return bool(json_flag) or not stream.isatty()
+
+
 def make_reporter(json_mode: bool) -> Reporter:
-    if json_mode or not sys.stderr.isatty():
+    """JSON lines on stdout when ``json_mode`` (see ``json_lines``), else progress bars on stderr
+    (plain lines when stderr is not a terminal: rich degrades by itself)."""
+    if json_mode:
         return JsonReporter()
     return RichReporter()

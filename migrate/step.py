@@ -4,7 +4,12 @@
 workspace, reads exactly those texts from the source (checking each against its
 planned hash, so a source edited since planning is caught), reuses cached vectors by
 content hash, embeds the rest, and writes the shard and its completion record
-atomically. The local executor calls it in a loop; Ray workers call it on their node.
+atomically. Ray workers call it on their node.
+
+It is three stages, also callable one by one so an executor can overlap them (the local
+executor loads the next shard and writes the previous one while the model runs):
+``load_shard`` (read, check, look up the cache, and let a ``Preparing`` embedder tokenize:
+no model work), ``embed_shard`` (the model), ``write_embedded`` (the shard file and record).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import pyarrow as pa
 
 from migrate.config import RunConfig
 from migrate.embed.base import Embedder
+from migrate.embed.token_ids import Preparing
 from migrate.errors import StateError
 from migrate.shards import Shard
 from migrate.sources import DocumentSource, DocumentSpec, open_documents_source
@@ -70,17 +76,70 @@ def read_texts(ctx: StepContext, ws: Workspace, source: DocumentSource, shard: S
     return planned.ids, texts, planned.hashes
 
 
+@dataclass
+class LoadedShard:
+    """A shard read and checked, ready for the model: what ``load_shard`` hands to ``embed_shard``."""
+
+    shard: Shard
+    ids: list[str]
+    texts: list[str]
+    hashes: list[str]
+    seconds: float  # spent loading (waits between stages are not counted)
+    hit: np.ndarray | None = None  # whole documents: which the cache holds
+    cached: np.ndarray | None = None  # and their vectors
+    prepared: Any = None  # the documents to embed, prepared by a ``Preparing`` embedder
+
+
+@dataclass
+class EmbeddedShard:
+    """A shard's table and completion facts: what ``embed_shard`` hands to ``write_embedded``."""
+
+    shard: Shard
+    table: pa.Table
+    meta: dict[str, Any]
+
+
 def run_shard(ctx: StepContext, ws: Workspace, source: DocumentSource, shard: Shard, embedder: Embedder,
               cache: EmbeddingCache | None = None) -> dict[str, Any]:
     """Embed one shard and write it; returns its completion record."""
+    loaded = load_shard(ctx, ws, source, shard, embedder, cache)
+    return write_embedded(ws, embed_shard(ctx, loaded, embedder, cache))
+
+
+def load_shard(ctx: StepContext, ws: Workspace, source: DocumentSource, shard: Shard, embedder: Embedder,
+               cache: EmbeddingCache | None = None) -> LoadedShard:
+    """Read and check the shard's texts, look up the cache, and prepare (tokenize) what is left to embed.
+
+    No model work: safe to run in another thread while ``embed_shard`` runs the previous shard.
+    """
     t0 = time.monotonic()
     ids, texts, hashes = read_texts(ctx, ws, source, shard)
+    loaded = LoadedShard(shard, ids, texts, hashes, 0.0)
+    if not ctx.config.late_chunking:
+        loaded.hit, loaded.cached = _lookup(cache, hashes)
+        todo = np.nonzero(~loaded.hit)[0]
+        if len(todo) and isinstance(embedder, Preparing):
+            loaded.prepared = embedder.prepare([texts[i] for i in todo], task=ctx.config.task)
+    loaded.seconds = time.monotonic() - t0
+    return loaded
+
+
+def embed_shard(ctx: StepContext, loaded: LoadedShard, embedder: Embedder,
+                cache: EmbeddingCache | None = None) -> EmbeddedShard:
+    """The model's part of the step: the shard's table and its completion facts."""
+    t0 = time.monotonic()
     if ctx.config.late_chunking:
-        table, meta = _late_chunked(ctx, ids, texts, hashes, embedder, cache)
+        table, meta = _late_chunked(ctx, loaded.ids, loaded.texts, loaded.hashes, embedder, cache)
     else:
-        table, meta = _whole(ctx, ids, texts, hashes, embedder, cache)
-    meta |= {"config_fingerprint": ctx.config_fingerprint, "seconds": round(time.monotonic() - t0, 3)}
-    return ws.write_shard(shard, table, meta)
+        table, meta = _whole(ctx, loaded, embedder)
+    meta |= {"config_fingerprint": ctx.config_fingerprint,
+             "seconds": round(loaded.seconds + time.monotonic() - t0, 3)}
+    return EmbeddedShard(loaded.shard, table, meta)
+
+
+def write_embedded(ws: Workspace, done: EmbeddedShard) -> dict[str, Any]:
+    """Write the shard file, then its completion record (both atomically); returns the record."""
+    return ws.write_shard(done.shard, done.table, done.meta)
 
 
 def _lookup(cache: EmbeddingCache | None, keys: list[str]) -> tuple[np.ndarray, np.ndarray | None]:
@@ -89,14 +148,17 @@ def _lookup(cache: EmbeddingCache | None, keys: list[str]) -> tuple[np.ndarray, 
     return cache.lookup(keys)
 
 
-def _whole(ctx: StepContext, ids: list[str], texts: list[str], hashes: list[str], embedder: Embedder,
-           cache: EmbeddingCache | None) -> tuple[pa.Table, dict[str, Any]]:
-    hit, cached = _lookup(cache, hashes)
+def _whole(ctx: StepContext, loaded: LoadedShard, embedder: Embedder) -> tuple[pa.Table, dict[str, Any]]:
+    ids, texts, hashes, hit, cached = loaded.ids, loaded.texts, loaded.hashes, loaded.hit, loaded.cached
+    assert hit is not None
     todo = np.nonzero(~hit)[0]
     tokens = 0
     vectors: np.ndarray | None = None
     if len(todo):
-        result = embedder.embed([texts[i] for i in todo], task=ctx.config.task)
+        if loaded.prepared is not None:
+            result = embedder.embed_prepared(loaded.prepared)  # type: ignore[attr-defined]
+        else:
+            result = embedder.embed([texts[i] for i in todo], task=ctx.config.task)
         tokens = int(result.total_tokens)
         vectors = np.empty((len(ids), result.vectors.shape[1]), dtype=np.float32)
         vectors[todo] = result.vectors

@@ -22,6 +22,7 @@ pytest.importorskip("static_model")
 
 from migrate.embed.jina_api import PROBE_TEXT  # noqa: E402
 from migrate.rehearsal.faults import FaultConfig  # noqa: E402
+from migrate.rehearsal.limits import ServerLimits  # noqa: E402
 from migrate.rehearsal.run import run_server  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -54,6 +55,22 @@ def _tokens(h, text: str) -> int:
     return r.json()["usage"]["total_tokens"]
 
 
+def _done(out: Path) -> int:
+    return len(list((out / "shards").glob("*.done.json"))) if (out / "shards").is_dir() else 0
+
+
+def _wait_until(proc: subprocess.Popen, condition, what: str, out: Path, timeout: float = 300) -> None:
+    """Poll ``condition`` while the run lives; fail naming what happened instead if it does not hold."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if proc.poll() is not None:
+            pytest.fail(f"the run ended (exit {proc.returncode}, {_done(out)} shards done) before: {what}; "
+                        f"stderr:\n{proc.communicate()[1][-2000:]}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"not {what} after {timeout:.0f} s ({_done(out)} shards done)")
+        time.sleep(0.02)
+
+
 def _summary(stdout: str) -> dict:
     lines = [json.loads(s) for s in stdout.splitlines() if s.startswith("{")]
     return lines[-1]
@@ -70,18 +87,24 @@ def test_interrupted_mid_call_then_resumed_spends_no_tokens_twice(tmp_path):
         clean_tokens = h.usage()["total_tokens"] - base - probe
         assert clean_tokens == _summary(clean.stdout)["tokens"] > 0
 
-        # Every answer now comes 1.5 s after the server billed it: kill the run inside such a wait.
-        h.server.set_faults(FaultConfig(slow=1.0, slow_s=1.5))
+        # Kill the run while a billed answer is pending, at a point the server fixes, not the clock:
+        # the key may send 3 requests at once (the probe and two shards), then one every 10 s. As soon
+        # as those 3 are billed, every answer is made to come 15 s after it is billed; the next request
+        # the limit admits (>= 10 s later, whatever the machine's speed) is billed and held, and the
+        # kill lands inside that wait, with exactly two shards done.
+        h.server.set_limits(ServerLimits(rpm=6, window_s=30))
         out = tmp_path / "out"
+        start_ok = h.usage()["requests_ok"]
         proc = subprocess.Popen(_args(docs, out, h.base_url), env=_env(), stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
-        start_ok = h.usage()["requests_ok"]
-        deadline = time.monotonic() + 120
-        while h.usage()["requests_ok"] < start_ok + 4:  # probe + 3 shard requests billed
-            assert proc.poll() is None and time.monotonic() < deadline
-            time.sleep(0.02)
-        proc.kill()  # the 3rd shard's request is billed, its answer still pending
-        proc.communicate()
+        try:
+            _wait_until(proc, lambda: h.usage()["requests_ok"] >= start_ok + 3, "the probe and two shards billed", out)
+            h.server.set_faults(FaultConfig(slow=1.0, slow_s=15.0))
+            _wait_until(proc, lambda: h.usage()["requests_ok"] >= start_ok + 4, "a third shard request billed", out)
+            assert _done(out) == 2, f"{_done(out)} shards done when the third was billed (expected 2)"
+        finally:
+            proc.kill()  # the 3rd shard's request is billed, its answer still pending
+            proc.communicate()
         at_kill = h.usage()["total_tokens"]
         done_before = sorted(p.name for p in (out / "shards").glob("*.done.json"))
         assert len(done_before) == 2
@@ -89,6 +112,7 @@ def test_interrupted_mid_call_then_resumed_spends_no_tokens_twice(tmp_path):
         tokens_done_before = sum(json.loads((out / "shards" / n).read_text())["tokens"] for n in done_before)
         assert spent_before_kill > probe + tokens_done_before  # the in-flight call was billed
 
+        h.server.set_limits(ServerLimits())
         h.server.set_faults(FaultConfig())
         resumed = subprocess.run(_args(docs, out, h.base_url), env=_env(), capture_output=True, text=True, timeout=300)
         assert resumed.returncode == 0, resumed.stderr

@@ -116,16 +116,18 @@ def kb(pg, tmp_path_factory):
 
 
 def test_documents_file_into_a_database(pg, kb):
-    """Files in, a table out: every id once, the FAISS output's vectors, the documents' text as payload."""
+    """Files in, a table out: every id once, the FAISS output's vectors, the documents' fields as payload (the
+    text as the file holds it)."""
     assert kb["finish"]["outputs"]["destinations"][0]["upserted"] == 320
     docs = [json.loads(line) for line in (SAMPLE / "docs.jsonl").read_text().splitlines()]
     with opened(uri(pg, "kb_v3")) as eng:
         got = table_of(eng.scan("kb_v3", batch_rows=64))
-    assert got.schema.names == ["id", "vector", "text"] and got.schema.field("text").type == pa.string()
+    assert got.schema.names == ["id", "vector", "title", "text", "topic"]
     vecs = _faiss_vectors(kb["out"])
     want = pa.table({"id": [d["id"] for d in docs],
                      "vector": pa.array([vecs[d["id"]] for d in docs], pa.list_(pa.float32(), 64)),
-                     "text": [d["text"] for d in docs]})
+                     "title": [d["title"] for d in docs], "text": [d["text"] for d in docs],
+                     "topic": [d["topic"] for d in docs]})
     assert_same_rows(got, want)
     check = jina_migrate("verify", "--out", str(kb["out"]), "--json")
     assert check.returncode == 0 and json.loads(check.stdout)["ok"], check.stdout + check.stderr

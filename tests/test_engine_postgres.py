@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import shutil
 import threading
-import time
 
 import numpy as np
 import pyarrow as pa
 import pytest
 from psycopg.types.json import Jsonb
 from support.engines import (EngineContract, assert_same_rows, payload_schema, postgres_dir, postgres_server,
-                             query_loop, sample_rows, table_of)
+                             query_loop, sample_rows, table_of, wait_for_answers)
 
 from migrate.engines import EngineUnavailable, IndexSpec, open_engine
 
@@ -114,9 +113,9 @@ def test_cutover_of_a_real_application_table_and_rollback(engine, reader):
         if reader.alias_target("t_app_docs") == "t_app_docs" else
         [i for i, _ in reader.search("t_app_docs", q, 3)[0]], stop, seen, errors)
     try:
-        time.sleep(0.2)
-        engine.point_alias("t_app_docs", "t_app_docs_v3")
-        time.sleep(0.2)
+        wait_for_answers(seen, errors, 2)  # the application's queries run on its own table
+        engine.point_alias("t_app_docs", "t_app_docs_v3", move_aside="t_app_docs_pre_jm")
+        wait_for_answers(seen, errors, 2)  # and on the view, at least one started after the switch
     finally:
         stop.set()
         th.join(30)
@@ -125,7 +124,7 @@ def test_cutover_of_a_real_application_table_and_rollback(engine, reader):
     assert kind == "v"
     assert engine.search("t_app_docs", q, 1)[0][0][0] == rows.column("id")[0].as_py() + "-v3"
     assert engine.checksum("t_app_docs_pre_jm") == before
-    engine.point_alias("t_app_docs", "t_app_docs")  # rollback to the application's own table
+    engine.drop_alias("t_app_docs", restore="t_app_docs_pre_jm")  # rollback to the application's own table
     assert _sql(engine, "SELECT relkind::text FROM pg_class WHERE relname = 't_app_docs'").fetchone()[0] == "r"
     assert _sql(engine, "SELECT count(*) FROM pg_class WHERE relname = 't_app_docs_pre_jm'").fetchone()[0] == 0
     assert engine.checksum("t_app_docs") == before

@@ -58,7 +58,8 @@ def test_sigkill_at_several_points_then_resume_is_identical(reference, tmp_path)
         deadline = time.monotonic() + 180
         while done_records(out) < wait_for and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.01)
-        assert proc.poll() is None, "run finished before it could be killed"
+        assert proc.poll() is None, (f"the run ended (exit {proc.returncode}) before it could be killed after "
+                                     f"{wait_for} shards: {done_records(out)}/{total} done")
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         done = done_records(out)

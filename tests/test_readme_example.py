@@ -83,7 +83,7 @@ def test_the_worked_example_runs_as_written(tmp_path):
             server.wait(timeout=30)
 
 
-def _wait_for(port: str, proc: subprocess.Popen, timeout: float = 180) -> None:
+def _wait_for(port: str, proc: subprocess.Popen, timeout: float = 300) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -92,4 +92,4 @@ def _wait_for(port: str, proc: subprocess.Popen, timeout: float = 180) -> None:
             if s.connect_ex(("127.0.0.1", int(port))) == 0:
                 return
         time.sleep(0.2)
-    raise AssertionError("serve-api did not start")
+    raise AssertionError(f"serve-api did not listen on port {port} in {timeout:.0f} s")

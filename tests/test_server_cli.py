@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import httpx
@@ -15,6 +16,19 @@ import pytest
 pytest.importorskip("static_model")
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def _announced_url(proc: subprocess.Popen, lines: list[str], pattern: str, timeout: float = 300) -> str:
+    """The URL the server prints once it listens. Waits on that line, not a fixed time: loading the
+    stand-ins took over a minute on a loaded 2-core machine (issue 20)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if m := next((m for m in (re.search(pattern, s) for s in lines) if m), None):
+            return m.group(1)
+        if proc.poll() is not None:
+            pytest.fail(f"serve-api exited ({proc.returncode}) before it listened:\n{''.join(lines)}")
+        time.sleep(0.1)
+    pytest.fail(f"serve-api did not print its URL in {timeout:.0f} s:\n{''.join(lines)}")
 
 
 def test_serve_api_command(tmp_path):
@@ -34,21 +48,14 @@ def test_serve_api_command(tmp_path):
 
     threading.Thread(target=read, daemon=True).start()
     try:
-        url = None
-        for _ in range(600):
-            found = [re.search(r"(http://127\.0\.0\.1:\d+)", s) for s in lines]
-            url = next((m.group(1) for m in found if m), None)
-            if url or proc.poll() is not None:
-                break
-            threading.Event().wait(0.1)
-        assert url, "".join(lines)
+        url = _announced_url(proc, lines, r"(http://127\.0\.0\.1:\d+)")
         for key in ("jina_cli_test_key_1", "jina_cli_test_key_2"):
             r = httpx.post(url + "/v1/embeddings", json={"model": "jina-embeddings-v2-base-en", "input": ["hi"]},
-                           headers={"Authorization": f"Bearer {key}"})
+                           headers={"Authorization": f"Bearer {key}"}, timeout=60)
             assert r.status_code == 200 and r.headers["x-ratelimit-limit-tokens"] == "60000"
             assert r.headers["x-jina-migrate-stand-in"] == "static"
         r = httpx.post(url + "/v1/embeddings", json={"model": "jina-embeddings-v3", "input": ["hi"]},
-                       headers={"Authorization": "Bearer jina_other"})
+                       headers={"Authorization": "Bearer jina_other"}, timeout=60)
         assert r.status_code == 401
     finally:
         proc.terminate()
@@ -85,14 +92,7 @@ def test_readme_example_runs_against_serve_api(tmp_path):
     lines: list[str] = []
     threading.Thread(target=lambda: [lines.append(s) for s in proc.stderr], daemon=True).start()
     try:
-        url = None
-        for _ in range(600):
-            m = next((re.search(r"(http://127\.0\.0\.1:\d+)", s) for s in lines if "server at" in s), None)
-            if m or proc.poll() is not None:
-                url = m.group(1) if m else None
-                break
-            threading.Event().wait(0.1)
-        assert url, "".join(lines)
+        url = _announced_url(proc, lines, r"server at (http://127\.0\.0\.1:\d+)")
         docs = tmp_path / "docs.jsonl"
         docs.write_text("".join(ln + "\n" for ln in (REPO / "fixtures/sample/docs.jsonl").read_text().splitlines()[:40]))
         out = tmp_path / "out"

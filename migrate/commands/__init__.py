@@ -5,4 +5,4 @@ commands; ``migrate.cli`` calls every module listed in ``COMMAND_MODULES``.
 Keeping them apart keeps ``cli.py`` thin and each command's code in one place.
 """
 
-COMMAND_MODULES = ("serve", "plan", "compare", "cutover")
+COMMAND_MODULES = ("serve", "plan", "compare", "cutover", "label")

@@ -59,15 +59,36 @@ def _options(pairs: list[str] | None, flag: str) -> dict[str, Any]:
     return out
 
 
-def _read_corpus(path: Path):
+def _read_corpus(path: Path, title_field: str | None = None):
+    """The documents: their text as indexed (``title + " " + text``) and, with a title field, the two apart
+    (the known-item guard takes a title or a sentence out of its document)."""
     from migrate.report.data import Corpus, read_corpus
 
     if path.is_dir() or path.name.endswith("corpus.jsonl"):
         return read_corpus(path)
     from migrate.sources import open_documents
 
-    docs = open_documents(path)
-    return Corpus(list(docs.ids), list(docs.texts))
+    if title_field is None:
+        docs = open_documents(path)
+        return Corpus(list(docs.ids), list(docs.texts))
+    joined = open_documents(path, title_field=title_field)
+    bodies = open_documents(path)
+    titles = open_documents(path, text_field=title_field)
+    return Corpus(list(joined.ids), list(joined.texts), list(titles.texts), list(bodies.texts))
+
+
+def _manifest_title_field(new: Path | str | None, docs: Path | None) -> str | None:
+    """The title field the new output's run joined, when ``--docs`` is the file that run read."""
+    if new is None or docs is None or _is_uri(new):
+        return None
+    import json
+
+    try:
+        recorded = json.loads((Path(new) / "manifest.json").read_text()).get("documents") or {}
+        same = Path(str(recorded.get("path"))).resolve() == Path(docs).resolve()
+    except (OSError, ValueError, AttributeError):
+        return None
+    return recorded.get("title_field") if same and isinstance(recorded.get("title_field"), str) else None
 
 
 def _dims(text: str | None) -> list[int]:
@@ -111,7 +132,7 @@ def _api_error(exc: Exception) -> Exception:
     """An embedding failure during compare: same message, a hint that fits compare (it keeps no state)."""
     from migrate.errors import MigrateError
 
-    if isinstance(exc, MigrateError) and exc.hint and "resume" in exc.hint:
+    if isinstance(exc, MigrateError) and exc.hint and "resume" in exc.hint and not exc.message.startswith("judge "):
         return type(exc)(exc.message, hint="compare keeps no partial results: fix the cause, then run the "
                                            "same command again")
     return exc
@@ -142,6 +163,10 @@ def run_compare(
     github_summary: bool, cache: Path | None, title: str | None, base_url: str | None,
     api_key_env: str | None = None, api_key_file: Path | None = None,
     also: list[str] | None = None,
+    judge: str | None = None, judge_base_url: str | None = None, judge_options: dict | None = None,
+    known_item: bool | None = None, known_item_sample: int = 300, known_item_kind: str = "auto", seed: int = 0,
+    labels: Path | None = None, query_sample: int | None = None, show_queries: bool = False,
+    title_field: str | None = None, pool_out: Path | None = None,
 ) -> tuple[Any, dict[str, str]]:
     """Build both sides, compare, evaluate gates and write the outputs; returns (report, written files).
 
@@ -149,6 +174,12 @@ def run_compare(
     else to ``$JINA_API_BASE_URL``, else to the public endpoint. ``new`` / ``old`` may be a
     vector-database address (``qdrant:///...?collection=docs``): that side is the collection,
     searched with its engine's own index.
+
+    Without ``qrels`` the report still gives one verdict, from the strongest label-free evidence
+    (``report.labelfree``): ``labels`` combined with a ``judge``, the judge alone, labels alone, or the
+    known-item regression guard (on by default without qrels; ``known_item`` True/False forces it).
+    ``queries`` is then read as a query log (JSONL, CSV or plain text; repeats removed; ``query_sample``
+    of them drawn by ``seed``) and its text stays out of the reports unless ``show_queries``.
     """
     from migrate.atomic import write_text
     from migrate.embed.registry import get_embedder
@@ -156,7 +187,8 @@ def run_compare(
     from migrate.models import query_task_for
     from migrate.report import build
     from migrate.report.collection import close_side, collection_texts, open_collection, side_from_collection
-    from migrate.report.data import read_qrels, read_queries
+    from migrate.report import labelfree
+    from migrate.report.data import read_labels, read_qrels, read_queries, read_query_log
     from migrate.report.engine import CompareConfig, compare
     from migrate.report.gates import evaluate_gates, parse_gate
     from migrate.report.metrics import METRICS
@@ -198,11 +230,19 @@ def run_compare(
             raise ConfigError(f"--also {item!r} must be NAME=OUT_DIR with a NAME other than old/new",
                               hint="e.g. --also late-chunked=runs/v3-late")
         extra_specs.append((name, Path(path)))
+    labelfree.check_not_both(qrels, labels)
+    guard_on = known_item if known_item is not None else qrels is None
     for g in fail_if:
         gate = parse_gate(g, {"old", "new"} | {n for n, _ in extra_specs})
         if qrels is None and gate.metric in METRICS:
             raise ConfigError(f"gate {g!r} needs relevance judgments for {gate.metric}",
-                              hint="pass --qrels, or gate on overlap@10 / rbo instead")
+                              hint='pass --qrels, or gate on the label-free evidence: "verdict == worse", '
+                                   '"knownitem == regression" or, with --judge, "judged.ndcg@10 < old"')
+        if gate.metric.startswith("judged.") and not judge:
+            raise ConfigError(f"gate {g!r} needs a judge", hint="pass --judge SPEC, e.g. "
+                                                                "jina-api:jina-reranker-v2-base-multilingual")
+        if gate.metric == "knownitem" and not guard_on:
+            raise ConfigError(f"gate {g!r} needs the known-item guard", hint="drop --no-known-item")
     outputs = {"html": ("--html", html or report_dir / "report.html"),
                "markdown": ("--markdown", markdown or report_dir / "report.md"),
                "json": ("--json-out", json_path or report_dir / "report.json")}
@@ -214,9 +254,29 @@ def run_compare(
         if build.is_api_spec(spec):
             opts |= api_opts | ({"base_url": base_url} if base_url else {})
     judgments = read_qrels(qrels, split=split) if qrels is not None else None
-    qs = read_queries(queries, only=set(judgments) if judgments is not None else None)
-    text_corpus = _read_corpus(corpus) if corpus is not None else None
+    query_log = None
+    if judgments is not None:
+        qs = read_queries(queries, only=set(judgments))
+    else:
+        query_log = read_query_log(queries, sample=query_sample, seed=seed)
+        qs = query_log.queries
+    if judge:
+        labelfree.check_judged_queries(len(qs), judge)
+    human_labels = read_labels(labels) if labels is not None else None
+    if (judge or labels is not None or pool_out is not None) and corpus is None and not (_is_uri(new) or _is_uri(old)):
+        raise ConfigError("the judge, labels and --pool-out need the documents' text",
+                          hint="pass --docs (the documents the index was built from)")
+    if pool_out is not None:
+        _writable_file("--pool-out", pool_out)
+    title_field = title_field or _manifest_title_field(new, corpus)
+    text_corpus = _read_corpus(corpus, title_field) if corpus is not None else None
     cache_dir = cache or build.cache_dir()
+    judge_model = None
+    if judge:  # built now: a wrong spec, a missing key or a folder that is no cross-encoder fails before any spend
+        from migrate.report.judges import make_judge
+
+        judge_model = make_judge(judge, base_url=judge_base_url or (base_url if judge.startswith("jina-api:") else None),
+                                 api_key_env=api_key_env, api_key_file=api_key_file, options=judge_options)
 
     # collections are opened before any model loads: a missing one fails in one line, at once
     stores: dict[str, Any] = {}
@@ -227,8 +287,11 @@ def run_compare(
     except BaseException:
         for store in stores.values():
             store.engine.close()
+        if judge_model is not None:
+            judge_model.close()
         raise
     sides: list[Any] = []
+    ppi = None
     try:
         # ---- new side
         if "new" in stores:
@@ -253,9 +316,10 @@ def run_compare(
             assert old_model is not None  # checked above
             old_side = side_from_collection(stores.pop("old"), get_embedder(old_model, **old_options), name="old",
                                             query_task=old_task, ann=ann)
+            old_side.doc_task = old_doc_task  # as declared (--old-doc-task): a collection does not record it
         elif old is not None and old_model:
             old_side = build.side_from_old_index(old, get_embedder(old_model, **old_options), name="old",
-                                                 id_map=id_map, query_task=old_task, ann=ann)
+                                                 id_map=id_map, query_task=old_task, ann=ann, doc_task=old_doc_task)
         else:
             assert old_model is not None and text_corpus is not None  # checked above
             old_side = build.side_from_model(old_model, text_corpus, name="old", doc_task=old_doc_task,
@@ -268,8 +332,31 @@ def run_compare(
 
         cfg = CompareConfig(k=k, dims=dims, ann=ann, examples=examples, **({"title": title} if title else {}))
         doc_text = text_corpus.lookup() if text_corpus is not None else collection_texts([new_side, old_side])
+        lists: dict[str, dict[str, list[str]]] = {}
         report = compare(old_side, new_side, qs, judgments, cfg, extra=extra, doc_text=doc_text,
-                         run_dir=report_dir / "runs")
+                         run_dir=report_dir / "runs", lists_out=lists)
+        if pool_out is not None or judge_model is not None or human_labels is not None:
+            if doc_text is None:
+                raise ConfigError("the judge, labels and --pool-out need the documents' text: the collections hold "
+                                  "no text field", hint="pass --docs (the documents the index was built from)")
+        if pool_out is not None:
+            labelfree.write_pool(pool_out, qs, lists, doc_text, old=old_side.name, new=new_side.name, k=cfg.k)
+        with labelfree.score_cache(cache_dir) as scores:
+            if judge_model is not None:
+                pool = labelfree.judge(qs, lists, doc_text, judge_model, old=old_side, new=new_side, k=cfg.k,
+                                       cache=scores)
+                report.judged = pool.result
+            elif human_labels is not None:
+                pool = labelfree.label_pool(qs, lists, old=old_side.name, new=new_side.name, k=cfg.k)
+            if human_labels is not None:
+                ppi = labelfree.combine_labels(pool, human_labels, old=old_side.name, new=new_side.name,
+                                               labels_path=labels)
+                report.ppi = ppi
+            if guard_on:
+                docs_for_guard = labelfree.guard_documents(text_corpus, [old_side, new_side], title_field)
+                report.knownitem = labelfree.known_item(old_side, new_side, docs_for_guard, sample=known_item_sample,
+                                                        seed=seed, kind=known_item_kind, cache=scores,
+                                                        required=known_item is True)
     except EmbeddingError as exc:
         raise _api_error(exc) from None
     finally:
@@ -277,6 +364,13 @@ def run_compare(
             close_side(side)
         for store in stores.values():  # opened, but its side was never built
             store.engine.close()
+        if judge_model is not None:
+            judge_model.close()
+    report.verdict = labelfree.verdict(report, ppi=ppi, labels_only=ppi is not None and judge_model is None)
+    if query_log is not None:
+        report.config["query_log"] = query_log.summary()
+        if not show_queries:
+            labelfree.hide_query_text(report)
     evaluate_gates(report, fail_if)
 
     written: dict[str, str] = {}
@@ -303,10 +397,24 @@ def _print_summary(report: Any, written: dict[str, str]) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from rich.markup import escape
+
+    from migrate.planning.tables import table_console
+    from migrate.report.evidence_words import evidence_lines
     from migrate.report.wording import change_words
 
-    con = Console()
+    con = table_console(Console())  # piped: one line per row, never squeezed to 80 columns
     old_n, new_n = report.sides.old.name, report.sides.new.name
+    v = report.verdict
+    if v is not None:  # the first line: one verdict, never stronger than its evidence
+        colour = {"better": "green", "worse": "red"}.get(v.code, "cyan")
+        con.print(f"[bold {colour}]verdict[/]: " + escape(v.sentence), highlight=False)
+        for w in v.warnings:
+            con.print("[yellow]warning[/]: " + escape(w), highlight=False)
+        if v.more:
+            con.print("to decide: " + escape(v.more), highlight=False)
+    for line in evidence_lines(report):
+        con.print(line, highlight=False, markup=False)
     if report.metrics is not None:
         t = Table(title=f"retrieval quality, {report.metrics.n_judged} judged queries", box=box.SIMPLE)
         for col in ("metric", old_n, new_n, "Δ", "Δ 95% CI", "p (rand.)", "verdict"):
@@ -316,7 +424,8 @@ def _print_summary(report: Any, written: dict[str, str]) -> None:
                       f"{s.delta_ci[0]:+.4f}..{s.delta_ci[1]:+.4f}", f"{s.p_randomization:.3g}", change_words(s))
         con.print(t)
     a = report.agreement
-    con.print(f"overlap@{a.k} {a.overlap_mean:.3f} · RBO {a.rbo_mean:.3f} · same top-1 {a.top1_kept_rate:.3f}")
+    con.print(f"change (a description, not evidence of quality): overlap@{a.k} {a.overlap_mean:.3f} · "
+              f"RBO {a.rbo_mean:.3f} · same top-1 {a.top1_kept_rate:.3f}", highlight=False)
     for s in report.sides.all():
         con.print(f"{s.name}: {s.description.identity}", highlight=False, markup=False)
     for g in report.gates:
@@ -353,7 +462,7 @@ def register(app: typer.Typer) -> None:
         nprobe: Annotated[Optional[int], typer.Option(help="IVF nprobe for --ann.")] = None,
         ef_search: Annotated[Optional[int], typer.Option(help="HNSW efSearch for --ann.")] = None,
         examples: Annotated[int, typer.Option(help="Queries shown side by side.")] = 8,
-        fail_if: Annotated[Optional[list[str]], typer.Option("--fail-if", help="Gate, repeatable: 'ndcg@10 < old - 0.01', 'overlap@10 < 0.6'. Exit code 7 when one holds.")] = None,
+        fail_if: Annotated[Optional[list[str]], typer.Option("--fail-if", help="Gate, repeatable: 'verdict == worse', 'knownitem == regression', 'judged.ndcg@10 < old', 'ndcg@10 < old - 0.01' (with --qrels). Exit code 7 when one holds.")] = None,
         report_dir: Annotated[Path, typer.Option(help="Where report.html/.md/.json and TREC run files go.")] = Path("compare-report"),
         html: Annotated[OptPath, typer.Option(help="HTML report path (default REPORT_DIR/report.html).")] = None,
         markdown: Annotated[OptPath, typer.Option(help="Markdown path (default REPORT_DIR/report.md).")] = None,
@@ -365,6 +474,18 @@ def register(app: typer.Typer) -> None:
         api_key_file: Annotated[OptPath, typer.Option(help="File holding the API key (instead of the environment).")] = None,
         title: Annotated[OptStr, typer.Option(help="Report title.")] = None,
         json_out: Annotated[bool, typer.Option("--json", help="Print the JSON report on stdout.")] = False,
+        title_field: Annotated[OptStr, typer.Option(help="Title field of --docs (as in run; default: the one the --new output's run joined). Kept apart for the known-item guard.")] = None,
+        judge: Annotated[OptStr, typer.Option(help="Grade both sides' pooled top-k with a judge: jina-api:jina-reranker-v2-base-multilingual, jina-api:jina-reranker-v3, local:PATH (a CrossEncoder folder) or llm:MODEL (with --judge-base-url). Needs --docs or collections with text.", rich_help_panel="Label-free evidence")] = None,
+        judge_base_url: Annotated[OptStr, typer.Option(help="Where the judge's requests go (default for jina-api: --base-url; required for llm:).", rich_help_panel="Label-free evidence")] = None,
+        judge_option: Annotated[Optional[list[str]], typer.Option(help="Judge option, key=value (repeatable), e.g. max_retries=2, tier=tier2.", rich_help_panel="Label-free evidence")] = None,
+        known_item: Annotated[Optional[bool], typer.Option("--known-item/--no-known-item", help="Known-item regression guard (a title or sentence taken out of its document; both sides re-embed the shortened documents). Default: on without --qrels.", rich_help_panel="Label-free evidence")] = None,
+        known_item_sample: Annotated[int, typer.Option(help="Documents the known-item guard samples.", rich_help_panel="Label-free evidence")] = 300,
+        known_item_kind: Annotated[str, typer.Option(help="Known-item query: auto (the title where there is one, else a sentence), title or sentence.", rich_help_panel="Label-free evidence")] = "auto",
+        seed: Annotated[int, typer.Option(help="Seed of the known-item sample and of the query-log sample.", rich_help_panel="Label-free evidence")] = 0,
+        labels: Annotated[OptPath, typer.Option(help="Human labels of pooled pairs (jina-migrate label): combined with --judge by prediction-powered inference, or used alone.", rich_help_panel="Label-free evidence")] = None,
+        query_sample: Annotated[Optional[int], typer.Option(help="Without --qrels: use this many queries of the log, drawn by --seed (default: all, repeats removed).", rich_help_panel="Label-free evidence")] = None,
+        show_queries: Annotated[bool, typer.Option("--show-queries", help="Without --qrels: show the logged queries' text in the reports (default: ids only).", rich_help_panel="Label-free evidence")] = False,
+        pool_out: Annotated[OptPath, typer.Option(help="Write the pooled (query, document) pairs with their text to this file, for jina-migrate label (private: it holds text).", rich_help_panel="Label-free evidence")] = None,
     ) -> None:
         """Compare retrieval on the old and the new index: metrics, overlap, Matryoshka sweep, gates."""
         from migrate.report.gates import raise_if_failed
@@ -378,7 +499,11 @@ def register(app: typer.Typer) -> None:
             queries=queries, qrels=qrels, corpus=docs, beir=beir, split=split, k=k, dims=_dims(dims), ann=ann,
             nprobe=nprobe, ef_search=ef_search, examples=examples, fail_if=fail_if or [], report_dir=report_dir,
             html=html, markdown=markdown, json_path=json_path, github_summary=github_summary, cache=cache,
-            title=title, base_url=base_url, also=also, api_key_env=api_key_env, api_key_file=api_key_file)
+            title=title, base_url=base_url, also=also, api_key_env=api_key_env, api_key_file=api_key_file,
+            judge=judge, judge_base_url=judge_base_url, judge_options=_options(judge_option, "--judge-option"),
+            known_item=known_item, known_item_sample=known_item_sample, known_item_kind=known_item_kind, seed=seed,
+            labels=labels, query_sample=query_sample, show_queries=show_queries, title_field=title_field,
+            pool_out=pool_out)
         if json_out:
             typer.echo(redact(render_json(report)), nl=False)
         else:

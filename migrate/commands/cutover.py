@@ -2,8 +2,9 @@
 
 ``cutover`` points the name each database destination was given (``--sink ...&alias=NAME``)
 at the new collection, atomically, only after ``verify`` passes (and, with
-``--require-report``, after a ``compare`` report's quality gates passed). ``rollback`` points
-it back. Neither ever drops a collection: the old one stays, ready for a rollback.
+``--require-report``, after a ``compare`` report about this very destination passed its quality
+gates). ``rollback`` puts the name back exactly as it was (removes what cutover created, points the
+alias back, or renames the application's own table back). Neither ever drops a collection.
 """
 
 from __future__ import annotations
@@ -27,11 +28,20 @@ def _show(done: list[dict], json_out: bool, verb: str) -> None:
         typer.echo(json.dumps(done, indent=2))
         return
     for d in done:
+        before = d.get("before") or {}
+        alias, target = repr(d["alias"]), repr(d["target"])
         if verb == "cutover":
-            was = f" (it pointed at {d['previous']!r})" if d.get("previous") else ""
-            typer.echo(f"{d['sink']}: {d['alias']!r} now points at {d['target']!r}{was}")
+            was = {"absent": " (it did not exist before; rollback removes it)",
+                   "alias": f" (it pointed at {before.get('target')!r})",
+                   "table": f" (your table {d['alias']!r} is kept as {before.get('aside')!r}; rollback renames it "
+                            "back)"}.get(before.get("kind"), "")
+            typer.echo(f"{d['sink']}: {alias} now points at {target}{was}")
+        elif before.get("kind") == "absent":
+            typer.echo(f"{d['sink']}: {alias} removed, as before the cutover ({target} is kept)")
+        elif before.get("kind") == "table":
+            typer.echo(f"{d['sink']}: {alias} is your own table again ({target} is kept)")
         else:
-            typer.echo(f"{d['sink']}: {d['alias']!r} points at {d['previous']!r} again")
+            typer.echo(f"{d['sink']}: {alias} points at {before.get('target')!r} again ({target} is kept)")
 
 
 def cutover_command(
@@ -52,7 +62,7 @@ def rollback_command(
     sink: Annotated[Optional[str], typer.Option(help="Only this destination (its collection name or address).")] = None,
     json_out: Annotated[bool, typer.Option("--json", **FLAG, help="Machine-readable output (JSON) on stdout.")] = False,
 ) -> None:
-    """Point the application's name back at the collection it used before cutover."""
+    """Put the application's name back exactly as it was before cutover."""
     from migrate.pipeline import rollback
 
     _show(rollback(out, sink=sink), json_out, "rollback")

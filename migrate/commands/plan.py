@@ -79,14 +79,12 @@ def plan_command(
         return
     from migrate.errors import ConfigError
 
-    from migrate.config import layered_values
-
-    shared = layered_values(settings, config)  # the values, checks and messages run would have
+    shared = _run_settings(settings, use_case=use_case, local_model=local_model, deployment=deployment,
+                           config=config)
     if shared.get("docs") is None and shared.get("old_index") is None:
         raise ConfigError("plan needs --docs FILE (the documents to migrate)",
                           hint="or --old-index URI: a database collection that holds the text")
     check_fail_on(fail_on)
-    _check_addresses(shared)
     shared["documents"] = shared.pop("docs", None)
     opts = PlanOptions(
         **shared, from_model=from_model, use_case=use_case, deployment=deployment, commercial=not non_commercial,
@@ -117,19 +115,26 @@ def plan_command(
     gate(plan, fail_on)
 
 
-def _check_addresses(shared: dict) -> None:
-    """Database addresses parse (no password, valid names) before anything is read, as in ``run``."""
-    from migrate.engines import collection_address, is_address
-    from migrate.errors import ConfigError
+def _run_settings(settings: dict, *, use_case: str | None, local_model: str | None, deployment: str | None,
+                  config: Path | None) -> dict:
+    """The shared settings, from the very ``RunConfig`` that ``run`` would build and validate.
 
-    pairs = [("--old-index", shared.get("old_index"))] + [("--sink", s) for s in shared.get("sink") or []]
-    for flag, value in pairs:
-        if value is None or (flag == "--old-index" and not is_address(str(value))):
-            continue
-        collection_address(str(value), flag)
-    if shared.get("sink") and shared.get("late_chunking"):
-        raise ConfigError("--sink: database destinations take one vector per document; late chunking makes several",
-                          hint="drop --late-chunking, or --sink")
+    ``run`` reads the same options (and ``--config`` file and ``JINA_MIGRATE_*`` variables) into
+    one ``RunConfig`` and refuses it before anything is read; ``plan`` builds that object the same
+    way (``load_config``), with the model the plan is for (the API's v3, or ``--local-model`` when it
+    runs), so both accept and refuse exactly the same values with the same messages
+    (``--dimensions 16``, ``--use-case`` with ``--task``, a bad address...). Returned: the shared
+    settings some layer gave (the others stay the planner's defaults).
+    """
+    from migrate.config import DEFAULT_MODEL, apply_use_case, load_config
+    from migrate.planning.backends import local_spec
+
+    runs_local = bool(local_model) and (deployment or "local") == "local"
+    flags = apply_use_case(dict(settings), use_case)
+    flags["model"] = local_spec(local_model) if runs_local and local_model else DEFAULT_MODEL
+    cfg = load_config(flags, config)
+    given = cfg.given()
+    return {name: getattr(cfg, name) for name in SHARED if name in given}
 
 
 def models_command(

@@ -38,7 +38,8 @@ class APIOptions:
     tpm: Int | None = None
     concurrency: Int | None = None
     max_retries: Int = 8
-    timeout: Float = 60.0
+    timeout: Float = 60.0  # seconds per request; a request that times out is sent again in halves
+    timeout_setting: Str = "--request-timeout"  # how messages name the timeout knob (run's setting)
     max_request_tokens: Int | None = None
     max_inputs: Int = MAX_INPUTS_PER_REQUEST
     tokenizer: StrOrPath | None = None  # a tokenizer.json, its folder, or "heuristic"

@@ -5,7 +5,10 @@ What:
   a Ray worker) can use async HTTP.
 * ``Retryable``: a failure worth retrying (429, 5xx, timeouts, dropped connections, bad
   responses), with the server's ``Retry-After`` if it named one; ``retry_after`` and
-  ``header_int`` read the headers.
+  ``header_int`` read the headers. ``TimedOut`` is the timeout kind: a request of several
+  inputs that times out is not sent again as it was but in halves (the caller splits it:
+  a loaded server answers smaller requests in time), and one that cannot be split gets
+  ``TIMEOUT_TRIES`` tries, each already a whole timeout long.
 * ``server_label`` / ``redact_url``: how a server is named in messages (scheme + host +
   port, never credentials or a key).
 * ``Sender``: one request with retries: pace through the limiter, POST, read the
@@ -27,7 +30,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
+from tenacity import AsyncRetrying, retry_if_exception
 
 from migrate.embed.jina_wire import error_detail
 from migrate.errors import EmbeddingError
@@ -41,6 +44,15 @@ class Retryable(Exception):
     def __init__(self, message: str, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class TimedOut(Retryable):
+    """The server did not answer within the client's timeout."""
+
+
+#: Tries of a request that cannot be split further when each one times out: every try already
+#: waited a whole timeout, so nine of them (the retry budget) would keep a shard waiting for minutes.
+TIMEOUT_TRIES = 3
 
 
 def redact_url(url: str) -> str:
@@ -111,6 +123,7 @@ class ClientStats:
 
     requests: int = 0
     retries: int = 0
+    splits: int = 0  # requests sent again in halves after a timeout
     billed_tokens: int = 0
     failures: dict[str, int] = field(default_factory=dict)
 
@@ -158,9 +171,24 @@ class Sender:
         self.on_response = on_response
 
     async def send(self, client: httpx.AsyncClient, limiter: Any, url: str, body: dict[str, Any], pace_tokens: int,
-                   decode: Callable[[Any, bytes], tuple[Any, int]]) -> tuple[Any, int]:
-        retrying = AsyncRetrying(stop=stop_after_attempt(self.max_retries + 1), wait=self._wait,
-                                 retry=retry_if_exception_type(Retryable), reraise=True)
+                   decode: Callable[[Any, bytes], tuple[Any, int]], *, split_on_timeout: bool = False) -> tuple[Any, int]:
+        """The decoded answer. With ``split_on_timeout`` a timeout is raised at once (``TimedOut``) for the
+        caller to send the inputs in halves; otherwise it is retried like any transient failure, at most
+        ``TIMEOUT_TRIES`` times in all."""
+
+        def retry(exc: BaseException) -> bool:
+            if not isinstance(exc, Retryable):
+                return False
+            return not isinstance(exc, TimedOut) or not split_on_timeout
+
+        def stop(state: Any) -> bool:
+            exc = state.outcome.exception() if state.outcome else None
+            if isinstance(exc, TimedOut):
+                timeouts[0] += 1
+            return state.attempt_number >= self.max_retries + 1 or timeouts[0] >= TIMEOUT_TRIES
+
+        timeouts = [0]
+        retrying = AsyncRetrying(stop=stop, wait=self._wait, retry=retry_if_exception(retry), reraise=True)
         async for attempt in retrying:
             with attempt:
                 if attempt.retry_state.attempt_number > 1:
@@ -183,7 +211,7 @@ class Sender:
                 resp = await client.post(url, json=body)
             except httpx.TimeoutException as exc:
                 self.stats.failed("timeout")
-                raise Retryable(f"timed out ({type(exc).__name__})") from None
+                raise TimedOut(f"timed out ({type(exc).__name__})") from None
             except httpx.TransportError as exc:  # connection refused/reset, protocol errors
                 self.stats.failed("connection")
                 raise Retryable(f"connection failed ({type(exc).__name__})") from None

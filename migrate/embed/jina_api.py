@@ -18,6 +18,11 @@ Why each rule (jina-spec §1):
 * Retries: 429, 5xx, timeouts, connection errors and bad responses, with exponential
   backoff and jitter, honouring ``Retry-After``. 400/401/402/403/404/422 stop with the
   server's ``detail``, the server's host and what to do.
+* Timeouts (``timeout`` seconds per request, the ``request_timeout`` setting): a request
+  of several inputs that times out is sent again as two halves, recursively, instead of
+  again whole (a loaded server or network answers smaller requests in time); a late-chunking
+  request is one document and is never split. When one input still times out
+  (``api_transport.TIMEOUT_TRIES`` tries), the error names the setting to raise.
 * The key comes from ``api_key`` (a ``Secret``), a file or an environment variable, is
   sent only in the ``Authorization`` header and scrubbed from every message.
 
@@ -28,6 +33,7 @@ its inputs in proportion to the estimated counts; ``total_tokens`` is the billed
 from __future__ import annotations
 
 import asyncio
+import inspect
 import math
 import os
 from collections.abc import Coroutine, Sequence
@@ -41,7 +47,8 @@ import numpy as np
 
 from migrate.embed.api_plan import plan_requests, precheck_long
 from migrate.embed.api_response import decode_response
-from migrate.embed.api_transport import ClientStats, LoopThread, Retryable, Sender, redact_url, server_label
+from migrate.embed.api_transport import (ClientStats, LoopThread, Retryable, Sender, TimedOut, redact_url,
+                                         server_label)
 from migrate.embed.api_options import DEFAULT_API_KEY_ENV, APIOptions, api_capabilities
 from migrate.embed.backend import BackendType, parse_options
 from migrate.embed.base import EmbedderInfo, EmbedResult
@@ -101,6 +108,8 @@ class JinaAPIEmbedder:
         self.dimensions, self.embedding_type = o.dimensions, o.embedding_type
         self.normalized, self.truncate = o.normalized, o.truncate
         self.limits: RateLimits = resolve_limits(o.tier, rpm=o.rpm, tpm=o.tpm, concurrency=o.concurrency)
+        if not o.timeout > 0:
+            raise ConfigError(f"{o.timeout_setting}: the request timeout must be positive, got {o.timeout}")
         self.max_retries, self.timeout, self.max_inputs = o.max_retries, o.timeout, o.max_inputs
         self.max_request_tokens = o.max_request_tokens or request_token_budget(self.limits)
         self.token_limit, self.headroom, self.backoff_max_s = o.token_limit, o.headroom, o.backoff_max_s
@@ -222,7 +231,11 @@ class JinaAPIEmbedder:
         try:
             return self._loop.run(coro)
         finally:
-            coro.close()
+            # Close it only if the loop never started it (no "never awaited" warning). One that is
+            # suspended belongs to the loop thread, where a Ctrl-C has just cancelled it: closing it
+            # from here raised "coroutine ignored GeneratorExit" over the KeyboardInterrupt (issue 20).
+            if inspect.getcoroutinestate(coro) == inspect.CORO_CREATED:
+                coro.close()
 
     def _ensure_client(self) -> tuple[httpx.AsyncClient, Any]:
         if self._client is None:
@@ -293,6 +306,44 @@ class JinaAPIEmbedder:
 
     async def _one_batch(self, client: httpx.AsyncClient, limiter: Any, texts: list[str], b: Batch, task: str | None,
                          late_chunking: bool, slot: int, vectors: list[np.ndarray | None], billed: list[int]) -> None:
+        try:
+            vecs, used = await self._send(client, limiter, texts, b, task, late_chunking)
+        except TimedOut as exc:
+            split = " (sent again in halves down to single texts)" if b.end - b.start > 1 and not late_chunking else ""
+            raise EmbeddingError(
+                f"embeddings server {self.server}: request for texts {b.start}..{b.end - 1} still failing{split}: "
+                f"each try timed out after {self.timeout:g} s ({self._scrub(str(exc))}); raise "
+                f"{self.options.timeout_setting} (now {self.timeout:g} s)",
+                hint="the server or the network is slow: a longer request timeout, or try again later") from None
+        except Retryable as exc:
+            raise EmbeddingError(
+                f"embeddings server {self.server}: request for texts {b.start}..{b.end - 1} still failing after "
+                f"{self.max_retries + 1} attempts: {self._scrub(str(exc))}",
+                hint="the server or the network is unhealthy: try again later") from None
+        vectors[slot] = vecs
+        billed[slot] = used
+
+    async def _send(self, client: httpx.AsyncClient, limiter: Any, texts: list[str], b: Batch, task: str | None,
+                    late_chunking: bool) -> tuple[np.ndarray, int]:
+        """Vectors and billed tokens of the inputs of ``b``; after a timeout, of its two halves."""
+        n = b.end - b.start
+        splittable = n > 1 and not late_chunking  # late chunking: one document's chunks travel together
+        try:
+            return await self._request(client, limiter, texts, b, task, late_chunking, splittable)
+        except TimedOut:
+            if not splittable:
+                raise
+        self.stats.splits += 1
+        mid = b.start + n // 2
+        left_tokens = b.tokens * (mid - b.start) // n
+        halves = (Batch(b.start, mid, left_tokens), Batch(mid, b.end, b.tokens - left_tokens))
+        (v1, u1), (v2, u2) = await asyncio.gather(*(self._send(client, limiter, texts, h, task, late_chunking)
+                                                    for h in halves))
+        return np.concatenate([v1, v2], axis=0), u1 + u2
+
+    async def _request(self, client: httpx.AsyncClient, limiter: Any, texts: list[str], b: Batch, task: str | None,
+                       late_chunking: bool, split_on_timeout: bool) -> tuple[np.ndarray, int]:
+        """One request for the inputs of ``b``, retried by the ``Sender``; billed tokens are counted here."""
         body: dict[str, Any] = {"model": self.model, "input": texts[b.start : b.end],
                                 "embedding_type": self.embedding_type, "normalized": self.normalized}
         if task is not None:
@@ -304,20 +355,13 @@ class JinaAPIEmbedder:
         if self.truncate:
             body["truncate"] = True
         pace_tokens = max(1, int(math.ceil(b.tokens * self._calib)))
-        n = b.end - b.start
-        decode = partial(self._decode, n=n)
-        try:
-            vecs, used = await self._sender().send(client, limiter, self.base_url + ENDPOINT, body, pace_tokens, decode)
-        except Retryable as exc:
-            raise EmbeddingError(
-                f"embeddings server {self.server}: request for texts {b.start}..{b.end - 1} still failing after "
-                f"{self.max_retries + 1} attempts: {self._scrub(str(exc))}",
-                hint="the server or the network is unhealthy: try again later") from None
-        vectors[slot] = vecs
-        billed[slot] = used
+        decode = partial(self._decode, n=b.end - b.start)
+        vecs, used = await self._sender().send(client, limiter, self.base_url + ENDPOINT, body, pace_tokens, decode,
+                                               split_on_timeout=split_on_timeout)
         self.stats.billed_tokens += used
         if b.tokens > 0 and used > 0:
             self._calib = 0.8 * self._calib + 0.2 * (used / b.tokens)
+        return vecs, used
 
     def _sender(self) -> Sender:
         return Sender(self.stats, max_retries=self.max_retries, backoff_max_s=self.backoff_max_s, server=self.server,

@@ -5,6 +5,11 @@ bf16/fp16 on GPU, fp32 on CPU; batches built by a padded-token budget after sort
 length, original order restored; task prefixes taken from the model's own prompt config;
 Matryoshka truncation to ``dimensions`` followed by re-normalisation.
 
+Tokenized once: ``prepare`` cuts long texts, tokenizes them (a few threads, see
+``local_common.tokenizer_workers``) and counts them; ``embed_prepared`` packs batches by those
+counts and feeds the model those very ids (``migrate.embed.st_feed``), so nothing is tokenized
+twice and ``prepare`` can run in another thread while the model works on the previous batch.
+
 Folders holding jina-embeddings-v3 (native ``jina_embeddings_v3`` or remote-code layout)
 are handed to :mod:`migrate.embed.jina_v3`, which selects LoRA adapters per task.
 """
@@ -13,19 +18,28 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from migrate.embed import st_feed
 from migrate.embed.backend import BackendType, Capabilities, parse_options
 from migrate.embed.base import EmbedderInfo, EmbedResult, truncate_and_normalize
 from migrate.models import TASK_NONE, V3_TASKS
 from migrate.embed.batching import fixed_batches, plan_batches
 from migrate.embed.jina_layout import is_jina_model_dir
-from migrate.embed.local_common import LocalOptions, pick_device, pick_dtype, quiet_transformers  # noqa: F401
+from migrate.embed.local_common import (LocalOptions, model_threads, own_tokenizer_threads, pick_device,  # noqa: F401
+                                        pick_dtype, quiet_transformers, tokenizer_workers)
+from migrate.embed.token_ids import TokenIds
 from migrate.errors import ConfigError, EmbeddingError
+
+#: Texts per tokenizing task: small enough to spread over the workers, big enough to amortise a call.
+TOKENIZE_CHUNK = 128
 
 
 #: Which prompt names of a model's config a task may use, most specific first.
@@ -65,10 +79,25 @@ def resolve_model_path(model: str) -> Path | str:
     return model  # hub id: only the local HF cache is consulted (HF_HUB_OFFLINE)
 
 
+@dataclass
+class Prepared:
+    """Texts made ready for the model by :meth:`LocalEmbedder.prepare` (nothing of the model touched)."""
+
+    prefix: str
+    lengths: np.ndarray  # tokens the model reads per input: packs the batches, counted as spent
+    ids: TokenIds | None  # those tokens; None when the model tokenizes itself (an unknown input module)
+    texts: list[str] | None = None  # only then: the texts, already cut
+
+
 class LocalEmbedder:
-    """A sentence-transformers model behind the :class:`~migrate.embed.base.Embedder` protocol."""
+    """A sentence-transformers model behind the :class:`~migrate.embed.base.Embedder` protocol.
+
+    Also :class:`~migrate.embed.token_ids.Preparing`: ``prepare`` (cut, tokenize, count) may
+    run in one thread while ``embed_prepared`` (the model) runs in another.
+    """
 
     def __init__(self, model: str, options: LocalOptions | None = None, /, **kw: Any) -> None:
+        own_tokenizer_threads()
         from sentence_transformers import SentenceTransformer
 
         o: LocalOptions = parse_options(LocalOptions, kw, base=options, where="local")
@@ -107,6 +136,13 @@ class LocalEmbedder:
         self._prompts = dict(getattr(self.model, "prompts", {}) or {})
         if o.prompts:
             self._prompts.update(o.prompts)
+        self.model.eval()
+        self._feed = st_feed.feed_for(self.model, self.max_tokens)
+        self._feed_checked: dict[str, bool] = {}  # prefix -> the feed agrees with the model's own preprocessing
+        self._lock = threading.Lock()
+        self.light = isinstance(self._feed, st_feed.StaticFeed)  # a table lookup: tokenizing is the work
+        self.tokenize_workers = tokenizer_workers(self.device, light_model=self.light)
+        self._pool: ThreadPoolExecutor | None = None
 
     @property
     def tokenizer(self):
@@ -128,19 +164,11 @@ class LocalEmbedder:
                             extra={"device": self.device, "dtype": self.dtype_name, "native_dimensions": self.native_dim})
 
     def count_tokens(self, texts: Sequence[str], *, task: str) -> list[int]:
-        """Tokens the model actually sees per input: prefix and special tokens in, cut at max_tokens."""
-        return self._count(texts, self.prefix(task))
+        """Tokens the model actually reads per input: prefix and special tokens in, cut at max_tokens.
 
-    def _count(self, texts: Sequence[str], prefix: str) -> list[int]:
-        if not texts:
-            return []
-        tok = self.model.tokenizer
-        batch = [prefix + t for t in texts]
-        if hasattr(tok, "encode_batch"):  # a bare tokenizers.Tokenizer (static models)
-            return [min(len(e.ids), self.max_tokens) for e in tok.encode_batch(batch, add_special_tokens=True)]
-        enc = tok(batch, add_special_tokens=True, truncation=True, max_length=self.max_tokens,
-                  return_attention_mask=False, return_token_type_ids=False, verbose=False)
-        return [len(ids) for ids in enc["input_ids"]]
+        The same pass as :meth:`prepare`: these are the ids the model runs on.
+        """
+        return self._prepare(list(texts), self.prefix(task)).lengths.tolist()
 
     def embed(self, texts: Sequence[str], *, task: str, late_chunking: bool = False) -> EmbedResult:
         return self.encode(texts, prefix=self.prefix(task), late_chunking=late_chunking)
@@ -153,28 +181,93 @@ class LocalEmbedder:
             return EmbedResult(np.zeros((0, self.dimensions), np.float32), np.zeros(0, np.int64))
         if late_chunking:
             return self._embed_late_chunked(texts, prefix)
+        return self.embed_prepared(self._prepare(texts, prefix))
+
+    # -- tokenize once: prepare (any thread), then embed_prepared (the model) ----------------
+
+    def prepare(self, texts: Sequence[str], *, task: str) -> Prepared:
+        """Cut, tokenize and count ``texts`` for ``task``; no model work (safe beside ``embed_prepared``)."""
+        return self._prepare(list(texts), self.prefix(task))
+
+    def _prepare(self, texts: list[str], prefix: str) -> Prepared:
         # The model reads at most max_tokens tokens; a token is almost never longer than 64 characters,
         # so cutting here changes no vector and keeps a 10 MB document from being tokenized whole.
         cap = self.max_tokens * 64
         texts = [t if len(t) <= cap else t[:cap] for t in texts]
-        lengths = self._count(texts, prefix)
+        feed = self._usable_feed(prefix)
+        if feed is None:
+            return Prepared(prefix, np.asarray(self._count_text(texts, prefix), dtype=np.int64), None, texts)
+        ids = self._tokenize(feed, [prefix + t for t in texts])
+        return Prepared(prefix, ids.lengths, ids)
+
+    def _usable_feed(self, prefix: str) -> st_feed.Feed | None:
+        """The feed, once it was shown to build the model's own inputs for this prefix."""
+        if self._feed is None:
+            return None
+        with self._lock:
+            if prefix not in self._feed_checked:
+                self._feed_checked[prefix] = st_feed.agrees(self._feed, self.model, prefix)
+        return self._feed if self._feed_checked[prefix] else None
+
+    def _tokenize(self, feed: st_feed.Feed, texts: list[str]) -> TokenIds:
+        """``feed.tokenize`` over ``tokenize_workers`` threads (the tokenizer releases the GIL)."""
+        if self.tokenize_workers <= 1 or len(texts) <= TOKENIZE_CHUNK:
+            return feed.tokenize(texts)
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.tokenize_workers, thread_name_prefix="jina-migrate-tokenize")
+            pool = self._pool
+        chunks = [texts[i:i + TOKENIZE_CHUNK] for i in range(0, len(texts), TOKENIZE_CHUNK)]
+        return TokenIds.concat(pool.map(feed.tokenize, chunks))
+
+    def _count_text(self, texts: list[str], prefix: str) -> list[int]:
+        """Counts for a model that tokenizes itself (no feed): its tokenizer, cut at max_tokens."""
+        if not texts:
+            return []
+        tok = self.model.tokenizer
+        batch = [prefix + t for t in texts]
+        if hasattr(tok, "encode_batch"):  # a bare tokenizers.Tokenizer
+            return [min(len(e.ids), self.max_tokens) for e in tok.encode_batch(batch, add_special_tokens=True)]
+        enc = tok(batch, add_special_tokens=True, truncation=True, max_length=self.max_tokens,
+                  return_attention_mask=False, return_token_type_ids=False, verbose=False)
+        return [len(ids) for ids in enc["input_ids"]]
+
+    def embed_prepared(self, prepared: Prepared) -> EmbedResult:
+        """Run the model on prepared texts: batches packed by their token counts, input order kept."""
+        n = len(prepared.lengths)
+        if not n:
+            return EmbedResult(np.zeros((0, self.dimensions), np.float32), np.zeros(0, np.int64))
         if self.batch_size:
-            batches = fixed_batches(len(texts), self.batch_size)
+            batches = fixed_batches(n, self.batch_size)
         else:
-            batches = plan_batches(lengths, self.token_budget, self.max_batch, sort=self.sort_by_length)
-        prompt = prefix or None
-        out = np.empty((len(texts), self.native_dim), dtype=np.float32)
-        for batch in batches:
-            chunk = [texts[i] for i in batch.positions]
-            try:
-                vecs = self.model.encode(chunk, batch_size=len(chunk), prompt=prompt, convert_to_numpy=True,
-                                         normalize_embeddings=False, show_progress_bar=False)
-            except RuntimeError as exc:  # e.g. CUDA OOM
-                raise EmbeddingError(f"local model failed on a batch of {len(chunk)}: {str(exc).splitlines()[0]}",
-                                     hint="lower --token-budget") from None
-            out[batch.positions] = vecs.astype(np.float32, copy=False)
+            batches = plan_batches(prepared.lengths, self.token_budget, self.max_batch, sort=self.sort_by_length)
+        out = np.empty((n, self.native_dim), dtype=np.float32)
+        with model_threads(1 if self.light and self.device == "cpu" else None):
+            for batch in batches:
+                try:
+                    out[batch.positions] = self._run_batch(prepared, batch.positions)
+                except RuntimeError as exc:  # e.g. CUDA OOM
+                    raise EmbeddingError(f"local model failed on a batch of {len(batch.positions)}: "
+                                         f"{str(exc).splitlines()[0]}", hint="lower --token-budget") from None
         vectors = truncate_and_normalize(out, self.dimensions) if self.normalize else out[:, : self.dimensions]
-        return EmbedResult(vectors, np.asarray(lengths))
+        return EmbedResult(vectors, prepared.lengths)
+
+    def _run_batch(self, prepared: Prepared, rows: np.ndarray) -> np.ndarray:
+        if prepared.ids is None:  # the model tokenizes (an input module st_feed does not know)
+            assert prepared.texts is not None
+            chunk = [prepared.texts[i] for i in rows]
+            vecs = self.model.encode(chunk, batch_size=len(chunk), prompt=prepared.prefix or None,
+                                     convert_to_numpy=True, normalize_embeddings=False, show_progress_bar=False)
+            return vecs.astype(np.float32, copy=False)
+        import torch
+
+        assert self._feed is not None
+        features = self._feed.features(prepared.ids, rows, prepared.prefix)
+        device = self.model.device
+        features = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in features.items()}
+        with torch.inference_mode():
+            vecs = self.model(features)["sentence_embedding"]
+        return vecs.float().cpu().numpy()
 
     def _embed_late_chunked(self, texts: list[str], prefix: str) -> EmbedResult:
         """Texts are consecutive chunks of one document: one forward pass, span pooling (API-equivalent)."""
@@ -197,6 +290,9 @@ class LocalEmbedder:
         return EmbedResult(vectors, tokens, total_tokens=plan.n_tokens)
 
     def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
         self.model = None  # type: ignore[assignment]
 
 

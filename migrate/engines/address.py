@@ -56,7 +56,7 @@ _ENGINE_OPTS = {
     "qdrant": {"https", "api_key_file", "timeout", "prefer_grpc"},
     "milvus": {"https", "token_file", "password_file", "db_name", "timeout"},
     "lancedb": set(),
-    "chroma": set(),
+    "chroma": {"upgrade"},  # upgrade=1: let this chromadb upgrade an older store in place (engines.chroma)
 }
 _SECRET_OPTS = {"password", "api_key", "apikey", "token", "secret", "key"}
 

@@ -1,9 +1,17 @@
 """The one protocol every vector-database adapter implements, and what it passes around.
 
 A source reads with ``describe`` / ``scan`` / ``fetch``; a sink writes with ``create`` /
-``upsert`` / ``delete`` / ``build_index``; cutover uses ``alias_target`` / ``point_alias``;
-``verify`` and ``compare`` use ``count`` / ``checksum`` / ``search``. Ids are always strings
-at this seam; every adapter maps them to what its engine needs and back.
+``upsert`` / ``delete`` / ``build_index``; cutover uses ``name_state`` / ``point_alias`` / ``drop_alias``;
+``verify`` and ``compare`` use ``count`` / ``checksum`` / ``search``.
+
+Ids are always strings at this seam (an integer as its decimal digits, a UUID in its canonical
+lower-case form). Each adapter owns the rule for its engine's key types: ``describe`` reports
+the source's native id type (``CollectionInfo.id_type``: string, an integer type, or UUID), the
+adapter converts seam ids back to that type in every filter and fetch, and ``create`` gives a
+destination the nearest key type its engine has, so an int64 key stays int64 and a UUID stays a
+UUID. A payload field may have any name, ``id`` and ``vector`` included: at this seam such a
+field is carried as :func:`column_name` (``payload:id``) beside the reserved ``id`` and
+``vector`` columns, and written back under its own name.
 
 Collections created by jina-migrate carry a *marker* (table comment, collection metadata or
 properties, Arrow schema metadata) naming the run that created them and the exact Arrow
@@ -22,14 +30,117 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import pyarrow as pa
 
-from migrate.engines.address import Address
+from migrate.engines.address import Address, validate_name
 from migrate.engines.payload import to_jsonable
-from migrate.errors import MigrateError, StateError
+from migrate.errors import ConfigError, MigrateError, StateError
 from migrate.secrets import redact
 
 MARKER_KEY = "jina_migrate"
 #: The reserved output columns of ``scan`` / ``fetch``.
 ID, VECTOR = "id", "vector"
+#: Prefix of a payload field's column at this seam when its own name is reserved (see ``column_name``).
+PAYLOAD_PREFIX = "payload:"
+
+
+def column_name(field_name: str) -> str:
+    """The seam column that carries payload field ``field_name``: the name itself, unless that is a
+    reserved column (``id``, ``vector``) or starts with the prefix; then ``payload:`` + name (reversible)."""
+    if field_name in (ID, VECTOR) or field_name.startswith(PAYLOAD_PREFIX):
+        return PAYLOAD_PREFIX + field_name
+    return field_name
+
+
+def field_name(column: str) -> str:
+    """The payload field a seam column carries (the inverse of :func:`column_name`)."""
+    return column[len(PAYLOAD_PREFIX):] if column.startswith(PAYLOAD_PREFIX) else column
+
+
+def seam_schema(payload: pa.Schema) -> pa.Schema:
+    """A payload schema with field names as the seam's columns (what ``describe`` reports)."""
+    return pa.schema([f.with_name(column_name(f.name)) for f in payload], metadata=payload.metadata)
+
+
+def field_schema(payload: pa.Schema) -> pa.Schema:
+    """A payload schema given at the seam (``create``) with each field under its own name again."""
+    return pa.schema([f.with_name(field_name(f.name)) for f in payload], metadata=payload.metadata)
+
+
+def payload_table(rows: pa.Table | pa.RecordBatch) -> pa.Table:
+    """The payload columns of seam ``rows`` (everything but ``id`` / ``vector``) under their field names."""
+    names = [n for n in rows.schema.names if n not in (ID, VECTOR)]
+    cols = [rows.column(rows.schema.get_field_index(n)) for n in names]
+    return pa.Table.from_arrays(cols, names=[field_name(n) for n in names])
+
+
+def is_int_type(t: pa.DataType | None) -> bool:
+    """An integer id type (the engines' int64 / int32 / int16 keys)."""
+    return t is not None and pa.types.is_integer(t)
+
+
+def is_uuid_type(t: pa.DataType | None) -> bool:
+    """Arrow's UUID extension type, the id type of PostgreSQL ``uuid`` keys and Qdrant UUID point ids."""
+    return isinstance(t, pa.BaseExtensionType) and t.extension_name == "arrow.uuid"
+
+
+def int_ids(address: Any, collection: str, ids: Sequence[str]) -> list[int]:
+    """Seam ids as integers for an integer key; an id that is not one is refused with one line."""
+    out = []
+    for i in ids:
+        try:
+            out.append(int(i))
+        except (TypeError, ValueError):
+            from migrate.errors import InputError
+
+            raise InputError(f"{address}: {collection!r} has integer ids; {str(i)[:80]!r} is not an integer",
+                             hint="migrate into a new collection whose ids are text") from None
+    return out
+
+
+def uuid_ids(address: Any, collection: str, ids: Sequence[str]) -> list[Any]:
+    """Seam ids as ``uuid.UUID`` for a UUID key; an id that is not one is refused with one line."""
+    import uuid
+
+    out = []
+    for i in ids:
+        try:
+            out.append(uuid.UUID(str(i)))
+        except ValueError:
+            from migrate.errors import InputError
+
+            raise InputError(f"{address}: {collection!r} has UUID ids; {str(i)[:80]!r} is not a UUID",
+                             hint="migrate into a new collection whose ids are text") from None
+    return out
+
+
+def valid_field_name(address: Address, name: str | None) -> str | None:
+    """``name`` if this engine accepts it as a field name (a source's name may not suit another engine)."""
+    if not name:
+        return None
+    try:
+        validate_name(address.engine, name, "field")
+    except ConfigError:
+        return None
+    return name
+
+
+def destination_names(address: Address, payload: pa.Schema, *, id_field: str | None = None,
+                      vector_field: str | None = None) -> tuple[str, str]:
+    """The id and vector field names a NEW collection gets: the address's ``&id=`` / ``&vector=``, else the
+    source's own names (``id_field`` / ``vector_field``; so an application's columns keep their names),
+    else ``id`` / ``vector``. ``payload`` is a seam schema; a payload field of either name is refused."""
+    id_name = address.id_field or valid_field_name(address, id_field) or ID
+    vec_name = address.vector_field or valid_field_name(address, vector_field) or VECTOR
+    for name in (id_name, vec_name):
+        validate_name(address.engine, name, "field")
+    fields = set(field_schema(payload).names)
+    for flag, name in (("id", id_name), ("vector", vec_name)):
+        if name in fields:
+            raise ConfigError(f"{address}: the destination's {flag} field {name!r} is also a payload field of the "
+                              "source", hint=f"name the {flag} field with &{flag}=NAME on --sink")
+    if id_name == vec_name:
+        raise ConfigError(f"{address}: the id and vector fields are both named {id_name!r}",
+                          hint="name them apart with &id= and &vector= on --sink")
+    return id_name, vec_name
 
 
 class EngineUnavailable(MigrateError):
@@ -99,17 +210,31 @@ class CollectionInfo:
     id_field: str
     vector_field: str
     payload: pa.Schema  # every other field, with its Arrow type
-    id_type: pa.DataType = field(default_factory=pa.string)  # the engine's own id type (postgres: kept on migrate)
+    id_type: pa.DataType = field(default_factory=pa.string)  # the native id type: string, an integer, UUID
     rows_exact: bool = True
     bytes: int | None = None  # estimated storage (data + index) in bytes
     index: str | None = None  # e.g. "hnsw(m=16, ef_construction=200)"
     created_by_run: str | None = None  # the run that created it (jina-migrate marker), else None
     alias_of: str | None = None  # the collection this name resolves to when it is an alias/view
+    #: whether ``id_field`` / ``vector_field`` name real fields (False: Qdrant point ids, Chroma ids and
+    #: embeddings, which those engines keep outside the payload): a destination takes real names only
+    id_named: bool = True
+    vector_named: bool = True
+    #: the payload field holding the engine's own document text (Chroma's ``documents``), read as the text
+    #: when the address names none; None where the text is an ordinary field
+    text_field: str | None = None
+
+    def names_for_destination(self) -> dict[str, str | None]:
+        """The ``id_field`` / ``vector_field`` a destination created from this collection defaults to."""
+        return {"id_field": self.id_field if self.id_named else None,
+                "vector_field": self.vector_field if self.vector_named else None}
 
     def as_dict(self) -> dict[str, Any]:
         return {"name": self.name, "rows": self.rows, "rows_exact": self.rows_exact, "dim": self.dim,
-                "metric": self.metric, "id_field": self.id_field, "id_type": str(self.id_type),
-                "vector_field": self.vector_field, "payload": {f.name: str(f.type) for f in self.payload},
+                "metric": self.metric, "id_field": self.id_field,
+                "id_type": "uuid" if is_uuid_type(self.id_type) else str(self.id_type),
+                "vector_field": self.vector_field,
+                "payload": {field_name(f.name): str(f.type) for f in self.payload},
                 "bytes": self.bytes, "index": self.index, "created_by_run": self.created_by_run,
                 "alias_of": self.alias_of}
 
@@ -136,8 +261,19 @@ class Engine(Protocol):
         """The rows of ``ids`` that exist, in the given order (missing ids are left out)."""
 
     def create(self, collection: str, *, dim: int, payload: pa.Schema, index: IndexSpec, run: str,
-               id_type: pa.DataType | None = None) -> None:
-        """A NEW collection marked with ``run``; an existing one is accepted only with the same run and shape."""
+               id_type: pa.DataType | None = None, id_field: str | None = None,
+               vector_field: str | None = None) -> None:
+        """A NEW collection marked with ``run``; an existing one is accepted only with the same run and shape.
+
+        ``payload`` is a seam schema (``describe``'s); ``id_type`` the source's id type (None: strings),
+        given the nearest key type of this engine; ``id_field`` / ``vector_field`` the source's own names,
+        used where the address names none (see :func:`destination_names`)."""
+
+    def check_create(self, payload: pa.Schema, *, id_type: pa.DataType | None = None, id_field: str | None = None,
+                     vector_field: str | None = None) -> tuple[str | None, str | None, pa.Schema]:
+        """What ``create`` with these arguments would name the id and vector fields (None where the engine
+        keeps them unnamed) and the payload under its field names; ConfigError, before anything is
+        embedded or created, when a name clashes or the engine refuses it. ``create`` calls it first."""
 
     def upsert(self, collection: str, rows: pa.Table) -> None:
         """Insert or replace rows keyed by ``id``; idempotent; uses the engine's bulk path."""
@@ -160,8 +296,16 @@ class Engine(Protocol):
     def alias_target(self, name: str) -> str | None:
         """The collection the application's ``name`` points at now (itself if a real collection; None if absent)."""
 
-    def point_alias(self, name: str, collection: str) -> None:
-        """Atomically point ``name`` at ``collection`` (cutover, or rollback with the earlier target)."""
+    def name_state(self, name: str) -> Any:
+        """What ``name`` is now (``migrate.engines.names.NameState``); the adapter's ``SWITCH`` says what it can do."""
+
+    def point_alias(self, name: str, collection: str, *, move_aside: str | None = None) -> None:
+        """Atomically create or re-point the alias/view/pointer ``name`` at ``collection``; ``move_aside``
+        (engines whose ``SWITCH.moves_aside``) renames the real table ``name`` aside in the same step."""
+
+    def drop_alias(self, name: str, *, restore: str | None = None) -> None:
+        """Remove the alias/view/pointer ``name`` (rollback to "nothing there"); ``restore`` renames a table
+        moved aside back to ``name`` in the same step."""
 
     def close(self) -> None:
         """Release connections and files."""
@@ -177,8 +321,8 @@ class Marker:
     run: str
     dim: int
     metric: str
-    payload: pa.Schema
-    id_field: str = ID
+    payload: pa.Schema  # field names as in the engine (not the seam's column names)
+    id_field: str | None = ID  # None: the engine's own key holds the id (Qdrant int / UUID point ids)
     vector_field: str = VECTOR
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -198,7 +342,8 @@ class Marker:
             if not isinstance(obj, dict) or obj.get("created_by") != "jina-migrate":
                 return None
             return cls(run=str(obj["run"]), dim=int(obj["dim"]), metric=str(obj["metric"]),
-                       payload=schema_from_text(obj["schema"]), id_field=str(obj.get("id_field", ID)),
+                       payload=schema_from_text(obj["schema"]),
+                       id_field=None if obj.get("id_field", ID) is None else str(obj.get("id_field", ID)),
                        vector_field=str(obj.get("vector_field", VECTOR)), extra=dict(obj.get("extra") or {}))
         except (ValueError, KeyError, TypeError, pa.ArrowException):
             return None
@@ -245,6 +390,18 @@ def vectors_of(col: pa.ChunkedArray | pa.Array) -> np.ndarray:
         return np.zeros((0, size), dtype=np.float32)
     flat = arr.flatten().to_numpy(zero_copy_only=False)
     return np.ascontiguousarray(np.asarray(flat, dtype=np.float32).reshape(n, -1))
+
+
+def no_vector(address: Address, collection: str, ids: Sequence[Any]) -> MigrateError:
+    """The one refusal of rows whose vector is NULL (every adapter's scan raises it): the old index must hold
+    a vector for each row, and a missing one is not a width problem. Exit 2; ``plan`` reports it as an error."""
+    from migrate.errors import ValidationFailed
+
+    shown = [str(i) for i in list(ids)[:5]]
+    return ValidationFailed(f"{address}: {collection!r}: {'ids' if len(shown) > 1 else 'id'} "
+                            f"{', '.join(repr(i) for i in shown)} {'have' if len(shown) > 1 else 'has'} no vector "
+                            "(NULL)", hint="give those rows a vector, or delete them: the old index needs one vector "
+                                           "per row")
 
 
 def vector_array(vectors: np.ndarray) -> pa.FixedSizeListArray:

@@ -19,21 +19,34 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import sqlite3
+import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
+from urllib.parse import quote
 
 from migrate.engines.address import Address, validate_name
-from migrate.engines.base import (ID, VECTOR, CollectionInfo, IndexSpec, Marker, check_existing, check_rows, owned,
-                                  check_unit, checksum_batches, vector_array, vectors_of)
+from migrate.engines.limits import Limits, text_field_in
+from migrate.engines.base import (ID, VECTOR, CollectionInfo, IndexSpec, Marker, check_existing, check_rows,
+                                  check_unit, checksum_batches, column_name, field_schema, owned, payload_table,
+                                  seam_schema, vector_array, vectors_of)
+from migrate.engines.names import NameState, Switch
 from migrate.engines.payload import canonical_json, decode, encode_column, infer_schema
 from migrate.errors import ConfigError, InputError, StateError
 
 POINTER_COLLECTION = "jina-migrate-aliases"
+#: the payload field a collection's documents are read as (``&text=NAME`` on the address names it otherwise)
+DOCUMENT_FIELD = "document"
 _SAMPLE = 256
+#: Chroma: metadata keys must not start with ``chroma:`` or ``#`` (``validate_name``); the text is the
+#: collection's document, so it must be a string.
+LIMITS = Limits("chroma", text_is_document=True)
 
 
 def _chroma_value(v: Any) -> Any:
@@ -46,6 +59,57 @@ def _chroma_value(v: Any) -> Any:
     return canonical_json(v)
 
 
+def _schema_of(db: Path) -> set[tuple[str, int]] | None:
+    """The migrations a ``chroma.sqlite3`` records (its schema version), read with sqlite in read-only mode;
+    None when it cannot be read (the client then reports its own error)."""
+    try:
+        con = sqlite3.connect(f"file:{quote(str(db.resolve()))}?mode=ro", uri=True)
+        try:
+            return {(str(d), int(v)) for d, v in con.execute("SELECT dir, version FROM migrations")}
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return None
+
+
+@functools.lru_cache(maxsize=1)
+def _client_schema() -> frozenset[tuple[str, int]]:
+    """The migrations this chromadb applies: those of an empty store it makes in a temporary folder."""
+    import chromadb
+    from chromadb.config import Settings
+
+    with tempfile.TemporaryDirectory(prefix="jina-migrate-chroma-") as tmp:
+        client = chromadb.PersistentClient(path=tmp, settings=Settings(anonymized_telemetry=False))
+        try:
+            return frozenset(_schema_of(Path(tmp) / "chroma.sqlite3") or ())
+        finally:
+            close = getattr(client, "close", None)
+            if callable(close):
+                close()
+
+
+def _refuse_other_version(address: Address) -> None:
+    """Refuse a store written by another chromadb, before the client opens it: chromadb migrates an older
+    store in place on open (after which the application's older chromadb may no longer read it), and a source
+    or a dry run is only ever read. ``&upgrade=1`` on the address allows that upgrade."""
+    import chromadb
+
+    db = Path(address.path) / "chroma.sqlite3"  # type: ignore[arg-type]
+    have = _schema_of(db) if db.is_file() else None
+    if not have:
+        return
+    want = _client_schema()
+    if have - want:
+        raise ConfigError(f"{address}: this Chroma store was written by a newer chromadb than the installed "
+                          f"{chromadb.__version__}", hint="upgrade chromadb here (pip install -U chromadb)")
+    if want - have and (address.option("upgrade") or "").lower() not in ("1", "true", "yes"):
+        raise ConfigError(f"{address}: this Chroma store was written by an older chromadb; the installed "
+                          f"{chromadb.__version__} would upgrade it in place on opening, and the application's "
+                          "chromadb may then not read it", hint="copy the folder and give the copy's path, or "
+                                                                "upgrade the application's chromadb first; or add "
+                                                                "&upgrade=1 to the address to allow the upgrade")
+
+
 class ChromaEngine:
     """A Chroma persistent directory."""
 
@@ -54,6 +118,7 @@ class ChromaEngine:
         from chromadb.config import Settings
 
         self.address = address
+        _refuse_other_version(address)  # before the client opens the store: opening migrates it
         self._client = chromadb.PersistentClient(path=str(address.path),
                                                  settings=Settings(anonymized_telemetry=False))
 
@@ -119,10 +184,12 @@ class ChromaEngine:
         marker = self._marker(col)
         if marker is not None:
             schema, doc_field = marker.payload, marker.extra.get("document_field")
-        else:
+        else:  # an application's collection: the documents are the text, unless &text= names a metadata key
             sample = col.get(limit=_SAMPLE, include=["metadatas", "documents"])
-            doc_field = self.address.text_field or "document"
             rows = [dict(m or {}) for m in sample["metadatas"]]
+            keys = {k for r in rows for k in r}
+            wanted = self.address.text_field
+            doc_field = wanted if wanted and wanted not in keys else DOCUMENT_FIELD
             schema = infer_schema(rows, exclude=[doc_field])
             if any(d is not None for d in sample["documents"] or []):
                 schema = schema.insert(0, pa.field(doc_field, pa.string()))
@@ -141,7 +208,7 @@ class ChromaEngine:
         with self._guard(f"describing {collection!r}"):
             real = self._resolve(collection)
             col = self._collection(real)
-            schema, marker, _ = self._layout(col)
+            schema, marker, doc_field = self._layout(col)
             first = col.get(limit=1, include=["embeddings"])
             emb = first["embeddings"]
             dim = len(emb[0]) if emb is not None and len(emb) else (marker.dim if marker else None)
@@ -151,12 +218,14 @@ class ChromaEngine:
             return CollectionInfo(name=real, rows=rows, dim=dim,
                                   metric=marker.metric if marker else {"cosine": "cosine", "ip": "ip", "l2": "l2"}.get(
                                       str(space), None),
-                                  id_field="(chroma id)", vector_field="(embedding)", payload=schema,
+                                  id_field="(chroma id)", vector_field="(embedding)", payload=seam_schema(schema),
+                                  id_named=False, vector_named=False,
                                   bytes=rows * ((dim or 0) * 4 + 64 * max(1, len(schema))),
                                   index=f"hnsw(max_neighbors={hnsw.get('max_neighbors')}, "
                                         f"ef_construction={hnsw.get('ef_construction')})" if hnsw else None,
                                   created_by_run=marker.run if marker else None,
-                                  alias_of=real if real != collection else None)
+                                  alias_of=real if real != collection else None,
+                                  text_field=column_name(doc_field) if doc_field in schema.names else None)
 
     def _batch(self, got: dict, schema: pa.Schema, doc_field: str | None, with_vectors: bool,
                where: str, dim: int | None = None) -> pa.RecordBatch:
@@ -172,7 +241,7 @@ class ChromaEngine:
             for r, d in zip(rows, got.get("documents") or [None] * len(ids)):
                 r[doc_field] = d
         arrays += decode(rows, schema, nested="string", where=where)
-        names += schema.names
+        names += [column_name(n) for n in schema.names]
         return pa.RecordBatch.from_arrays(arrays, names=names)
 
     def _include(self, with_vectors: bool, doc_field: str | None) -> list[str]:
@@ -222,13 +291,15 @@ class ChromaEngine:
     # ------------------------------------------------------------------ writing
 
     def create(self, collection: str, *, dim: int, payload: pa.Schema, index: IndexSpec, run: str,
-               id_type: pa.DataType | None = None) -> None:
+               id_type: pa.DataType | None = None, id_field: str | None = None,
+               vector_field: str | None = None) -> None:
+        """Chroma ids are text whatever the source's type (its only kind); ids and embeddings have no names."""
         validate_name("chroma", collection)
+        _, _, payload = self.check_create(payload, id_type=id_type)
         if collection == POINTER_COLLECTION:
             raise ConfigError(f"{self.address}: {POINTER_COLLECTION!r} is reserved for jina-migrate's alias pointers")
-        for f in payload:
-            validate_name("chroma", f.name, "field")
-        doc_field = self.address.text_field if self.address.text_field in payload.names else None
+        wanted = self.address.text_field or text_field_in(payload)  # the text lives in Chroma's documents
+        doc_field = wanted if wanted in payload.names else None
         if doc_field and not (pa.types.is_string(payload.field(doc_field).type)
                               or pa.types.is_large_string(payload.field(doc_field).type)):
             raise ConfigError(f"{self.address}: text field {doc_field!r} is not a string column")
@@ -242,6 +313,15 @@ class ChromaEngine:
                 collection, embedding_function=None, metadata={"jina_migrate": marker.to_json()},
                 configuration={"hnsw": {"space": "ip", "ef_construction": index.ef_construction,
                                         "max_neighbors": index.m}})
+
+    def check_create(self, payload: pa.Schema, *, id_type: pa.DataType | None = None, id_field: str | None = None,
+                     vector_field: str | None = None) -> tuple[None, None, pa.Schema]:
+        """No id or vector names (Chroma keeps both outside the metadata, so a payload ``id`` clashes with
+        nothing), and the payload under its field names; ConfigError when Chroma refuses a field name."""
+        payload = field_schema(payload)
+        for f in payload:
+            validate_name("chroma", f.name, "field")
+        return None, None, payload
 
     def _own(self, collection: str):
         validate_name("chroma", collection)
@@ -258,16 +338,17 @@ class ChromaEngine:
             col, marker = self._own(collection)
             check_rows(self.address, collection, rows, marker.dim)
             doc_field = marker.extra.get("document_field")
-            names = [f.name for f in marker.payload if f.name in rows.column_names and f.name != doc_field]
+            fields = payload_table(rows)
+            names = [f.name for f in marker.payload if f.name in fields.column_names and f.name != doc_field]
             cols = {}
             for n in names:
-                c = rows.column(n)
+                c = fields.column(n)
                 if isinstance(c.type, pa.JsonType):
                     cols[n] = encode_column(c, nested="string")
                 else:
                     cols[n] = [_chroma_value(v) for v in encode_column(c)]
             metas = [{n: cols[n][i] for n in names if cols[n][i] is not None} or None for i in range(rows.num_rows)]
-            docs = rows.column(doc_field).to_pylist() if doc_field and doc_field in rows.column_names else None
+            docs = fields.column(doc_field).to_pylist() if doc_field and doc_field in fields.column_names else None
             ids = rows.column(ID).to_pylist()
             vecs = vectors_of(rows.column(VECTOR))
             if marker.metric == "cosine":
@@ -290,20 +371,42 @@ class ChromaEngine:
 
     # ------------------------------------------------------------------ cutover
 
+    SWITCH = Switch("pointer")
+
     def alias_target(self, name: str) -> str | None:
+        state = self.name_state(name)
+        return state.target if state.kind == "alias" else name if state.kind == "collection" else None
+
+    def name_state(self, name: str) -> NameState:
         validate_name("chroma", name, "alias")
         with self._guard("reading the alias pointer"):
             target = self._pointer(name)
             if target is not None:
-                return target
-            return name if name in self._names() else None
+                return NameState("alias", target, "pointer")
+            return NameState("collection", name, "collection") if name in self._names() else NameState("absent")
 
-    def point_alias(self, name: str, collection: str) -> None:
+    def point_alias(self, name: str, collection: str, *, move_aside: str | None = None) -> None:
+        """Create or re-point the pointer record ``name`` (one atomic single-record upsert)."""
         validate_name("chroma", name, "alias")
         validate_name("chroma", collection)
+        if move_aside is not None:
+            raise StateError(f"{self.address}: Chroma cannot rename a collection aside")
         with self._guard("switching the alias pointer"):
-            if collection not in self._names():
+            names = self._names()
+            if collection not in names or collection == POINTER_COLLECTION:
                 raise InputError(f"{self.address}: collection {collection!r} does not exist")
+            if name in names and self._pointer(name) is None:
+                raise StateError(f"{self.address}: {name!r} is a collection, not a pointer jina-migrate keeps; "
+                                 "a pointer of the same name would hide it", hint="name another alias")
             ptr = self._client.get_or_create_collection(POINTER_COLLECTION, embedding_function=None)
             ptr.upsert(ids=[name], embeddings=[[1.0]],
                        metadatas=[{"target": collection, "switched_at": dt.datetime.now(dt.timezone.utc).isoformat()}])
+
+    def drop_alias(self, name: str, *, restore: str | None = None) -> None:
+        """Remove the pointer record ``name`` (one delete); absent already: nothing to do."""
+        validate_name("chroma", name, "alias")
+        if restore is not None:
+            raise StateError(f"{self.address}: Chroma cannot rename a collection back")
+        with self._guard("removing the alias pointer"):
+            if self._pointer(name) is not None:
+                self._collection(POINTER_COLLECTION).delete(ids=[name])

@@ -1,7 +1,9 @@
 """LanceDB (embedded, a directory) through the ``lancedb`` package.
 
-* Tables hold Arrow natively: ``id`` string, ``vector`` fixed_size_list<float32>, payload
-  columns as they are (JSON values as their text). The exact payload schema and the creating
+* Tables hold Arrow natively: the id column (the source's integer type for integer ids, else
+  string; a source's int64 ids stay int64), ``vector`` fixed_size_list<float32>, payload
+  columns as they are (JSON values as their text). Ids cross the seam as strings; every filter
+  writes them as literals of the id column's type (a quoted '1' never matches an int64 1). The exact payload schema and the creating
   run live in the table's schema metadata (``jina_migrate``).
 * Writing: ``merge_insert("id")`` (update matched, insert new): idempotent, one commit per call.
 * Reading streams with the query builder's ``to_batches``.
@@ -21,16 +23,23 @@ from contextlib import contextmanager
 import lancedb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from migrate.engines.address import Address, validate_name
-from migrate.engines.base import (ID, VECTOR, CollectionInfo, IndexSpec, Marker, check_existing, check_rows, owned,
-                                  checksum_batches, vector_array, vectors_of)
+from migrate.engines.limits import Limits
+from migrate.engines.base import (ID, VECTOR, CollectionInfo, IndexSpec, Marker, check_existing, check_rows,
+                                  checksum_batches, column_name, destination_names, field_schema, int_ids,
+                                  is_int_type, owned, payload_table, seam_schema, vector_array, vectors_of)
+from migrate.engines.base import no_vector
+from migrate.engines.names import NameState, Switch
 from migrate.engines.payload import decode_column
-from migrate.errors import ConfigError, InputError, StateError
+from migrate.errors import ConfigError, InputError, StateError, ValidationFailed
 
 POINTER_TABLE = "jina_migrate_aliases"
 _MARKER = b"jina_migrate"
 _MIN_INDEX_ROWS = 5000
+#: LanceDB stores any Arrow column: no limit but its names (``validate_name("lancedb", ...)``).
+LIMITS = Limits("lancedb")
 
 
 def _literal(value: str) -> str:
@@ -38,8 +47,37 @@ def _literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+def _id_type(tbl, id_col: str) -> pa.DataType:
+    """The id type a table reports: its id column's integer type, else string (text of any width)."""
+    t = tbl.schema.field(id_col).type
+    return t if is_int_type(t) else pa.string()
+
+
+def _column_type(id_type: pa.DataType | None) -> pa.DataType:
+    """The id column a NEW table gets for the source's id type: the same integer type, else string."""
+    return id_type if is_int_type(id_type) else pa.string()
+
+
 def _storage_type(t: pa.DataType) -> pa.DataType:
     return t.storage_type if isinstance(t, pa.ExtensionType) else t
+
+
+def _is_vector_type(t: pa.DataType) -> bool:
+    """A column of float vectors: ``fixed_size_list<float>`` (LanceDB's own) or ``list<float>`` (an application's
+    schema that gives no size)."""
+    return (pa.types.is_fixed_size_list(t) or pa.types.is_list(t) or pa.types.is_large_list(t)) \
+        and pa.types.is_floating(t.value_type)
+
+
+def _vector_column(address: Address, schema: pa.Schema) -> str:
+    """The one vector column of a table: its only fixed-size float list, else its only float list."""
+    fixed = [f.name for f in schema if pa.types.is_fixed_size_list(f.type) and _is_vector_type(f.type)]
+    lists = [f.name for f in schema if _is_vector_type(f.type) and f.name not in fixed]
+    found = fixed or lists
+    if len(found) != 1:
+        raise InputError(f"{address}: table has {len(found)} vector columns"
+                         + (f" ({', '.join(found)})" if found else ""), hint="pick one with ?vector=NAME")
+    return found[0]
 
 
 class LanceEngine:
@@ -96,6 +134,14 @@ class LanceEngine:
     def _open(self, name: str):
         return self._db.open_table(name)
 
+    def _id_filter(self, tbl, id_col: str, ids: Sequence[str], collection: str) -> str:
+        """``id IN (...)`` with each id a literal of the id column's type (integers bare, text quoted)."""
+        if is_int_type(_id_type(tbl, id_col)):
+            literals = [str(i) for i in int_ids(self.address, collection, ids)]
+        else:
+            literals = [_literal(str(i)) for i in ids]
+        return f"`{id_col}` IN ({', '.join(literals)})"
+
     @staticmethod
     def _marker(tbl) -> Marker | None:
         meta = tbl.schema.metadata or {}
@@ -107,23 +153,31 @@ class LanceEngine:
         id_col = self.address.id_field or (marker.id_field if marker else ID)
         vec_col = self.address.vector_field or (marker.vector_field if marker else None)
         if vec_col is None:
-            vecs = [f.name for f in schema if pa.types.is_fixed_size_list(f.type)
-                    and pa.types.is_floating(f.type.value_type)]
-            if len(vecs) != 1:
-                raise InputError(f"{self.address}: table has {len(vecs)} vector columns", hint="pick one with ?vector=NAME")
-            vec_col = vecs[0]
+            vec_col = _vector_column(self.address, schema)
         for col in (id_col, vec_col):
             if col not in schema.names:
                 raise InputError(f"{self.address}: table has no column {col!r}",
                                  hint=f"columns are: {', '.join(schema.names)}")
-        dim = schema.field(vec_col).type.list_size
+        dim = self._width(tbl, vec_col)
         payload = marker.payload if marker else pa.schema([f for f in schema if f.name not in (id_col, vec_col)])
         if self.address.payload:
             missing = [p for p in self.address.payload if p not in payload.names]
             if missing:
                 raise InputError(f"{self.address}: table has no column {missing[0]!r}")
             payload = pa.schema([payload.field(p) for p in self.address.payload])
-        return id_col, vec_col, int(dim), payload, marker
+        return id_col, vec_col, dim, payload, marker
+
+    def _width(self, tbl, vec_col: str) -> int | None:
+        """The vector width: a fixed-size list's own size; for a ``list<float>`` column (what an application
+        gets from a schema without a size), the first stored vector's length (None: no vector stored)."""
+        t = _storage_type(tbl.schema.field(vec_col).type)
+        if not _is_vector_type(t):
+            raise InputError(f"{self.address}: column {vec_col!r} holds {t}, not vectors",
+                             hint="name the vector column with ?vector=NAME")
+        if pa.types.is_fixed_size_list(t):
+            return int(t.list_size)
+        first = tbl.search().where(f"`{vec_col}` IS NOT NULL").select([vec_col]).limit(1).to_arrow()
+        return len(first.column(0)[0]) if first.num_rows else None
 
     # ------------------------------------------------------------------ reading
 
@@ -137,16 +191,16 @@ class LanceEngine:
             index = ", ".join(f"{getattr(i, 'index_type', 'index')}" for i in indices) or None
             return CollectionInfo(name=real, rows=int(tbl.count_rows()), dim=dim,
                                   metric=marker.metric if marker else None, id_field=id_col, vector_field=vec_col,
-                                  payload=payload, bytes=int(stats.get("total_bytes", 0)) if isinstance(stats, dict)
+                                  payload=seam_schema(payload), id_type=_id_type(tbl, id_col), bytes=int(stats.get("total_bytes", 0)) if isinstance(stats, dict)
                                   else None, index=index, created_by_run=marker.run if marker else None,
                                   alias_of=real if real != collection else None)
 
     def _batch(self, batch: pa.RecordBatch, id_col: str, vec_col: str, payload: pa.Schema,
-               with_vectors: bool) -> pa.RecordBatch:
+               with_vectors: bool, dim: int | None = None, table: str = "") -> pa.RecordBatch:
         arrays: list[pa.Array] = [batch.column(id_col).cast(pa.string())]
         names = [ID]
         if with_vectors:
-            arrays.append(vector_array(vectors_of(batch.column(vec_col))))
+            arrays.append(self._vectors(batch.column(vec_col), arrays[0], dim, table))
             names.append(VECTOR)
         for f in payload:
             col = batch.column(f.name)
@@ -155,18 +209,36 @@ class LanceEngine:
             elif col.type != f.type:
                 col = decode_column(col.to_pylist(), f.type, name=f.name, where=f"{self.address}: ")
             arrays.append(col)
-            names.append(f.name)
+            names.append(column_name(f.name))
         return pa.RecordBatch.from_arrays(arrays, names=names)
+
+    def _vectors(self, col: pa.Array, ids: pa.Array, dim: int | None, table: str) -> pa.FixedSizeListArray:
+        """The vector column as fixed_size_list<float32>. A ``list<float>`` column is accepted when every row has
+        the table's width; a NULL vector or one of another width is refused with one line naming the ids."""
+        if isinstance(col, pa.ChunkedArray):
+            col = col.combine_chunks()
+        if col.null_count:
+            raise no_vector(self.address, table, ids.filter(col.is_null()).to_pylist())
+        if not pa.types.is_fixed_size_list(col.type) and len(col):
+            lengths = pc.list_value_length(col)
+            width = dim if dim is not None else lengths[0].as_py()
+            wrong = pc.not_equal(lengths, width)
+            if pc.any(wrong).as_py():
+                at = pc.index(wrong, True).as_py()
+                raise ValidationFailed(f"{self.address}: {table!r}: the vector of id {ids[at].as_py()!r} has "
+                                       f"{lengths[at].as_py()} dimensions, the table's others {width}",
+                                       hint="rebuild that vector, or remove the row")
+        return vector_array(vectors_of(col))
 
     def scan(self, collection: str, *, batch_rows: int = 2048, with_vectors: bool = True) -> Iterator[pa.RecordBatch]:
         with self._guard(f"reading {collection!r}"):
             tbl = self._open(self._resolve(collection))
-            id_col, vec_col, _, payload, _ = self._layout(tbl)
+            id_col, vec_col, dim, payload, _ = self._layout(tbl)
             cols = [id_col] + ([vec_col] if with_vectors else []) + payload.names
             reader = tbl.search().select(cols).limit(None).to_batches(batch_rows)
             for batch in reader:
                 if batch.num_rows:
-                    yield self._batch(batch, id_col, vec_col, payload, with_vectors)
+                    yield self._batch(batch, id_col, vec_col, payload, with_vectors, dim, collection)
 
     def fetch(self, collection: str, ids: Sequence[str], *, with_vectors: bool = True) -> pa.Table:
         with self._guard(f"reading {collection!r}"):
@@ -176,9 +248,10 @@ class LanceEngine:
             batches = []
             for start in range(0, len(ids), 1000):
                 part = ids[start:start + 1000]
-                got = tbl.search().where(f"`{id_col}` IN ({', '.join(_literal(i) for i in part)})").select(
+                got = tbl.search().where(self._id_filter(tbl, id_col, part, collection)).select(
                     cols).limit(None).to_arrow()
-                batches += [self._batch(b, id_col, vec_col, payload, with_vectors) for b in got.to_batches()]
+                batches += [self._batch(b, id_col, vec_col, payload, with_vectors, dim, collection)
+                            for b in got.to_batches()]
             if not batches:
                 return pa.Table.from_batches([], schema=self._empty_schema(payload, with_vectors, dim))
             table = pa.Table.from_batches(batches)
@@ -189,7 +262,7 @@ class LanceEngine:
     def _empty_schema(payload: pa.Schema, with_vectors: bool, dim: int | None = None) -> pa.Schema:
         head = [pa.field(ID, pa.string())] + ([pa.field(VECTOR, pa.list_(pa.float32(), dim or 1))]
                                               if with_vectors else [])
-        return pa.schema(head + list(payload))
+        return pa.schema(head + list(seam_schema(payload)))
 
     def count(self, collection: str) -> int:
         with self._guard(f"counting {collection!r}"):
@@ -214,25 +287,32 @@ class LanceEngine:
     # ------------------------------------------------------------------ writing
 
     def create(self, collection: str, *, dim: int, payload: pa.Schema, index: IndexSpec, run: str,
-               id_type: pa.DataType | None = None) -> None:
+               id_type: pa.DataType | None = None, id_field: str | None = None,
+               vector_field: str | None = None) -> None:
         validate_name("lancedb", collection, "table")
         if collection == POINTER_TABLE:
             raise ConfigError(f"{self.address}: {POINTER_TABLE!r} is reserved for jina-migrate's alias pointers")
-        id_col = self.address.id_field or ID
-        vec_col = self.address.vector_field or VECTOR
-        for f in payload:
-            validate_name("lancedb", f.name, "field")
-            if f.name in (id_col, vec_col):
-                raise ConfigError(f"{self.address}: payload field {f.name!r} clashes with the id or vector column")
+        id_col, vec_col, payload = self.check_create(payload, id_type=id_type, id_field=id_field,
+                                                     vector_field=vector_field)
         with self._guard(f"creating {collection!r}"):
             if collection in self._tables():
                 check_existing(self.address, collection, self._marker(self._open(collection)), run=run, dim=dim)
                 return
             marker = Marker(run=run, dim=dim, metric=index.metric, payload=payload, id_field=id_col, vector_field=vec_col)
-            fields = [pa.field(id_col, pa.string(), nullable=False),
+            fields = [pa.field(id_col, _column_type(id_type), nullable=False),
                       pa.field(vec_col, pa.list_(pa.float32(), int(dim)), nullable=False)]
             fields += [pa.field(f.name, _storage_type(f.type)) for f in payload]
             self._db.create_table(collection, schema=pa.schema(fields, metadata={_MARKER: marker.to_json().encode()}))
+
+    def check_create(self, payload: pa.Schema, *, id_type: pa.DataType | None = None, id_field: str | None = None,
+                     vector_field: str | None = None) -> tuple[str, str, pa.Schema]:
+        """The id and vector field names a NEW collection gets, and the payload under its field names;
+        ConfigError (before anything is embedded or created) when a name clashes or this engine refuses it."""
+        id_col, vec_col = destination_names(self.address, payload, id_field=id_field, vector_field=vector_field)
+        payload = field_schema(payload)
+        for f in payload:
+            validate_name("lancedb", f.name, "field")
+        return id_col, vec_col, payload
 
     def _own(self, collection: str):
         validate_name("lancedb", collection, "table")
@@ -248,10 +328,15 @@ class LanceEngine:
         with self._guard(f"writing {collection!r}"):
             tbl, marker = self._own(collection)
             check_rows(self.address, collection, rows, marker.dim)
-            arrays = [rows.column(ID).combine_chunks(), vector_array(vectors_of(rows.column(VECTOR)))]
+            ids = rows.column(ID).to_pylist()
+            key = _id_type(tbl, marker.id_field)
+            id_array = pa.array(int_ids(self.address, collection, ids), key) if is_int_type(key) else \
+                pa.array([str(i) for i in ids], tbl.schema.field(marker.id_field).type)
+            arrays = [id_array, vector_array(vectors_of(rows.column(VECTOR)))]
+            fields = payload_table(rows)
             for f in marker.payload:
-                if f.name in rows.column_names:
-                    col = rows.column(f.name).combine_chunks()
+                if f.name in fields.column_names:
+                    col = fields.column(f.name).combine_chunks()
                     arrays.append(col.storage if isinstance(col.type, pa.ExtensionType) else col)
                 else:
                     arrays.append(pa.nulls(rows.num_rows, _storage_type(f.type)))
@@ -262,8 +347,7 @@ class LanceEngine:
         with self._guard(f"deleting from {collection!r}"):
             tbl, marker = self._own(collection)
             for start in range(0, len(ids), 1000):
-                part = ids[start:start + 1000]
-                tbl.delete(f"`{marker.id_field}` IN ({', '.join(_literal(i) for i in part)})")
+                tbl.delete(self._id_filter(tbl, marker.id_field, ids[start:start + 1000], collection))
 
     def build_index(self, collection: str, index: IndexSpec) -> None:
         with self._guard(f"indexing {collection!r}"):
@@ -284,20 +368,33 @@ class LanceEngine:
 
     # ------------------------------------------------------------------ cutover
 
+    SWITCH = Switch("pointer", container="table")
+
     def alias_target(self, name: str) -> str | None:
+        state = self.name_state(name)
+        return state.target if state.kind == "alias" else name if state.kind == "collection" else None
+
+    def name_state(self, name: str) -> NameState:
         validate_name("lancedb", name, "alias")
         with self._guard("reading the alias pointer"):
             target = self._pointer(name)
             if target is not None:
-                return target
-            return name if name in self._tables() else None
+                return NameState("alias", target, "pointer")
+            return NameState("collection", name, "table") if name in self._tables() else NameState("absent")
 
-    def point_alias(self, name: str, collection: str) -> None:
+    def point_alias(self, name: str, collection: str, *, move_aside: str | None = None) -> None:
+        """Create or re-point the pointer record ``name`` (one atomic merge commit)."""
         validate_name("lancedb", name, "alias")
         validate_name("lancedb", collection, "table")
+        if move_aside is not None:
+            raise StateError(f"{self.address}: LanceDB cannot rename a table aside")
         with self._guard("switching the alias pointer"):
-            if collection not in self._tables():
+            tables = self._tables()
+            if collection not in tables or collection == POINTER_TABLE:
                 raise InputError(f"{self.address}: table {collection!r} does not exist")
+            if name in tables and self._pointer(name) is None:
+                raise StateError(f"{self.address}: {name!r} is a table, not a pointer jina-migrate keeps; "
+                                 "a pointer of the same name would hide it", hint="name another alias")
             schema = pa.schema([pa.field("alias", pa.string(), nullable=False),
                                 pa.field("target", pa.string(), nullable=False),
                                 pa.field("switched_at", pa.timestamp("us", tz="UTC"))])
@@ -306,3 +403,12 @@ class LanceEngine:
                             "switched_at": pa.array([dt.datetime.now(dt.timezone.utc)], pa.timestamp("us", tz="UTC"))},
                            schema=schema)
             ptr.merge_insert("alias").when_matched_update_all().when_not_matched_insert_all().execute(row)
+
+    def drop_alias(self, name: str, *, restore: str | None = None) -> None:
+        """Remove the pointer record ``name`` (one commit); absent already: nothing to do."""
+        validate_name("lancedb", name, "alias")
+        if restore is not None:
+            raise StateError(f"{self.address}: LanceDB cannot rename a table back")
+        with self._guard("removing the alias pointer"):
+            if self._pointer(name) is not None:
+                self._db.open_table(POINTER_TABLE).delete(f"alias = {_literal(name)}")

@@ -1,6 +1,10 @@
 """Milvus through ``pymilvus``'s ``MilvusClient``: a server URI, or Milvus Lite (a ``.db`` file).
 
-* Schema: a VARCHAR primary key (the pipeline's string ids), one FLOAT_VECTOR field, and one
+* Keys: Milvus has INT64 and VARCHAR primary keys (INT64 is its default, ``auto_id`` or not).
+  ``describe`` reports an INT64 key as int64; ids cross the seam as strings and every filter
+  (``fetch``, ``upsert``'s lookup, ``delete``) turns them back into the key's type. A destination
+  gets an INT64 key for integer ids and a VARCHAR key for any other.
+* Schema: the primary key, one FLOAT_VECTOR field, and one
   nullable field per payload column (scalars as themselves, tz-aware timestamps as TIMESTAMPTZ,
   lists / structs / JSON as JSON, other types as VARCHAR text); the exact Arrow schema is kept in
   the collection's ``jina_migrate`` property, so reading back restores every type.
@@ -28,14 +32,23 @@ from pymilvus import DataType, MilvusClient
 from pymilvus.exceptions import MilvusException
 
 from migrate.engines.address import Address, validate_name
-from migrate.engines.base import (ID, VECTOR, CollectionInfo, IndexSpec, Marker, check_existing, check_rows, owned,
-                                  checksum_batches, unavailable, vector_array, vectors_of)
+from migrate.engines.limits import Limits
+from migrate.engines.base import (ID, VECTOR, CollectionInfo, IndexSpec, Marker, check_existing, check_rows,
+                                  checksum_batches, column_name, destination_names, field_schema, int_ids,
+                                  is_int_type, no_vector, owned, payload_table, seam_schema, unavailable,
+                                  vector_array, vectors_of)
+from migrate.engines.names import NameState, Switch
 from migrate.engines.payload import decode, encode, infer_schema
 from migrate.errors import ConfigError, InputError, StateError
 
 _METRIC = {"cosine": "COSINE", "ip": "IP"}
 _FROM_METRIC = {"COSINE": "cosine", "IP": "ip", "L2": "l2"}
 _VARCHAR_MAX = 65535
+
+#: Milvus's documented limits (milvus.io/docs/limitations.md): 32,768 dimensions, 64 fields a collection
+#: (id and vector included), VARCHAR of 65,535 bytes (the server counts UTF-8 bytes; Milvus Lite counts
+#: characters, so bytes is the rule that holds for both). Names: ``validate_name("milvus", ...)``.
+LIMITS = Limits("milvus", max_dim=32768, max_payload_fields=62, max_text_bytes=_VARCHAR_MAX)
 #: wraps a scalar JSON value (Milvus JSON fields take objects and arrays only)
 _SCALAR = "$jina_migrate_scalar"
 _FROM_MILVUS: dict[Any, pa.DataType] = {
@@ -61,10 +74,30 @@ def _milvus_type(t: pa.DataType) -> tuple[Any, dict[str, Any]]:
     return DataType.VARCHAR, {"max_length": _VARCHAR_MAX}
 
 
-def _in_expr(field: str, ids: Sequence[str]) -> str:
-    """``field in [...]`` with every id as an escaped string literal (pymilvus's own ``get``/``delete``
-    by ids do not escape quotes or backslashes). ``field`` passed Milvus's name rule already."""
-    return f"{field} in {json.dumps([str(i) for i in ids], ensure_ascii=False)}"
+def _key_type(id_type: pa.DataType | None) -> Any:
+    """The primary-key type a destination gets for the source's id type: INT64 for integers, else VARCHAR."""
+    return DataType.INT64 if is_int_type(id_type) else DataType.VARCHAR
+
+
+def _in_expr(field: str, ids: Sequence[Any]) -> str:
+    """``field in [...]`` with every id as a literal of its own type: integers as numbers, text as escaped
+    string literals (pymilvus's own ``get``/``delete`` by ids do not escape quotes or backslashes).
+    ``field`` passed Milvus's name rule already."""
+    return f"{field} in {json.dumps(list(ids), ensure_ascii=False)}"
+
+
+def _lite_client(path: str, timeout: float) -> MilvusClient:
+    """A client of this process's Milvus Lite server for ``path`` (started by pymilvus on first use). On a busy
+    machine the first connection to a server just started can fail (the server thread answers late and drops
+    the channel: gRPC's "too_many_pings"); the server keeps running, so another try connects. ``timeout``
+    widens pymilvus's 10 s wait for the connection."""
+    for attempt in range(3):
+        try:
+            return MilvusClient(path, timeout=timeout)
+        except MilvusException as exc:
+            if attempt == 2 or "open local milvus failed" in str(exc).lower():
+                raise
+    raise AssertionError("unreachable")
 
 
 #: Milvus Lite database file -> engines of this process using it (its server is per file and per process)
@@ -100,7 +133,7 @@ class MilvusEngine:
                 if not a.path.parent.is_dir():
                     raise ConfigError(f"{a}: the folder {a.path.parent} does not exist",
                                       hint="create it, or check the path (Milvus Lite makes the .db file only)")
-                self._client = MilvusClient(str(a.path))
+                self._client = _lite_client(str(a.path), float(a.option("timeout", "60") or 60))
                 self._lite = os.path.abspath(str(a.path))
                 _LITE_USERS[self._lite] = _LITE_USERS.get(self._lite, 0) + 1
             else:
@@ -114,6 +147,7 @@ class MilvusEngine:
                                       "use a Milvus server") from None
             raise unavailable(a, exc, "connecting") from None
         self._markers: dict[str, Marker | None] = {}
+        self._id_types: dict[tuple[str, str], pa.DataType] = {}
 
     def close(self) -> None:
         try:
@@ -187,8 +221,24 @@ class MilvusEngine:
             self._markers[collection] = Marker.from_json(props.get("jina_migrate"))
         return self._markers[collection]
 
+    def _id_type(self, collection: str, id_field: str) -> pa.DataType:
+        """The type of the field holding ids (int64 for Milvus's default INT64 key; text for VARCHAR)."""
+        if (collection, id_field) not in self._id_types:
+            f = next((f for f in self._desc(collection)["fields"] if f["name"] == id_field), None)
+            t = _FROM_MILVUS.get(f["type"]) if f is not None else None
+            self._id_types[(collection, id_field)] = t if is_int_type(t) else pa.string()
+        return self._id_types[(collection, id_field)]
+
+    def _native(self, collection: str, id_field: str, ids: Sequence[str]) -> list[Any]:
+        """Seam ids as values of ``id_field``: integers for an integer key (a string literal never matches
+        one), text otherwise."""
+        if is_int_type(self._id_type(collection, id_field)):
+            return int_ids(self.address, collection, ids)
+        return [str(i) for i in ids]
+
     def _layout(self, collection: str) -> tuple[str, str, int, pa.Schema, Marker | None, str | None]:
-        """(id field, vector field, dim, payload schema, marker, metric) of a real collection."""
+        """(id field, vector field, dim, payload schema, marker, metric) of a real collection; the payload
+        schema under the engine's field names."""
         desc = self._desc(collection)
         marker = self._marker(collection)
         fields = desc["fields"]
@@ -244,21 +294,31 @@ class MilvusEngine:
                 d = self._client.describe_index(real, idx)
                 index = f"{d.get('index_type')}({', '.join(f'{k}={v}' for k, v in d.items() if k in ('M', 'efConstruction', 'nlist', 'm'))})"
             return CollectionInfo(name=real, rows=rows, rows_exact=False, dim=dim, metric=metric, id_field=id_field,
-                                  vector_field=vname, payload=schema, bytes=rows * (dim * 4 + 64 * max(1, len(schema))),
+                                  vector_field=vname, payload=seam_schema(schema),
+                                  id_type=self._id_type(real, id_field),
+                                  bytes=rows * (dim * 4 + 64 * max(1, len(schema))),
                                   index=index, created_by_run=marker.run if marker else None,
                                   alias_of=real if real != collection else None)
 
+    def _null_vectors(self, real: str, vname: str) -> bool:
+        """Whether the vector field is nullable (Milvus 2.6): pymilvus reads a NULL vector as all zeros."""
+        field = next((f for f in self._desc(real)["fields"] if f["name"] == vname), {})
+        return bool(field.get("nullable"))
+
     def _batch(self, rows: list[dict], id_field: str, vname: str, dim: int, schema: pa.Schema, with_vectors: bool,
-               where: str) -> pa.RecordBatch:
+               where: str, *, real: str = "", nullable: bool = False) -> pa.RecordBatch:
         arrays: list[pa.Array] = [pa.array([str(r[id_field]) for r in rows], pa.string())]
         names = [ID]
         if with_vectors:
+            missing = [r[id_field] for r in rows if r[vname] is None or (nullable and not np.any(r[vname]))]
+            if missing:
+                raise no_vector(self.address, real, missing)
             arrays.append(vector_array(np.asarray([r[vname] for r in rows], dtype=np.float32).reshape(len(rows), dim)))
             names.append(VECTOR)
         rows = [{k: v[_SCALAR] if isinstance(v, dict) and len(v) == 1 and _SCALAR in v else v for k, v in r.items()}
                 for r in rows]
         arrays += decode(rows, schema, where=where)
-        names += schema.names
+        names += [column_name(n) for n in schema.names]
         return pa.RecordBatch.from_arrays(arrays, names=names)
 
     def scan(self, collection: str, *, batch_rows: int = 2048, with_vectors: bool = True) -> Iterator[pa.RecordBatch]:
@@ -276,7 +336,8 @@ class MilvusEngine:
                 rows = self._client.query(real, filter=flt, output_fields=fields, limit=min(batch_rows, 16384))
                 if not rows:
                     return
-                yield self._batch(list(rows), id_field, vname, dim, schema, with_vectors, where)
+                yield self._batch(list(rows), id_field, vname, dim, schema, with_vectors, where, real=real,
+                                  nullable=with_vectors and self._null_vectors(real, vname))
                 last = max(r[pk] for r in rows)  # code-point order = Milvus's UTF-8 byte order
 
     def fetch(self, collection: str, ids: Sequence[str], *, with_vectors: bool = True) -> pa.Table:
@@ -284,9 +345,11 @@ class MilvusEngine:
             real = self._ready(self._resolve(collection))
             id_field, vname, dim, schema, _, _ = self._layout(real)
             fields = [id_field] + ([vname] if with_vectors else []) + schema.names
-            rows = self._client.query(real, filter=_in_expr(id_field, ids), output_fields=fields) if ids else []
+            rows = self._client.query(real, filter=_in_expr(id_field, self._native(real, id_field, ids)),
+                                      output_fields=fields) if ids else []
             batch = self._batch(list(rows), id_field, vname, dim, schema, with_vectors,
-                                f"{self.address}: collection {real!r}: ")
+                                f"{self.address}: collection {real!r}: ", real=real,
+                                nullable=with_vectors and self._null_vectors(real, vname))
             pos = {rid: i for i, rid in enumerate(batch.column(0).to_pylist())}
             return pa.Table.from_batches([batch]).take(pa.array([pos[i] for i in ids if i in pos], pa.int64()))
 
@@ -312,14 +375,11 @@ class MilvusEngine:
     # ------------------------------------------------------------------ writing
 
     def create(self, collection: str, *, dim: int, payload: pa.Schema, index: IndexSpec, run: str,
-               id_type: pa.DataType | None = None) -> None:
+               id_type: pa.DataType | None = None, id_field: str | None = None,
+               vector_field: str | None = None) -> None:
         validate_name("milvus", collection)
-        id_field = self.address.id_field or ID
-        vname = self.address.vector_field or VECTOR
-        for f in payload:
-            validate_name("milvus", f.name, "field")
-            if f.name in (id_field, vname):
-                raise ConfigError(f"{self.address}: payload field {f.name!r} clashes with the id or vector field")
+        id_field, vname, payload = self.check_create(payload, id_type=id_type, id_field=id_field,
+                                                     vector_field=vector_field)
         with self._guard(f"creating {collection!r}"):
             if self._is_collection(collection):
                 check_existing(self.address, collection, self._marker(collection), run=run, dim=dim)
@@ -329,7 +389,9 @@ class MilvusEngine:
             marker = Marker(run=run, dim=dim, metric=index.metric, payload=payload, id_field=id_field,
                             vector_field=vname)
             schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
-            schema.add_field(id_field, DataType.VARCHAR, is_primary=True, max_length=_VARCHAR_MAX)
+            key = _key_type(id_type)
+            schema.add_field(id_field, key, is_primary=True,
+                             **({"max_length": _VARCHAR_MAX} if key == DataType.VARCHAR else {}))
             schema.add_field(vname, DataType.FLOAT_VECTOR, dim=int(dim))
             for f in payload:
                 typ, params = _milvus_type(f.type)
@@ -339,6 +401,17 @@ class MilvusEngine:
             self._client.create_collection(collection, schema=schema, index_params=params,
                                            properties={"jina_migrate": marker.to_json()})
             self._markers.pop(collection, None)
+            self._id_types = {k: v for k, v in self._id_types.items() if k[0] != collection}
+
+    def check_create(self, payload: pa.Schema, *, id_type: pa.DataType | None = None, id_field: str | None = None,
+                     vector_field: str | None = None) -> tuple[str, str, pa.Schema]:
+        """The id and vector field names a NEW collection gets, and the payload under its field names;
+        ConfigError (before anything is embedded or created) when a name clashes or this engine refuses it."""
+        id_field, vname = destination_names(self.address, payload, id_field=id_field, vector_field=vector_field)
+        payload = field_schema(payload)
+        for f in payload:
+            validate_name("milvus", f.name, "field")
+        return id_field, vname, payload
 
     @staticmethod
     def _index_kwargs(index: IndexSpec, dim: int) -> dict[str, Any]:
@@ -365,15 +438,17 @@ class MilvusEngine:
         with self._guard(f"writing {collection!r}"):
             marker = self._own(collection)
             check_rows(self.address, collection, rows, marker.dim)
-            names = [n for n in marker.payload.names if n in rows.column_names]
-            absent = [n for n in marker.payload.names if n not in rows.column_names]
+            fields = payload_table(rows)
+            names = [n for n in marker.payload.names if n in fields.column_names]
+            absent = [n for n in marker.payload.names if n not in fields.column_names]
             json_fields = [f.name for f in marker.payload if f.name in names and _milvus_type(f.type)[0] == DataType.JSON]
             for start in range(0, rows.num_rows, batch_size):
                 part = rows.slice(start, batch_size)
-                payloads = encode(part, names, keep_nulls=True)
+                payloads = encode(fields.slice(start, batch_size), names, keep_nulls=True)
                 vecs = vectors_of(part.column(VECTOR))
                 data = []
-                for rid, vec, p in zip(part.column(ID).to_pylist(), vecs, payloads):
+                for rid, vec, p in zip(self._native(collection, marker.id_field, part.column(ID).to_pylist()), vecs,
+                                       payloads):
                     for n in json_fields:
                         if p.get(n) is not None and not isinstance(p[n], (dict, list)):
                             p[n] = {_SCALAR: p[n]}  # Milvus JSON holds objects and arrays only
@@ -399,7 +474,8 @@ class MilvusEngine:
             return
         with self._guard(f"deleting from {collection!r}"):
             marker = self._own(collection)
-            self._client.delete(collection, filter=_in_expr(marker.id_field, ids))
+            self._client.delete(collection, filter=_in_expr(marker.id_field,
+                                                            self._native(collection, marker.id_field, ids)))
 
     def build_index(self, collection: str, index: IndexSpec) -> None:
         with self._guard(f"indexing {collection!r}"):
@@ -409,17 +485,26 @@ class MilvusEngine:
 
     # ------------------------------------------------------------------ cutover
 
+    SWITCH = Switch("alias")
+
     def alias_target(self, name: str) -> str | None:
+        state = self.name_state(name)
+        return state.target if state.kind == "alias" else name if state.kind == "collection" else None
+
+    def name_state(self, name: str) -> NameState:
         validate_name("milvus", name, "alias")
         with self._guard("reading aliases"):
-            target = self._alias(name)
+            target = self._alias(name)  # aliases first: has_collection is true for an alias too
             if target is not None:
-                return target
-            return name if self._is_collection(name) else None
+                return NameState("alias", target, "alias")
+            return NameState("collection", name, "collection") if self._is_collection(name) else NameState("absent")
 
-    def point_alias(self, name: str, collection: str) -> None:
+    def point_alias(self, name: str, collection: str, *, move_aside: str | None = None) -> None:
+        """Create the alias ``name`` or move it with ``alter_alias`` (atomic)."""
         validate_name("milvus", name, "alias")
         validate_name("milvus", collection)
+        if move_aside is not None:
+            raise StateError(f"{self.address}: Milvus cannot rename a collection aside")
         with self._guard("switching the alias"):
             current = self._alias(name)
             if current is None and self._is_collection(name):
@@ -428,7 +513,7 @@ class MilvusEngine:
                 raise StateError(f"{self.address}: {name!r} is a collection, not an alias; it cannot be switched "
                                  "without dropping it, which jina-migrate never does",
                                  hint=f"point your application at an alias of {name!r}, then cut over that alias")
-            if not self._is_collection(collection):
+            if self._alias(collection) is not None or not self._is_collection(collection):
                 raise InputError(f"{self.address}: collection {collection!r} does not exist")
             if current == collection:
                 return
@@ -436,3 +521,12 @@ class MilvusEngine:
                 self._client.create_alias(collection, name)
             else:
                 self._client.alter_alias(collection, name)
+
+    def drop_alias(self, name: str, *, restore: str | None = None) -> None:
+        """Remove the alias ``name`` (rollback of a cutover that created it); absent already: nothing to do."""
+        validate_name("milvus", name, "alias")
+        if restore is not None:
+            raise StateError(f"{self.address}: Milvus cannot rename a collection back")
+        with self._guard("removing the alias"):
+            if self._alias(name) is not None:
+                self._client.drop_alias(name)

@@ -1,5 +1,8 @@
 """PostgreSQL + pgvector through psycopg 3.
 
+* Ids: ``describe`` reports a ``smallint`` / ``integer`` / ``bigint`` key as that integer type, a
+  ``uuid`` key as Arrow's UUID, anything else as text; filters cast the seam's string ids to the
+  key's own type, and a destination gets that same key type (``_id_column``).
 * Reading streams through a server-side (named, binary) cursor, one batch in memory.
 * Writing: one transaction per batch: ``DELETE`` the batch's ids, then ``COPY ... FROM STDIN
   (FORMAT BINARY)`` straight into the table: the bulk path's speed, idempotent by id (a rerun
@@ -8,8 +11,9 @@
   the bulk path instead of ~0.9 (see docs/notes-engines.md).
 * The HNSW (or IVFFlat) index is built after the bulk load (``build_index``).
 * Cutover: the application's name becomes a view on the new table, switched inside one
-  transaction (a real table of that name is renamed aside ``<name>_pre_jm`` in the same
-  transaction, and renamed back on rollback). Tables jina-migrate did not create are only read.
+  transaction (when that name is the run's own source table, it is renamed aside ``<name>_pre_jm``
+  in the same transaction, and renamed back on rollback; any other table is refused). Tables
+  jina-migrate did not create are only read.
 
 Every identifier is quoted with ``psycopg.sql.Identifier``; no SQL is built by string formatting.
 A lost connection raises ``EngineUnavailable`` (exit 4); the next call reconnects.
@@ -34,11 +38,21 @@ from pgvector.psycopg import register_vector
 from psycopg import sql
 
 from migrate.engines.address import Address, validate_name
-from migrate.engines.base import (ID, VECTOR, CollectionInfo, IndexSpec, Marker, check_existing, check_rows, owned,
-                                  checksum_batches, unavailable, vector_array, vectors_of)
+from migrate.engines.limits import Limits
+from migrate.engines.base import (ID, VECTOR, CollectionInfo, IndexSpec, Marker, check_existing, check_rows,
+                                  checksum_batches, column_name, destination_names, field_schema, int_ids,
+                                  is_int_type, is_uuid_type, owned, payload_table, seam_schema, unavailable,
+                                  uuid_ids, vector_array, vectors_of)
+from migrate.engines.base import no_vector
+from migrate.engines.names import NameState, Switch
 from migrate.engines.payload import to_jsonable, decode_column
 from migrate.errors import ConfigError, InputError, StateError
 from migrate.secrets import redact
+
+#: PostgreSQL + pgvector limits: pgvector's ``vector`` holds 16,000 dimensions and its HNSW / IVFFlat
+#: indexes 2,000; a table has at most 1,600 columns (id and vector included); ``text`` and ``jsonb``
+#: cannot hold U+0000. Names: ``validate_name("postgres", ...)`` (63 bytes).
+LIMITS = Limits("postgres", max_dim=16000, max_index_dim=2000, max_payload_fields=1598, text_nul=False)
 
 _ALIAS_KEY = "jina_migrate_alias"
 _ASIDE = "_pre_jm"
@@ -53,6 +67,22 @@ _PG_TO_ARROW: dict[str, pa.DataType] = {
     "bool": pa.bool_(), "timestamptz": pa.timestamp("us", tz="UTC"), "timestamp": pa.timestamp("us"),
     "date": pa.date32(), "bytea": pa.binary(), "json": pa.json_(), "jsonb": pa.json_(),
 }
+
+
+#: PostgreSQL key type -> the id type ``describe`` reports (any other key reads as text).
+_ID_TO_ARROW: dict[str, pa.DataType] = {"int2": pa.int16(), "int4": pa.int32(), "int8": pa.int64(),
+                                        "uuid": pa.uuid()}
+
+
+def _id_column(id_type: pa.DataType | None) -> str:
+    """The key column type a NEW table gets for the source's id type: the same integer width, ``uuid``
+    for UUIDs, ``text`` for anything else (an unsigned 64-bit id does not fit ``bigint``: ``numeric``)."""
+    if is_uuid_type(id_type):
+        return "uuid"
+    if is_int_type(id_type):
+        return {pa.int16(): "smallint", pa.int32(): "integer", pa.int8(): "smallint", pa.uint8(): "smallint",
+                pa.uint16(): "integer", pa.uint32(): "bigint", pa.uint64(): "numeric"}.get(id_type, "bigint")
+    return "text"
 
 
 def _pg_type(t: pa.DataType) -> str:
@@ -299,7 +329,7 @@ class PostgresEngine:
                 else:
                     fields.append(pa.field(n, _PG_TO_ARROW.get(base, pa.string())))
         id_typ, id_base, _ = types[id_col]
-        id_arrow = {"int2": pa.int16(), "int4": pa.int32(), "int8": pa.int64()}.get(id_base, pa.string())
+        id_arrow = _ID_TO_ARROW.get(id_base, pa.string())
         idx = self._db().execute("SELECT pg_get_indexdef(indexrelid) FROM pg_index WHERE indrelid = %s",
                                  (oid,)).fetchall()
         layout = _Layout(name=collection, id_col=id_col, id_pg=id_typ, id_arrow=id_arrow, vec_col=vec_col, dim=dim,
@@ -318,7 +348,7 @@ class PostgresEngine:
                 exact = True
             metric, index = _metric_and_index(lay)
             return CollectionInfo(name=lay.name, rows=int(rows), rows_exact=exact, dim=lay.dim, metric=metric,
-                                  id_field=lay.id_col, vector_field=lay.vec_col, payload=lay.payload,
+                                  id_field=lay.id_col, vector_field=lay.vec_col, payload=seam_schema(lay.payload),
                                   id_type=lay.id_arrow, bytes=lay.total_bytes, index=index,
                                   created_by_run=lay.marker.run if lay.marker else None,
                                   alias_of=lay.name if lay.name != collection else None)
@@ -344,6 +374,8 @@ class PostgresEngine:
         names = [ID]
         k = 1
         if with_vectors:
+            if any(v is None for v in cols[1]):  # a NULL vector: not a width problem
+                raise no_vector(self.address, lay.name, [str(i) for i, v in zip(cols[0], cols[1]) if v is None])
             vecs = [np.asarray(v.to_numpy() if hasattr(v, "to_numpy") else v, dtype=np.float32) for v in cols[1]]
             dim = lay.dim or (len(vecs[0]) if vecs else 0)
             if any(v.shape != (dim,) for v in vecs):
@@ -358,7 +390,7 @@ class PostgresEngine:
             if pa.types.is_integer(f.type):
                 values = [int(v) if isinstance(v, decimal.Decimal) else v for v in values]
             arrays.append(decode_column(values, f.type, name=f.name, where=where))
-            names.append(f.name)
+            names.append(column_name(f.name))
         return pa.RecordBatch.from_arrays(arrays, names=names)
 
     def scan(self, collection: str, *, batch_rows: int = 2048, with_vectors: bool = True) -> Iterator[pa.RecordBatch]:
@@ -415,15 +447,12 @@ class PostgresEngine:
     # ------------------------------------------------------------------ writing
 
     def create(self, collection: str, *, dim: int, payload: pa.Schema, index: IndexSpec, run: str,
-               id_type: pa.DataType | None = None) -> None:
+               id_type: pa.DataType | None = None, id_field: str | None = None,
+               vector_field: str | None = None) -> None:
         validate_name("postgres", collection, "table")
-        id_col = self.address.id_field or ID
-        vec_col = self.address.vector_field or VECTOR
-        for f in payload:
-            validate_name("postgres", f.name, "field")
-            if f.name in (id_col, vec_col):
-                raise ConfigError(f"{self.address}: payload field {f.name!r} clashes with the id or vector column")
-        id_pg = {pa.int64(): "bigint", pa.int32(): "integer", pa.int16(): "smallint"}.get(id_type or pa.string(), "text")
+        id_col, vec_col, payload = self.check_create(payload, id_type=id_type, id_field=id_field,
+                                                     vector_field=vector_field)
+        id_pg = _id_column(id_type)
         with self._guard("creating a table"):
             conn = self._db()
             rel = self._relation(collection)
@@ -445,6 +474,16 @@ class PostgresEngine:
                                                                        sql.Literal(marker.to_json())))
             self._layouts.pop(collection, None)
 
+    def check_create(self, payload: pa.Schema, *, id_type: pa.DataType | None = None, id_field: str | None = None,
+                     vector_field: str | None = None) -> tuple[str, str, pa.Schema]:
+        """The id and vector field names a NEW collection gets, and the payload under its field names;
+        ConfigError (before anything is embedded or created) when a name clashes or this engine refuses it."""
+        id_col, vec_col = destination_names(self.address, payload, id_field=id_field, vector_field=vector_field)
+        payload = field_schema(payload)
+        for f in payload:
+            validate_name("postgres", f.name, "field")
+        return id_col, vec_col, payload
+
     def _own(self, collection: str) -> _Layout:
         lay = self._layout(collection)
         owned(self.address, collection, lay.marker if lay.name == collection else None)
@@ -460,14 +499,14 @@ class PostgresEngine:
             cols = [lay.id_col, lay.vec_col] + [f.name for f in lay.payload]
             pg_types = [_copy_type(lay.id_pg), "vector"] + [_copy_type(t) for _, t in lay.payload_cols]
             ids: list[Any] = rows.column(ID).to_pylist()
-            if lay.id_arrow != pa.string():
-                try:
-                    ids = [int(i) for i in ids]
-                except ValueError:
-                    raise InputError(f"{self.address}: table {collection!r} has integer ids; got a non-integer id") from None
+            if is_int_type(lay.id_arrow):
+                ids = int_ids(self.address, collection, ids)
+            elif is_uuid_type(lay.id_arrow):
+                ids = uuid_ids(self.address, collection, ids)
             vecs = vectors_of(rows.column(VECTOR))
-            payload = [_to_pg_values(rows.column(f.name), t) if f.name in rows.column_names else [None] * rows.num_rows
-                       for f, (_, t) in zip(lay.payload, lay.payload_cols)]
+            fields = payload_table(rows)
+            payload = [_to_pg_values(fields.column(f.name), t) if f.name in fields.column_names
+                       else [None] * rows.num_rows for f, (_, t) in zip(lay.payload, lay.payload_cols)]
             ident_list = sql.SQL(", ").join(sql.Identifier(c) for c in cols)
             with conn.transaction():
                 # Replace-by-id inside one transaction: readers see all of this batch or none of it,
@@ -520,50 +559,93 @@ class PostgresEngine:
 
     # ------------------------------------------------------------------ cutover
 
+    SWITCH = Switch("view", container="table", moves_aside=True, aside_suffix=_ASIDE)
+
     def alias_target(self, name: str) -> str | None:
+        state = self.name_state(name)
+        return state.target if state.kind == "alias" else name if state.kind == "collection" else None
+
+    def _state(self, name: str) -> NameState:
+        rel = self._relation(name)
+        if rel is None:
+            return NameState("absent")
+        alias = self._alias_comment(rel[4]) if rel[1] == "v" else None
+        if alias and alias.get("target"):
+            return NameState("alias", str(alias["target"]), "view")
+        if rel[1] in ("r", "p"):
+            return NameState("collection", name, "table")
+        what = {"v": "view", "m": "materialized view", "f": "foreign table"}.get(rel[1], f"relation (kind {rel[1]})")
+        return NameState("other", None, what)
+
+    def name_state(self, name: str) -> NameState:
         validate_name("postgres", name, "table")
         with self._guard("reading the application's table"):
-            rel = self._relation(name)
-            if rel is None:
-                return None
-            alias = self._alias_comment(rel[4]) if rel[1] == "v" else None
-            return str(alias["target"]) if alias else name
+            return self._state(name)
 
-    def point_alias(self, name: str, collection: str) -> None:
-        validate_name("postgres", name, "alias")
-        validate_name("postgres", collection, "table")
-        aside = name + _ASIDE
-        validate_name("postgres", aside, "table")
+    @contextmanager
+    def _switching(self, name: str) -> Iterator[psycopg.Connection]:
+        """One transaction holding the switch lock of ``name`` (one cutover or rollback at a time per name);
+        the DDL inside takes the relation locks readers wait on, for milliseconds."""
         with self._guard("switching the application's table"):
             conn = self._db()
-            with conn.transaction():
-                # one cutover at a time per name; DDL below takes the relation locks readers wait on
-                conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"jina-migrate:{self._schema}.{name}",))
-                cur = self._relation(name)
-                alias = self._alias_comment(cur[4]) if cur is not None and cur[1] == "v" else None
-                original = alias.get("original") if alias else None
-                if cur is not None and alias is None:
-                    if collection == name:
-                        return  # already the real table
-                    if self._relation(aside) is not None:
-                        raise StateError(f"{self.address}: cannot move {name!r} aside: {aside!r} already exists")
-                    kind = sql.SQL("VIEW" if cur[1] == "v" else "MATERIALIZED VIEW" if cur[1] == "m" else "TABLE")
-                    conn.execute(sql.SQL("ALTER {} {} RENAME TO {}").format(kind, self._rel(name), sql.Identifier(aside)))
-                    original = aside
-                elif alias is not None:
-                    if collection == name or (original and collection == original):
-                        if not original:
-                            raise StateError(f"{self.address}: {name!r} had no table of its own before the cutover")
-                        conn.execute(sql.SQL("DROP VIEW {}").format(self._rel(name)))
-                        conn.execute(sql.SQL("ALTER TABLE {} RENAME TO {}").format(self._rel(original),
-                                                                                  sql.Identifier(name)))
-                        self._layouts.clear()
-                        return
-                    conn.execute(sql.SQL("DROP VIEW {}").format(self._rel(name)))
-                if self._relation(collection) is None:
-                    raise InputError(f"{self.address}: table {collection!r} does not exist")
-                conn.execute(sql.SQL("CREATE VIEW {} AS SELECT * FROM {}").format(self._rel(name), self._rel(collection)))
-                note = json.dumps({_ALIAS_KEY: {"target": collection, "original": original,
-                                                "switched_at": dt.datetime.now(dt.timezone.utc).isoformat()}})
-                conn.execute(sql.SQL("COMMENT ON VIEW {} IS {}").format(self._rel(name), sql.Literal(note)))
+            try:
+                with conn.transaction():
+                    conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))",
+                                 (f"jina-migrate:{self._schema}.{name}",))
+                    yield conn
+            except (psycopg.OperationalError, psycopg.InterfaceError):
+                raise  # the server went away: _guard says so (exit 4)
+            except psycopg.Error as exc:  # e.g. no privilege to rename or drop: nothing changed (rolled back)
+                raise StateError(redact(f"{self.address}: switching {name!r} failed, nothing changed: "
+                                        + " ".join(str(exc).split())[:200])) from None
             self._layouts.clear()
+
+    def point_alias(self, name: str, collection: str, *, move_aside: str | None = None) -> None:
+        """Make ``name`` a view on ``collection`` in one transaction: create it, or replace the view jina-migrate
+        made. With ``move_aside``, the real table ``name`` is first renamed to ``move_aside`` in the same
+        transaction (the caller has proved it is the run's own source). Anything else at ``name`` is refused."""
+        validate_name("postgres", name, "alias")
+        validate_name("postgres", collection, "table")
+        if move_aside is not None:
+            validate_name("postgres", move_aside, "table")
+        with self._switching(name) as conn:
+            state = self._state(name)
+            if state.kind == "collection" and move_aside is not None:
+                if self._relation(move_aside) is not None:
+                    raise StateError(f"{self.address}: cannot move {name!r} aside: {move_aside!r} already exists",
+                                     hint=f"rename or drop {move_aside!r} first; jina-migrate never drops a table")
+                conn.execute(sql.SQL("ALTER TABLE {} RENAME TO {}").format(self._rel(name), sql.Identifier(move_aside)))
+            elif state.kind == "alias":
+                if state.target == collection:
+                    return
+                conn.execute(sql.SQL("DROP VIEW {}").format(self._rel(name)))
+            elif state.kind != "absent":
+                raise StateError(f"{self.address}: {name!r} is a {state.what} jina-migrate did not create; "
+                                 "cutover never replaces it", hint="name another alias")
+            rel = self._relation(collection)
+            if rel is None or rel[1] not in ("r", "p"):
+                raise InputError(f"{self.address}: table {collection!r} does not exist")
+            conn.execute(sql.SQL("CREATE VIEW {} AS SELECT * FROM {}").format(self._rel(name), self._rel(collection)))
+            note = json.dumps({_ALIAS_KEY: {"target": collection, "created_by": "jina-migrate",
+                                            "switched_at": dt.datetime.now(dt.timezone.utc).isoformat()}})
+            conn.execute(sql.SQL("COMMENT ON VIEW {} IS {}").format(self._rel(name), sql.Literal(note)))
+
+    def drop_alias(self, name: str, *, restore: str | None = None) -> None:
+        """Drop the view jina-migrate made at ``name``; with ``restore``, rename that table back to ``name`` in
+        the same transaction (the rollback of a move aside). A name that is no view of ours is left alone."""
+        validate_name("postgres", name, "alias")
+        if restore is not None:
+            validate_name("postgres", restore, "table")
+        with self._switching(name) as conn:
+            state = self._state(name)
+            if state.kind == "alias":
+                conn.execute(sql.SQL("DROP VIEW {}").format(self._rel(name)))
+            elif state.kind != "absent":
+                raise StateError(f"{self.address}: {name!r} is a {state.what}, not the view jina-migrate made; "
+                                 "rollback leaves it alone")
+            if restore is not None:
+                rel = self._relation(restore)
+                if rel is None or rel[1] not in ("r", "p"):
+                    raise StateError(f"{self.address}: cannot rename {restore!r} back to {name!r}: it is gone",
+                                     hint=f"restore the table {restore!r} from a backup")
+                conn.execute(sql.SQL("ALTER TABLE {} RENAME TO {}").format(self._rel(restore), sql.Identifier(name)))

@@ -1,9 +1,11 @@
 """Qdrant through ``qdrant-client``: a server URL, or the client's embedded local mode (``path``).
 
-* Point ids: Qdrant takes unsigned integers or UUIDs. A string id that is a canonical
-  non-negative integer becomes that integer, a canonical UUID stays itself, anything else
-  becomes ``uuid5(NAMESPACE, id)``; the original string is always kept in the payload (key
-  ``id``, or ``?id=KEY``), so reading back returns the same string.
+* Point ids: Qdrant takes unsigned integers or UUIDs. ``describe`` reports a collection's id type
+  from a sample: int64 for integer point ids, UUID for UUID point ids, the key's values' type when
+  the ids live in a payload key (``?id=KEY``), else text. A destination keeps integer and UUID ids
+  as the point ids themselves, with no payload key the source did not have; other ids (text)
+  become ``uuid5(NAMESPACE, id)`` point ids with the original kept in a payload key (``?id=KEY``,
+  else the source's id field name, else ``id``); ``?id=KEY`` on a destination keeps any ids there.
 * Cosine is stored as ``Dot`` over unit vectors (checked on write): Qdrant's ``Cosine``
   re-normalises every stored vector, changing its low bits, so the collection could never be
   proved equal to what was written; on unit vectors both give the same ranking and scores.
@@ -28,8 +30,12 @@ import pyarrow as pa
 from qdrant_client import QdrantClient, models
 
 from migrate.engines.address import Address, validate_name
-from migrate.engines.base import (ID, VECTOR, CollectionInfo, IndexSpec, Marker, check_existing, check_rows, owned,
-                                  check_unit, checksum_batches, unavailable, vector_array, vectors_of)
+from migrate.engines.limits import Limits
+from migrate.engines.base import (ID, VECTOR, CollectionInfo, IndexSpec, Marker, check_existing, check_rows,
+                                  check_unit, checksum_batches, column_name, field_schema, int_ids, is_int_type,
+                                  is_uuid_type, owned, payload_table, seam_schema, unavailable, valid_field_name,
+                                  vector_array, vectors_of)
+from migrate.engines.names import NameState, Switch
 from migrate.engines.payload import decode, encode, infer_schema
 from migrate.errors import ConfigError, InputError, StateError
 
@@ -40,6 +46,9 @@ _DISTANCE = {"cosine": models.Distance.DOT, "ip": models.Distance.DOT}
 _METRIC = {models.Distance.COSINE: "cosine", models.Distance.DOT: "ip", models.Distance.EUCLID: "l2",
            models.Distance.MANHATTAN: "l1"}
 _SAMPLE = 256
+#: Qdrant: a dense vector of at most 65,536 dimensions (its collection config's rule); payload is JSON
+#: without a size rule of its own.
+LIMITS = Limits("qdrant", max_dim=65536)
 
 
 def point_id(doc_id: str) -> int | str:
@@ -52,6 +61,21 @@ def point_id(doc_id: str) -> int | str:
     except ValueError:
         pass
     return str(uuid.uuid5(NAMESPACE, doc_id))
+
+
+def _is_point_id(doc_id: str) -> bool:
+    """Whether ``doc_id`` is a point id as it stands (a canonical unsigned integer or UUID), so it needs no key."""
+    return str(point_id(doc_id)) == doc_id
+
+
+def _id_type_of(values: list[Any]) -> pa.DataType:
+    """The id type of sampled ids (point ids or a key's values): int64 when all are integers, UUID when all
+    are canonical UUIDs, else text (also for none: an empty collection)."""
+    if values and all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        return pa.int64()
+    if values and all(isinstance(v, str) and _is_point_id(v) and not v.isdigit() for v in values):
+        return pa.uuid()
+    return pa.string()
 
 
 #: Local mode locks its folder to one client per process: every adapter on a folder shares it.
@@ -108,6 +132,7 @@ class QdrantEngine:
             raise StateError(f"{a}: {' '.join(str(exc).split())[:200]}",
                              hint="local mode allows one process at a time; stop the other one") from None
         self._markers: dict[str, Marker | None] = {}
+        self._id_types: dict[tuple[str, str | None], pa.DataType] = {}
 
     def close(self) -> None:
         if self.address.path is not None:
@@ -140,13 +165,14 @@ class QdrantEngine:
         return {a.alias_name: a.collection_name for a in self._client.get_aliases().aliases}
 
     def _resolve(self, name: str) -> str:
+        """The real collection behind ``name`` (aliases first: ``collection_exists`` is true for an alias too)."""
         validate_name("qdrant", name)
-        if self._client.collection_exists(name):
-            return name
         target = self._aliases().get(name)
-        if target is None:
+        if target is not None:
+            return target
+        if not self._client.collection_exists(name):
             raise InputError(f"{self.address}: collection {name!r} does not exist")
-        return target
+        return name
 
     def collections(self) -> list[str]:
         with self._guard("listing collections"):
@@ -180,6 +206,21 @@ class QdrantEngine:
                              hint="pick one with ?vector=NAME")
         return name, vectors[name]
 
+    def _id_type(self, collection: str, marker: Marker | None, id_key: str | None) -> pa.DataType:
+        """The collection's id type, from a sample of its ids (see the module docstring)."""
+        if marker is not None and marker.extra.get("id_type") == "int64":
+            return pa.int64()
+        if (collection, id_key) not in self._id_types:
+            points, _ = self._client.scroll(collection, limit=_SAMPLE, with_payload=[id_key] if id_key else False,
+                                            with_vectors=False)
+            sample = [(p.payload or {}).get(id_key) for p in points] if id_key else [p.id for p in points]
+            self._id_types[(collection, id_key)] = _id_type_of(sample)
+        return self._id_types[(collection, id_key)]
+
+    def _native(self, id_type: pa.DataType, ids: Sequence[str], collection: str) -> list[Any]:
+        """Seam ids as the values a payload key holds: integers for integer ids, else the text."""
+        return int_ids(self.address, collection, ids) if is_int_type(id_type) else [str(i) for i in ids]
+
     def _payload_schema(self, collection: str, marker: Marker | None, id_key: str | None) -> pa.Schema:
         if marker is not None:
             schema = marker.payload
@@ -208,8 +249,11 @@ class QdrantEngine:
             hnsw = info.config.hnsw_config
             index = f"hnsw(m={hnsw.m}, ef_construct={hnsw.ef_construct})" if hnsw and hnsw.m else "flat"
             return CollectionInfo(name=real, rows=rows, rows_exact=self.address.embedded, dim=int(params.size),
-                                  metric=marker.metric if marker else _METRIC.get(params.distance), id_field=id_key or "(point id)",
-                                  vector_field=vname or "(default)", payload=schema,
+                                  metric=marker.metric if marker else _METRIC.get(params.distance),
+                                  id_field=id_key or "(point id)", id_named=id_key is not None,
+                                  id_type=self._id_type(real, marker, id_key),
+                                  vector_field=vname or "(default)", vector_named=vname is not None,
+                                  payload=seam_schema(schema),
                                   bytes=rows * int(params.size) * 4 + rows * 64 * max(1, len(schema)),
                                   index=index, created_by_run=marker.run if marker else None,
                                   alias_of=real if real != collection else None)
@@ -225,7 +269,7 @@ class QdrantEngine:
             arrays.append(vector_array(mat))
             names.append(VECTOR)
         arrays += decode([p.payload for p in points], schema, where=where)
-        names += schema.names
+        names += [column_name(n) for n in schema.names]
         return pa.RecordBatch.from_arrays(arrays, names=names)
 
     def _layout(self, collection: str) -> tuple[str, Any, str | None, str | None, int, pa.Schema]:
@@ -255,7 +299,9 @@ class QdrantEngine:
             real, marker, id_key, vname, size, schema = self._layout(collection)
             wv: Any = [vname] if (with_vectors and vname) else with_vectors
             if marker is None and id_key:
-                flt = models.Filter(must=[models.FieldCondition(key=id_key, match=models.MatchAny(any=list(ids)))])
+                # the key's values have their own type: an integer never matches its text
+                values = self._native(self._id_type(real, marker, id_key), ids, real)
+                flt = models.Filter(must=[models.FieldCondition(key=id_key, match=models.MatchAny(any=values))])
                 points, _ = self._client.scroll(real, scroll_filter=flt, limit=max(1, len(ids)), with_payload=True,
                                                 with_vectors=wv)
             else:
@@ -290,24 +336,41 @@ class QdrantEngine:
     # ------------------------------------------------------------------ writing
 
     def create(self, collection: str, *, dim: int, payload: pa.Schema, index: IndexSpec, run: str,
-               id_type: pa.DataType | None = None) -> None:
+               id_type: pa.DataType | None = None, id_field: str | None = None,
+               vector_field: str | None = None) -> None:
         validate_name("qdrant", collection)
-        id_key = self.address.id_field or ID
-        if id_key in payload.names:
-            raise ConfigError(f"{self.address}: payload field {id_key!r} clashes with the id key",
-                              hint="name another payload key for the id with ?id=KEY")
+        id_key, _, payload = self.check_create(payload, id_type=id_type, id_field=id_field)
         with self._guard(f"creating {collection!r}"):
             if self._client.collection_exists(collection):
                 check_existing(self.address, collection, self._marker(collection), run=run, dim=dim)
                 return
             if collection in self._aliases():
                 raise StateError(f"{self.address}: {collection!r} is an alias; choose another collection name")
-            marker = Marker(run=run, dim=dim, metric=index.metric, payload=payload, id_field=id_key)
+            marker = Marker(run=run, dim=dim, metric=index.metric, payload=payload, id_field=id_key,
+                            extra={"id_type": "int64"} if id_key and is_int_type(id_type) else {})
             self._client.create_collection(
                 collection, vectors_config=models.VectorParams(size=int(dim), distance=_DISTANCE[index.metric]),
                 hnsw_config=models.HnswConfigDiff(m=0, ef_construct=index.ef_construction),
                 metadata={"jina_migrate": marker.to_json()})
             self._markers.pop(collection, None)
+
+    def check_create(self, payload: pa.Schema, *, id_type: pa.DataType | None = None, id_field: str | None = None,
+                     vector_field: str | None = None) -> tuple[str | None, None, pa.Schema]:
+        """The payload key a NEW collection keeps ids in, no vector name (one unnamed vector), and the payload
+        under its field names. The key: ``?id=KEY`` when the address names one; else none for integer and UUID
+        ids (the point id is the id, and no key the source did not have is added); else, for text ids, the
+        source's id field name or ``id``. ConfigError (before anything is embedded or created) when the key is
+        also a payload field."""
+        payload = field_schema(payload)
+        key = self.address.id_field
+        if key is None and not (is_int_type(id_type) or is_uuid_type(id_type)):
+            key = valid_field_name(self.address, id_field) or ID
+        if key is not None:
+            validate_name("qdrant", key, "field")
+            if key in payload.names:
+                raise ConfigError(f"{self.address}: the id key {key!r} is also a payload field of the source",
+                                  hint="name another payload key for the id with &id=KEY on --sink")
+        return key, None, payload
 
     def _own(self, collection: str) -> Marker:
         validate_name("qdrant", collection)
@@ -326,10 +389,21 @@ class QdrantEngine:
             vectors = vectors_of(rows.column(VECTOR))
             if marker.metric == "cosine":
                 check_unit(self.address, collection, vectors, ids)
-            names = [n for n in marker.payload.names if n in rows.column_names]
-            payloads = encode(rows, names)
-            for pid, p in zip(ids, payloads):
-                p[marker.id_field] = pid
+            fields = payload_table(rows)
+            names = [n for n in marker.payload.names if n in fields.column_names]
+            payloads = encode(fields, names)
+            if marker.id_field:
+                values = self._native(pa.int64() if marker.extra.get("id_type") == "int64" else pa.string(), ids,
+                                      collection)
+                for value, p in zip(values, payloads):
+                    p[marker.id_field] = value
+            else:
+                odd = next((i for i in ids if not _is_point_id(i)), None)
+                if odd is not None:
+                    raise InputError(f"{self.address}: id {odd[:80]!r} cannot be a Qdrant point id (an unsigned "
+                                     "integer or a UUID) and this collection keeps no id key",
+                                     hint="migrate into a new collection with &id=KEY: the ids are then kept in "
+                                          "that payload key")
             self._client.upload_collection(collection, vectors=vectors, payload=payloads,
                                            ids=[point_id(i) for i in ids], batch_size=batch_size, wait=True)
 
@@ -350,17 +424,27 @@ class QdrantEngine:
 
     # ------------------------------------------------------------------ cutover
 
+    SWITCH = Switch("alias")
+
     def alias_target(self, name: str) -> str | None:
+        state = self.name_state(name)
+        return state.target if state.kind == "alias" else name if state.kind == "collection" else None
+
+    def name_state(self, name: str) -> NameState:
         validate_name("qdrant", name, "alias")
         with self._guard("reading aliases"):
             target = self._aliases().get(name)
             if target is not None:
-                return target
-            return name if self._client.collection_exists(name) else None
+                return NameState("alias", target, "alias")
+            return NameState("collection", name, "collection") if self._client.collection_exists(name) \
+                else NameState("absent")
 
-    def point_alias(self, name: str, collection: str) -> None:
+    def point_alias(self, name: str, collection: str, *, move_aside: str | None = None) -> None:
+        """Create or re-point the alias ``name`` in one atomic request (delete + create)."""
         validate_name("qdrant", name, "alias")
         validate_name("qdrant", collection)
+        if move_aside is not None:
+            raise StateError(f"{self.address}: Qdrant cannot rename a collection aside")
         with self._guard("switching the alias"):
             aliases = self._aliases()
             if name not in aliases and self._client.collection_exists(name):
@@ -370,7 +454,7 @@ class QdrantEngine:
                                  "without dropping it, which jina-migrate never does",
                                  hint="point your application at an alias (e.g. create alias docs_live -> "
                                       f"{name}), then cut over that alias")
-            if not self._client.collection_exists(collection):
+            if collection in aliases or not self._client.collection_exists(collection):
                 raise InputError(f"{self.address}: collection {collection!r} does not exist")
             if aliases.get(name) == collection:
                 return
@@ -380,3 +464,13 @@ class QdrantEngine:
             ops.append(models.CreateAliasOperation(create_alias=models.CreateAlias(collection_name=collection,
                                                                                    alias_name=name)))
             self._client.update_collection_aliases(change_aliases_operations=ops)
+
+    def drop_alias(self, name: str, *, restore: str | None = None) -> None:
+        """Remove the alias ``name`` (rollback of a cutover that created it); absent already: nothing to do."""
+        validate_name("qdrant", name, "alias")
+        if restore is not None:
+            raise StateError(f"{self.address}: Qdrant cannot rename a collection back")
+        with self._guard("removing the alias"):
+            if name in self._aliases():
+                self._client.update_collection_aliases(change_aliases_operations=[
+                    models.DeleteAliasOperation(delete_alias=models.DeleteAlias(alias_name=name))])

@@ -23,7 +23,7 @@ from migrate.planning.findings import summary
 from migrate.planning.identity import plan_hash
 from migrate.planning.mapping import Finding, Mapping, TokenFacts, map_v2_to_v3
 from migrate.planning.options import PlanOptions
-from migrate.planning.pricing import cost, plan_requests
+from migrate.planning.pricing import cost, evaluation_cost, plan_requests
 from migrate.planning.schema import SCHEMA_VERSION
 from migrate.planning.sources import PlanSources, read_sources
 from migrate.planning.storage import storage_section
@@ -96,6 +96,7 @@ def _build(opts: PlanOptions, src: PlanSources, local: LocalTarget | None) -> di
                                             "add document_prefix_tokens per document if it does)")},
         "requests": requests,
         "cost": cost(c, opts.price_per_million),
+        "evaluation": evaluation_cost(billed_per_doc, opts.price_per_million),
         "api_time": api,
         "local_time": None,
         "storage": storage_section(src.ids, mapping.dimensions, dims_list),
@@ -131,9 +132,15 @@ def _destinations(opts: PlanOptions, src: PlanSources, plan: dict[str, Any]) -> 
         payload = (plan["tokens"].get("chars") or 0) / n + 4 if n else 0.0
     index = {"index_type": opts.index_type, "hnsw_m": opts.hnsw_m, "ef_construction": opts.hnsw_ef_construction,
              "ivf_nlist": opts.ivf_nlist}
+    documents = None  # the documents the destination's payload comes from (checked against its limits)
+    if not from_collection and (opts.documents or opts.old_index) is not None:
+        from migrate.sources import DocumentSpec
+
+        documents = DocumentSpec(str(opts.documents or opts.old_index), opts.id_field, opts.text_field,
+                                 opts.title_field, faiss_id_field=opts.faiss_id_field, delimiter=opts.delimiter)
     return destination_section(list(opts.sink), rows=n, dims=plan["mapping"]["dimensions"],
                                id_bytes=plan["storage"]["id_bytes_mean"], payload_bytes=payload, index=index,
-                               source=str(opts.old_index) if from_collection else None)
+                               source=str(opts.old_index) if from_collection else None, documents=documents)
 
 
 def _run_config(opts: PlanOptions, mapping: Mapping) -> dict[str, Any]:

@@ -2,7 +2,9 @@
 
 What: ``destination_section`` estimates, for each ``--sink``, the rows, the data and the index a
 NEW collection of the v3 vectors will take in that engine (``estimate``), and checks that the
-collection does not exist yet (``run`` never writes into a collection it did not create).
+collection does not exist yet (``run`` never writes into a collection it did not create) and that
+the engine's declared limits hold (``migrate.engines.limits``: width, field names and count, text
+length, NUL; the check ``run`` makes before it embeds anything).
 Why: a migration doubles the index while old and new live side by side; the storage is the
 question a database owner asks first.
 
@@ -160,7 +162,8 @@ def estimate(engine: str, *, rows: int, dims: int, id_bytes: float, payload_byte
 
 
 def _exists(uri: str) -> tuple[bool | None, str | None, str | None]:
-    """(exists, created_by_run, why not checked). An embedded engine's folder is not created to find out."""
+    """(exists, created_by_run, why not checked). An embedded engine's folder is not created to find out. A
+    destination ``run`` would refuse to open (a bad setting, a store it must not upgrade) raises ConfigError."""
     from migrate.engines import open_engine
 
     addr = parse_address(uri)
@@ -168,6 +171,8 @@ def _exists(uri: str) -> tuple[bool | None, str | None, str | None]:
         return False, None, None
     try:
         engine = open_engine(addr)
+    except ConfigError:
+        raise
     except MigrateError as exc:
         return None, None, exc.message
     try:
@@ -180,12 +185,70 @@ def _exists(uri: str) -> tuple[bool | None, str | None, str | None]:
         engine.close()
 
 
+def _alias_problem(addr: Any, src: Any) -> MigrateError | None:
+    """Why cutover could never take the sink's ``&alias=`` as it is now (None: it could, or it cannot be read)."""
+    from migrate.engines import open_engine
+    from migrate.engines.names import own_source_name, refusal
+
+    if addr.embedded and not addr.path.exists():  # type: ignore[union-attr]
+        return None
+    try:
+        engine = open_engine(addr)
+    except MigrateError:
+        return None
+    try:
+        state = engine.name_state(addr.alias)
+        return refusal(engine, addr, addr.alias, state, own_source=own_source_name(src, addr))
+    except MigrateError:
+        return None
+    finally:
+        engine.close()
+
+
+class _Payload:
+    """What the destinations will be given (schema, text field, string extents), read once and only when asked."""
+
+    def __init__(self, source: Any) -> None:
+        self.source = source  # a source collection's address, or the documents' DocumentSpec; None: unknown
+        self._schema: tuple[Any, str | None] | None = None
+        self._extents: Any = None
+
+    def schema(self) -> tuple[Any, str | None]:
+        from migrate.sources.database import destination_payload
+
+        if self._schema is None:
+            self._schema = destination_payload(self.source) if self.source is not None else (None, None)
+        return self._schema
+
+    def extents(self) -> Any:
+        from migrate.sources.database import payload_extents
+
+        if self._extents is None and self.source is not None:
+            self._extents = payload_extents(self.source)
+        return self._extents
+
+
+def _limit_findings(addr: Any, dims: int, index_kind: str, payload: _Payload) -> list[Finding]:
+    """Every limit of the destination's engine the run would break (``migrate.engines.limits``: the check
+    ``run`` makes before embedding), as error findings."""
+    from migrate.engines.limits import limits_of, problems
+
+    lim = limits_of(addr.engine)
+    schema, text_field = payload.schema()
+    found = problems(addr, dim=dims, payload=schema, index_kind=index_kind, text_field=addr.text_field or text_field,
+                     extents=payload.extents() if lim.measures_text else None)
+    return [Finding("sink-limit", "error", exc.message, exc.hint or "") for exc in found]
+
+
 def destination_section(sinks: list[str], *, rows: int, dims: int, id_bytes: float, payload_bytes: float,
-                        index: dict[str, Any], source: str | None) -> tuple[list[dict[str, Any]], list[Finding]]:
+                        index: dict[str, Any], source: str | None,
+                        documents: Any = None) -> tuple[list[dict[str, Any]], list[Finding]]:
     """One entry per ``--sink`` (address without secrets, index, estimated bytes, whether it exists) and the
-    findings: a destination that exists already or is the source is an error (``run`` would refuse it)."""
+    findings: a destination that exists already or is the source, or whose engine's limits the payload or the
+    width breaks, is an error (``run`` would refuse it). ``documents``: the DocumentSpec of a documents source."""
     out, findings = [], []
     src = parse_address(source) if source else None
+    payload = _Payload(source if source else documents)
     for uri in sinks:
         addr = collection_address(uri, "--sink")
         spec = sink_index(**index, override=addr.option("index"))
@@ -201,8 +264,19 @@ def destination_section(sinks: list[str], *, rows: int, dims: int, id_bytes: flo
                                     "name a NEW collection: jina-migrate never writes into the old one"))
             entry["exists"] = True
         else:
-            exists, run, why = _exists(uri)
+            try:
+                exists, run, why = _exists(uri)
+            except ConfigError as exc:  # `run` would refuse to open it: say why, with the fix
+                findings.append(Finding("sink-refused", "error", exc.message, exc.hint or ""))
+                entry["exists"] = None
+                out.append(entry)
+                continue
             entry["exists"] = exists
+            if not exists:
+                try:
+                    findings += _limit_findings(addr, dims, spec.kind, payload)
+                except ConfigError as exc:  # the destination engine's client is not installed
+                    findings.append(Finding("sink-refused", "error", exc.message, exc.hint or ""))
             if why:
                 findings.append(Finding("sink-unchecked", "warning", f"--sink {addr}: could not check whether "
                                         f"{addr.collection!r} exists ({why})", "make sure the server is reachable "
@@ -215,5 +289,8 @@ def destination_section(sinks: list[str], *, rows: int, dims: int, id_bytes: flo
                 findings.append(Finding("sink-exists", "warning", f"--sink {addr}: {addr.collection!r} exists, made "
                                         f"by jina-migrate run {run}; only that run's --out can continue it",
                                         "rerun with that run's --out, or name a new collection"))
+            alias = _alias_problem(addr, src) if addr.alias and not why else None
+            if alias is not None:  # the rule run and cutover apply (migrate.engines.names.refusal)
+                findings.append(Finding("sink-alias", "error", alias.message, alias.hint or ""))
         out.append(entry)
     return out, findings

@@ -75,3 +75,38 @@ def cost(count: TokenCount, price_per_million: float | None) -> dict[str, Any] |
     ratio = count.billed / count.total if count.total else 1.0
     return {"price_per_million": p, "total": round(count.billed / 1e6 * p, 4),
             "low": round(count.low * ratio / 1e6 * p, 4), "high": round(count.high * ratio / 1e6 * p, 4)}
+
+
+#: What ``compare`` pays for its label-free evidence (``report.knownitem``, ``report.judged``): the guard
+#: re-embeds a sample of documents (each as a query + the rest of it) on every side whose model is an API;
+#: a reranker judge is billed the query with every pooled document (the bundled server's rule, ``rehearsal.rerank``).
+GUARD_SAMPLE = 300
+JUDGE_QUERIES = 100
+JUDGE_POOL = 20  # pooled documents per query at k = 10 when the two sides share none (the most there can be)
+QUERY_TOKENS = 16  # a typical search query, special tokens included
+
+
+def evaluation_cost(billed_per_doc: np.ndarray, price_per_million: float | None) -> dict[str, Any]:
+    """Tokens (and cost, with a price) of ``compare``'s known-item guard and of a judge, from the corpus's
+    token counts: the guard's sample costs about its documents' tokens once per API side (query and shortened
+    document together are the document, plus one more pair of special tokens); a judge about
+    ``JUDGE_POOL x (query + mean document)`` per query."""
+    n = int(len(billed_per_doc))
+    mean = float(np.mean(billed_per_doc)) if n else 0.0
+    sample = min(GUARD_SAMPLE, n)
+    guard = int(round(sample * (mean + 2)))
+    judge = int(round(JUDGE_QUERIES * JUDGE_POOL * (QUERY_TOKENS + mean)))
+
+    def price(tokens: int) -> float | None:
+        return None if price_per_million is None else round(tokens / 1e6 * price_per_million, 4)
+
+    return {
+        "known_item_guard": {"documents": sample, "tokens_per_api_side": guard, "cost_per_api_side": price(guard),
+                             "note": "compare re-embeds these on each side whose model is an API (v2 and v3 both: "
+                                     "twice); cached, so a rerun pays nothing"},
+        "judge_per_100_queries": {"queries": JUDGE_QUERIES, "pairs_at_most": JUDGE_QUERIES * JUDGE_POOL,
+                                  "tokens_at_most": judge, "cost_at_most": price(judge),
+                                  "note": "a jina-api reranker judge over both sides' pooled top 10 (fewer pairs "
+                                          "where the sides agree), priced like embedding tokens; each pair is paid "
+                                          "once (cached); local: and llm: judges are not billed by Jina"},
+    }

@@ -32,7 +32,8 @@ class PlanSources:
     validation: dict[str, Any] | None  # ``ValidationReport.as_dict()``; None when run would refuse the sources
     fingerprint: list[dict[str, Any]]  # path, size, sha256 of each file (what ``run --plan`` checks)
     findings: list[Finding] = field(default_factory=list)
-    documents_from: str = "file"  # "file" (--docs) or "collection" (the old index's collection holds the text)
+    documents_from: str = "file"  # "file" (--docs), or the old index's kind when it holds the text ("collection",
+    # a framework format such as "langchain-faiss", or "dataset")
     payload_bytes: float | None = None  # mean payload bytes a row of a source collection (what a sink copies)
 
     def __len__(self) -> int:
@@ -48,32 +49,48 @@ def fingerprint(paths: list[Path | None]) -> list[dict[str, Any]]:
 
 def read_sources(opts: PlanOptions) -> PlanSources:
     """Read and validate the documents and the old index named in ``opts``, as ``run`` does (one streamed scan)."""
-    from migrate.sources import DocumentSpec, OldIndexSpec, open_documents_source, read_old_keys, scan_documents
+    from migrate.sources import (DocumentSpec, OldIndexSpec, holds_documents, open_documents_source, read_old_keys,
+                                 scan_documents, source_kind)
     from migrate.sources.texts import PlannedTexts
 
     collection = opts.old_index is not None and is_collection(opts.old_index)
-    documents = opts.documents if opts.documents is not None else (opts.old_index if collection else None)
+    documents = opts.documents
+    if documents is None and opts.old_index is not None and holds_documents(str(opts.old_index), opts.text_field):
+        documents = opts.old_index
     if documents is None:
         raise ConfigError("plan needs --docs FILE (the documents to migrate)",
-                          hint="or --old-index URI: a database collection that holds the text")
+                          hint="or an --old-index that holds the text: a database collection, an index a framework "
+                               "saved (LangChain, LlamaIndex, ...), or a vector dataset with a text field")
     source = open_documents_source(DocumentSpec(str(documents), opts.id_field, opts.text_field,
                                                 opts.title_field, faiss_id_field=opts.faiss_id_field,
                                                 delimiter=opts.delimiter))
     old = None
+    refused: list[Finding] = []
     if opts.old_index is not None:
-        old = read_old_keys(OldIndexSpec(str(opts.old_index), str(opts.id_map) if opts.id_map else None,
-                                         id_map_faiss_field=opts.id_map_faiss_field,
-                                         id_map_id_field=opts.id_map_id_field))
+        try:
+            old = read_old_keys(OldIndexSpec(str(opts.old_index), str(opts.id_map) if opts.id_map else None,
+                                             id_map_faiss_field=opts.id_map_faiss_field,
+                                             id_map_id_field=opts.id_map_id_field,
+                                             id_field=opts.id_field if opts.documents is None else None))
+        except ValidationFailed as exc:  # vectors `run` refuses (NULL, NaN, another width): an error finding
+            refused.append(Finding("old-index-invalid", "error", f"`run` refuses the old index: {exc.message}",
+                                   exc.hint or ""))
     index_dim = old.dim if old is not None else (_document_vector_dim(opts) if opts.documents is not None else None)
     summary = None if old is None else {"path": str(old.path), "vectors": len(old), "dim": old.dim,
                                         "metric": old.metric, "kind": old.kind}
+    if refused:
+        summary = {"path": str(opts.old_index), "refused": refused[0].message}
+    if old is not None and old.format is not None:
+        assert summary is not None
+        summary["format"] = old.format
     payload_bytes = None
     if collection:
         stats, payload_bytes = collection_statistics(str(opts.old_index))
         assert summary is not None
         summary["collection"] = stats
-    prints = fingerprint([opts.documents, opts.old_index, opts.id_map])  # as `run` pins them: --docs may be None
-    findings: list[Finding] = []
+    # as `run` pins them (--docs may be None); an old index `run` refuses is not pinned: it cannot be read whole
+    prints = fingerprint([opts.documents, None if refused else opts.old_index, opts.id_map])
+    findings: list[Finding] = _old_index_findings(old, opts) + refused
     use_fid = opts.faiss_id_field is not None
     validation: dict[str, Any] | None
     try:
@@ -90,8 +107,33 @@ def read_sources(opts: PlanOptions) -> PlanSources:
                                 f"the old index holds {len(old)} vectors for {rows.report.documents} documents",
                                 "check that documents and index are from the same snapshot"))
     return PlanSources(rows.ids, rows.hashes, PlannedTexts(source, rows.locs, rows.ids), index_dim, summary, validation,
-                       prints, findings, documents_from="collection" if opts.documents is None else "file",
+                       prints, findings, documents_from=_documents_from(opts, source_kind),
                        payload_bytes=payload_bytes)
+
+
+def _documents_from(opts: PlanOptions, source_kind: Any) -> str:
+    """Where the texts come from: ``file`` (--docs), or the old index's kind when it holds them."""
+    if opts.documents is not None:
+        return "file"
+    kind = source_kind(str(opts.old_index))
+    return "dataset" if kind == "file" else kind
+
+
+def _old_index_findings(old: Any, opts: PlanOptions) -> list[Finding]:
+    """What the plan must say about the old index itself: what a framework's format declared (how its texts
+    were made), and that a FAISS index without ids is matched to the documents by row order alone."""
+    if old is None:
+        return []
+    found = [Finding(f["code"], f["severity"], f["message"], f.get("fix", "")) for f in old.findings]
+    if old.id_source == "row-order" and opts.faiss_id_field is None:
+        found.append(Finding(
+            "index-row-order", "warning",
+            f"{old.path} stores no ids: vector i is taken to be the document in row i of {opts.documents} "
+            "(row order is trusted; a file in another order would pair every vector with the wrong text)",
+            "pass --faiss-id-field COLUMN (a documents column holding each document's row in the index), or "
+            "save the index with its ids (IndexIDMap + --id-map); `run` refuses integer ids that show "
+            "another order"))
+    return found
 
 
 def is_collection(path: str | Path) -> bool:

@@ -58,6 +58,13 @@ def summary_rows(plan: dict[str, Any]) -> list[tuple[str, str]]:
     c = plan["cost"]
     rows.append(("cost", f"{c['total']:.2f} ({c['low']:.2f} - {c['high']:.2f}) at {c['price_per_million']}/M tokens"
                  if c else "no price given (--price-per-million)"))
+    ev = plan.get("evaluation")
+    if ev:  # what compare's label-free evidence costs (the known-item guard, a judge)
+        g, j = ev["known_item_guard"], ev["judge_per_100_queries"]
+        money = (lambda x: f", {x:.2f}") if c else (lambda x: "")
+        rows.append(("compare without labels", f"known-item guard {g['tokens_per_api_side']:,} tokens per API side"
+                     f"{money(g['cost_per_api_side'])}; a reranker judge at most {j['tokens_at_most']:,} tokens per "
+                     f"100 queries{money(j['cost_at_most'])}"))
     a = plan["api_time"]["chosen"]
     rows.append((f"API time ({plan['api_time']['tier']})", f"{human_seconds(a['seconds'])} (bound by {a['bound_by']})"))
     if plan.get("local_time"):

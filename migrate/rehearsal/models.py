@@ -19,10 +19,12 @@ Default mapping:
 * ``fast=True`` serves every name with ``static`` (64-d) for load tests.
 
 Widths: a stand-in is narrower than the real model (384 or 64 vs 1024/768/512). Without
-``dimensions`` the server answers in the stand-in's width (so an index built with a v2
-stand-in can be searched with the same name); with ``dimensions`` it answers in exactly
-that size: narrower = the first N values re-normalised, wider = zero-padded (cosine and
-norm unchanged). ``/v1/models`` says all of this per name.
+``dimensions`` a v3 name answers in the real default width, 1024, as the API does (the
+stand-in's vector zero-padded: ``server.default_dimensions``), and a v2 name in the
+stand-in's width (so an index built with a v2 stand-in can be searched with the same name);
+with ``dimensions`` it answers in exactly that size: narrower = the first N values
+re-normalised, wider = zero-padded (cosine and norm unchanged). ``/v1/models`` says all of
+this per name.
 """
 
 from __future__ import annotations

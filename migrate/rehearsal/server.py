@@ -10,6 +10,8 @@ What: ``build_app(ServerConfig)`` returns a Starlette app with
   / unknown model, 422 malformed fields and fields the model does not take
   (``requests.check_fields``), 402/403 balance exhausted (if a balance is set), 429 rate
   limits with ``Retry-After``.
+* ``POST /v1/rerank``: Jina's reranker request and response shape, scored by a stand-in
+  named as such (``rehearsal.rerank``: the cosine of the embedding stand-in's vectors).
 * ``GET /v1/models``: each served name, the stand-in behind it, what it accepts and how
   it answers (widths, context, fields).
 * ``GET /v1/usage`` (an extension, not Jina's; needs a key): that key's own billed
@@ -20,6 +22,9 @@ Every error, including unknown paths (404), wrong methods (405) and bad JSON (42
 answered as JSON ``{"detail": ...}`` like the Jina API. Embeddings come from real
 stand-in models (``runtimes``), and every embeddings response carries the header
 ``X-Jina-Migrate-Stand-In`` naming the stand-in, so reports made from it can say so.
+Widths (``default_dimensions``, ``shape_vectors``): without ``dimensions`` a v3 name answers
+in the real model's default width (1024), the stand-in's vector zero-padded; with it, in
+exactly that size (narrower: the first N values, Matryoshka-style, re-normalised).
 
 Why: the real API is not reachable here; this is the client's test bed, the offline
 demo's engine, and a rehearsal target for users' CI.
@@ -45,6 +50,7 @@ from starlette.routing import Route
 
 from migrate.embed.jina_wire import (MAX_INPUTS_PER_REQUEST, MAX_LATE_CHUNKING_TOKENS, MAX_TOKENS_PER_INPUT,
                                      STAND_IN_HEADER, encode_embedding)
+from migrate.rehearsal import rerank as rerank_api
 from migrate.rehearsal.faults import FAULT_KINDS, FaultConfig, FaultInjector
 from migrate.rehearsal.limits import KeyLimiter, ServerLimits
 from migrate.rehearsal.models import ServedModel, default_model_map
@@ -94,6 +100,23 @@ class KeyUsage:
                 "requests_ok": self.requests_ok, "rate_limited": self.rate_limited,
                 "status": {str(k): v for k, v in sorted(self.status.items())},
                 "faults": {k: self.faults.get(k, 0) for k in FAULT_KINDS}}
+
+
+def default_dimensions(model: ServedModel, stand_in_width: int) -> int:
+    """The width of an answer that asked no ``dimensions``, as the real API answers it.
+
+    A Matryoshka (v3) name answers in the real model's default width (jina-spec §1.2: 1024 for
+    jina-embeddings-v3), whatever the stand-in's width, so ``plan`` (which promises 1024) and a run
+    agree. The stand-in's vector is zero-padded to that width (``shape_vectors``): the only
+    mapping that is honest about what it is: norms, cosine similarities and rankings are exactly
+    the stand-in's, the padding carries no information, and it keeps Matryoshka's rule that the
+    first N values of the default answer, re-normalised, equal the answer asked with
+    ``dimensions=N`` (a rotation or random projection into 1024 would break that and pretend to
+    information that is not there). A fixed-width (v2) name answers in the stand-in's own width,
+    so an index built with a v2 name's stand-in can be searched with the same name.
+    """
+    lo, hi = model.accepted_dimensions(stand_in_width)
+    return hi if lo < hi else stand_in_width
 
 
 def shape_vectors(v: np.ndarray, dimensions: int | None, normalized: bool) -> np.ndarray:
@@ -153,6 +176,7 @@ class JinaCompatServer:
         self.app = Starlette(
             routes=[
                 Route("/v1/embeddings", self.embeddings, methods=["POST"]),
+                Route("/v1/rerank", self.rerank, methods=["POST"]),
                 Route("/v1/models", self.models, methods=["GET"]),
                 Route("/v1/usage", self.usage_endpoint, methods=["GET"]),
                 Route("/health", self.health, methods=["GET"]),
@@ -183,7 +207,15 @@ class JinaCompatServer:
         for name, m in self.config.models.items():
             rt = await run_in_threadpool(self.runtimes.get, m.stand_in)
             data.append(self._describe(name, m, rt))
+        scorer = rerank_api.rerank_stand_in(self.config.models)
+        if scorer is not None:  # the reranker names and the stand-in scorer behind them (rehearsal.rerank)
+            rt = await run_in_threadpool(self.runtimes.get, scorer.stand_in)
+            data += [rerank_api.describe(name, scorer, rt) for name in rerank_api.RERANKER_NAMES]
         return _json(200, {"object": "list", "long_context": self.config.long_context, "data": data})
+
+    async def rerank(self, request: Request) -> Response:
+        """``POST /v1/rerank`` (Jina's reranker wire format, a named stand-in scorer: ``rehearsal.rerank``)."""
+        return await rerank_api.handle(self, request)
 
     def _describe(self, name: str, m: ServedModel, rt: Runtime) -> dict[str, Any]:
         lo, hi = m.accepted_dimensions(rt.dim)
@@ -200,9 +232,11 @@ class JinaCompatServer:
             "stand_in": m.stand_in, "stand_in_model": m.describe(), "task_prefixes": m.prefixes,
             "max_tokens": m.max_tokens,
             "note": f"{name} is served by a smaller real model; vectors are NOT {name}'s",
-            "dimensions": {"stand_in_width": rt.dim, "default": rt.dim, "accepted": [lo, hi],
+            "dimensions": {"stand_in_width": rt.dim, "default": default_dimensions(m, rt.dim), "accepted": [lo, hi],
                            "narrower": "the first N values, re-normalised when normalized=true",
-                           "wider": "zero-padded (norm and cosine similarity unchanged)"},
+                           "wider": "zero-padded (norm and cosine similarity unchanged)",
+                           "without_dimensions": ("the model's default width, as the API answers: the stand-in's "
+                                                  "vector zero-padded" if lo < hi else "the stand-in's own width")},
             "context": context,
             "fields": {"task": "accepted" if m.supports_task else "rejected (422): jina-embeddings-v3 only",
                        "late_chunking": "accepted" if m.late_chunking else "rejected (422): jina-embeddings-v3 only",
@@ -305,7 +339,8 @@ class JinaCompatServer:
         """Compute, bill and answer an admitted request (its concurrency slot is held throughout)."""
         cfg = self.config
         prefix = model.prefix_for(req.task) if model.supports_task else ""
-        vectors = await run_in_threadpool(self._compute, rt, texts, prefix, req)
+        dims = req.dimensions if req.dimensions is not None else default_dimensions(model, rt.dim)
+        vectors = await run_in_threadpool(self._compute, rt, texts, prefix, req, dims)
         usage.total_tokens += billed
         usage.requests_ok += 1
         if cfg.balance_tokens is not None:
@@ -331,14 +366,14 @@ class JinaCompatServer:
             return _DroppedResponse(raw, headers)
         return Response(raw, status_code=200, headers=headers, media_type="application/json")
 
-    def _compute(self, rt: Runtime, texts: list[str], prefix: str, req: ParsedRequest) -> np.ndarray:
+    def _compute(self, rt: Runtime, texts: list[str], prefix: str, req: ParsedRequest, dims: int) -> np.ndarray:
         if req.late_chunking:
             v = rt.late_chunk(texts, prefix)
         elif self.config.long_context:
             v = rt.embed_long(texts, prefix)
         else:
             v = rt.embed(texts, prefix)
-        return shape_vectors(v, req.dimensions, req.normalized)
+        return shape_vectors(v, dims, req.normalized)
 
     @staticmethod
     def _retry_after(seconds: float) -> dict[str, str]:
@@ -357,4 +392,5 @@ def build_app(config: ServerConfig) -> Starlette:
     return server.app
 
 
-__all__ = ["JinaCompatServer", "KeyUsage", "ServerConfig", "build_app", "invalid", "key_id", "shape_vectors"]
+__all__ = ["JinaCompatServer", "KeyUsage", "ServerConfig", "build_app", "default_dimensions", "invalid", "key_id",
+           "shape_vectors"]

@@ -186,9 +186,13 @@ def side_from_output(out_dir: Path | str, *, name: str = "new", query_task: str 
     emb = embedder
 
     def describe_now() -> SideDescription:
-        return describe(emb, doc_task=doc_task, query_task=qtask, source=f"migration output {manifest.out}",
-                        dim=index.dim, docs=manifest.embedder, late_chunking=manifest.late_chunking,
-                        chunker=manifest.chunker, index_type=manifest.index_type)
+        from migrate.report.gates import output_subject
+
+        d = describe(emb, doc_task=doc_task, query_task=qtask, source=f"migration output {manifest.out}",
+                     dim=index.dim, docs=manifest.embedder, late_chunking=manifest.late_chunking,
+                     chunker=manifest.chunker, index_type=manifest.index_type)
+        d.subject = output_subject(manifest.out)
+        return d
 
     ann_index = None
     if ann:
@@ -199,7 +203,8 @@ def side_from_output(out_dir: Path | str, *, name: str = "new", query_task: str 
                                  {"file": str(manifest.out / "index.faiss"), "type": index.faiss_type,
                                   "index_type": manifest.index_type, "ntotal": index.n_vectors,
                                   "nprobe": nprobe, "ef_search": ef_search})
-    return Side(name, store, query_encoder(embedder, qtask), ann=ann_index, describe=describe_now)
+    return Side(name, store, query_encoder(embedder, qtask), ann=ann_index, describe=describe_now, embedder=emb,
+                query_task=qtask, doc_task=doc_task)
 
 
 def _ann_over_output(index: OutputIndex, nprobe: int | None, ef_search: int | None):
@@ -211,8 +216,11 @@ def _ann_over_output(index: OutputIndex, nprobe: int | None, ef_search: int | No
 
 
 def side_from_old_index(path: Path | str, embedder: Embedder, *, name: str = "old", id_map: Path | str | None = None,
-                        query_task: str = TASK_NONE, ann: bool = False) -> Side:
-    """The old (v2) index file; its vectors are reconstructed, queries embedded by ``embedder``."""
+                        query_task: str = TASK_NONE, ann: bool = False, doc_task: str | None = None) -> Side:
+    """The old (v2) index file; its vectors are reconstructed, queries embedded by ``embedder``.
+
+    ``doc_task``: how the index's documents were embedded, as the user declares it (``compare
+    --old-doc-task``); an index file does not record it. The known-item guard re-embeds with it."""
     import faiss
 
     from migrate.sources import open_old_index
@@ -239,6 +247,7 @@ def side_from_old_index(path: Path | str, embedder: Embedder, *, name: str = "ol
         return d
 
     side.describe = describe_now
+    side.embedder, side.query_task, side.doc_task = embedder, query_task, doc_task
     return side
 
 
@@ -320,4 +329,5 @@ def side_from_model(spec: str, corpus: Corpus, *, name: str, doc_task: str, quer
         return d
 
     side.describe = describe_now
+    side.embedder, side.query_task, side.doc_task = emb, query_task, doc_task
     return side

@@ -182,14 +182,12 @@ class CollectionTexts(Mapping):
 
 
 def text_field_of(engine: Any, info: Any) -> str | None:
-    """The string field holding the text (``&text=FIELD``, else a usual name), or None."""
-    from migrate.sources.files import TEXT_CANDIDATES
+    """The string field holding the text, by the sources' rule (``&text=FIELD``, else the engine's own document
+    text such as Chroma's ``documents``, else a usual name), or None."""
+    from migrate.sources.database import pick_text_field
 
     strings = [f.name for f in info.payload if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
-    wanted = engine.address.text_field
-    if wanted:
-        return wanted if wanted in strings else None
-    return next((c for c in TEXT_CANDIDATES if c in strings), None)
+    return pick_text_field(strings, engine.address.text_field, getattr(info, "text_field", None))
 
 
 def open_collection(address: str, *, exact: bool = False) -> CollectionStore:
@@ -229,13 +227,21 @@ def side_from_collection(collection: str | CollectionStore, embedder: Embedder, 
                                           "ntotal": store.n_docs})
     side = Side(name, store, query_encoder(embedder, query_task), ann=ann_index)
 
+    subject: list[dict[str, Any]] = []
+
     def describe_now() -> SideDescription:
+        from migrate.report.gates import collection_subject
+
         d = describe(embedder, doc_task=doc_task, query_task=query_task, source=f"collection {addr}",
                      dim=store.dim, collection=str(addr), index_type=store.info.index)
         d.settings = {**_labels(store.info), **d.settings}
+        if not subject:  # one checksum pass over the collection, however often the side is described
+            subject.append(collection_subject(store.engine, store.info.name))
+        d.subject = subject[0]
         return d
 
     side.describe = describe_now
+    side.embedder, side.query_task, side.doc_task = embedder, query_task, doc_task
     return side
 
 

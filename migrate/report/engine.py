@@ -249,7 +249,8 @@ def _pick_examples(agree_rows: list[dict], qids: list[str], n: int) -> list[str]
 
 def compare(old: Side, new: Side, queries: Sequence[Query], qrels: M.Qrels | None = None,
             config: CompareConfig | None = None, *, extra: Sequence[Side] = (),
-            doc_text: dict[str, str] | None = None, run_dir: Any = None) -> CompareReport:
+            doc_text: dict[str, str] | None = None, run_dir: Any = None,
+            lists_out: dict[str, dict[str, list[str]]] | None = None) -> CompareReport:
     """Run ``queries`` against ``old``, ``new`` (and ``extra`` sides); return the typed report.
 
     ``qrels`` (``{qid: {doc_id: rel}}``) switches on the judged metrics; only judged
@@ -257,6 +258,8 @@ def compare(old: Side, new: Side, queries: Sequence[Query], qrels: M.Qrels | Non
     one with a ``load(ids)`` method is asked once for every id shown) adds
     snippets to the side-by-side lists. ``run_dir`` (a path) also writes TREC run
     files (``<side>.run``) and ``qrels.txt`` so the numbers can be re-checked.
+    ``lists_out`` (a dict), when given, receives every side's ranked document ids per query
+    (``{side: {qid: [ids]}}``): the pooled top-k a judge grades (``judged.judge_pooled``).
     """
     cfg = config or CompareConfig()
     cfg.check()
@@ -277,6 +280,8 @@ def compare(old: Side, new: Side, queries: Sequence[Query], qrels: M.Qrels | Non
 
     evals = [_evaluate_side(s, queries, cfg) for s in (old, new, *extra)]
     old_ev, new_ev = evals[0], evals[1]
+    if lists_out is not None:
+        lists_out.update({e.side.name: e.lists for e in evals})
     encode_s = {e.side.name: e.encode_s for e in evals}
     t_after_encode = time.perf_counter()
 

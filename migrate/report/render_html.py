@@ -17,6 +17,7 @@ from html import escape
 from typing import Any
 
 from migrate.report import charts
+from migrate.report.evidence_words import evidence_lines
 from migrate.report.metrics import METRICS
 from migrate.report.schema import SIGNIFICANCE, CompareReport
 from migrate.report.wording import (change_words, configuration_rows, docs_sentence, fmt_p, headline_sentence,
@@ -100,6 +101,26 @@ def _table(headers: list[str], rows: list[str], *, sortable: bool = False, cls: 
 
 # --------------------------------------------------------------------------- verdict and sides
 
+def _one_verdict(report: CompareReport) -> str:
+    """The report's first line: one verdict from the strongest evidence, its warnings, what would decide it."""
+    v = report.verdict
+    if v is None:
+        return ""
+    cls = {"better": "ok", "worse": "bad"}.get(v.code, "info")
+    extra = "".join(f"<br><span class='muted'>warning: {_e(w)}</span>" for w in v.warnings)
+    if v.more:
+        extra += f"<br><span class='muted'>to decide: {_e(v.more)}</span>"
+    return (f"<div class='verdict {cls}' id='one-verdict' data-verdict='{_e(v.code)}'>{_e(v.sentence)}{extra}"
+            "</div>")
+
+
+def _evidence(report: CompareReport) -> str:
+    lines = evidence_lines(report)
+    if not lines:
+        return ""
+    return "<ul id='evidence'>" + "".join(f"<li>{_e(x)}</li>" for x in lines) + "</ul>"
+
+
 def _verdict(report: CompareReport) -> str:
     gates = report.gates
     failed = [g for g in gates if g.failed]
@@ -107,7 +128,8 @@ def _verdict(report: CompareReport) -> str:
     if report.metrics is not None:
         parts.append(headline_sentence(report))
     a = report.agreement
-    parts.append(f"overlap@{a.k} between old and new results {a.overlap_mean:.3f}, RBO {a.rbo_mean:.3f}")
+    parts.append(f"overlap@{a.k} between old and new results {a.overlap_mean:.3f}, RBO {a.rbo_mean:.3f} "
+                 "(a description of change, not evidence of quality)")
     text = _e("; ".join(parts))
     if failed:
         return ("<div class='verdict bad' id='verdict'>Quality gate failed: "
@@ -316,14 +338,18 @@ def render_html(report: CompareReport) -> str:
         f"<h1>{_e(report.title)}</h1>",
         f"<p class='muted'>created {_e(report.created)} · {report.n_queries} queries · k={report.k}"
         f" · {_e(search_words(report.sides.all()))} (ANN checks marked)</p>",
+        _one_verdict(report),
         _verdict(report),
         _sides_summary(report),
     ]
+    if _evidence(report):
+        sections += ["<h2 id='label-free'>Label-free evidence</h2>", _evidence(report)]
     if report.gates:
         sections += ["<h2 id='gates'>Quality gates</h2>", _gates(report)]
     if report.metrics is not None:
         sections += ["<h2 id='metrics'>Retrieval quality (with judgments)</h2>", _judged(report)]
-    sections += ["<h2 id='agreement'>Agreement between old and new results (no labels needed)</h2>",
+    sections += ["<h2 id='agreement'>Agreement between old and new results (a description of change, not of "
+                 "quality)</h2>",
                  _agreement(report)]
     if report.matryoshka is not None:
         sections += ["<h2 id='matryoshka'>Matryoshka sweep (new vectors truncated and re-normalised)</h2>",

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from migrate.report.evidence_words import change_line, evidence_lines
 from migrate.report.metrics import METRICS
 from migrate.report.wording import (change_words, configuration_rows, docs_sentence, fmt_p, headline_sentence,
                                      search_words)
@@ -66,7 +67,8 @@ def _headline_table(report: CompareReport) -> list[str]:
         rows.append([f"overlap@{k} of the two result lists", "", "",
                      f"{a.overlap_mean:.4f} (RBO {a.rbo_mean:.4f})"])
     else:
-        rows += [[f"overlap@{k} of the two result lists", "", "", f"{a.overlap_mean:.4f}"],
+        rows += _evidence_rows(report)
+        rows += [[f"overlap@{k} of the two result lists (change, not quality)", "", "", f"{a.overlap_mean:.4f}"],
                  [f"RBO (p={a.rbo_p})", "", "", f"{a.rbo_mean:.4f}"],
                  ["same top-1 result", "", "", f"{a.top1_kept_rate:.4f}"],
                  [f"mean rank shift of old top-{k}", "", "",
@@ -77,11 +79,43 @@ def _headline_table(report: CompareReport) -> list[str]:
     return _table(["measure", *heads, "change (new - old)"], rows)
 
 
+def _evidence_rows(report: CompareReport) -> list[list[Any]]:
+    """Headline rows of the label-free evidence (judge, known-item guard), when measured."""
+    rows: list[list[Any]] = []
+    j = report.judged
+    if j is not None:
+        for metric in ("ndcg@10", "mrr@10"):
+            s = j.stats[metric]
+            rows.append([f"judged {_METRIC_LABEL[metric]} ({md_escape(j.judge)})", f"{s.old_mean:.4f}",
+                         f"{s.new_mean:.4f}", _change(s)])
+    g = report.knownitem
+    if g is not None and g.mrr is not None and g.old is not None and g.new is not None:
+        s = g.mrr
+        rows.append([f"known-item MRR@{g.k} ({g.n} queries)", f"{g.old.mrr:.4f}", f"{g.new.mrr:.4f}",
+                     f"{s.delta:+.4f}, 95% CI {s.delta_ci[0]:+.4f} to {s.delta_ci[1]:+.4f}: "
+                     + ("regression" if g.code == "regression" else "no regression detected")])
+    return rows
+
+
+def verdict_markdown(report: CompareReport) -> list[str]:
+    """The verdict line (bold), its warnings and what would decide it."""
+    v = report.verdict
+    if v is None:
+        return []
+    icon = {"better": ":green_circle:", "worse": ":red_circle:"}.get(v.code, ":white_circle:")
+    out = [f"{icon} **Verdict: {md_escape(v.sentence)}**", ""]
+    out += [f"> :warning: {md_escape(w)}" for w in v.warnings]
+    if v.more:
+        out += [f"> To decide: {md_escape(v.more)}"]
+    return out + ([""] if v.warnings or v.more else [])
+
+
 def render_markdown(report: CompareReport, *, examples: int = 3) -> str:
     """Summary Markdown: headline table, verdict, sides, gates, metrics, agreement, Matryoshka,
     configuration, a few examples."""
     k = report.k
     out = [f"## {md_escape(report.title)}", ""]
+    out += verdict_markdown(report)
     out += _headline_table(report)
     gates = report.gates
     failed = [g for g in gates if g.failed]
@@ -98,6 +132,11 @@ def render_markdown(report: CompareReport, *, examples: int = 3) -> str:
         out += [f"- **{md_escape(s.name)}**: queries embedded by {md_escape(s.description.identity)}; "
                 f"documents: {md_escape(docs_sentence(s.description))}"]
     out += [""]
+    lines = evidence_lines(report)
+    if lines:
+        out += ["### Label-free evidence", ""] + [f"- {md_escape(x)}" for x in lines] + [""]
+    if report.metrics is None:
+        out += [md_escape(change_line(report)) + ".", ""]
     if gates:
         out += ["### Gates", ""]
         out += _table(["gate (fail if)", "result", "value", "threshold"],
@@ -118,7 +157,7 @@ def render_markdown(report: CompareReport, *, examples: int = 3) -> str:
             out += _table(["metric", row.vs, row.side, "Δ", "Δ 95% CI", "p t-test", "p randomization",
                            "win/tie/loss"], rows)
     a = report.agreement
-    out += ["### Agreement between old and new results", ""]
+    out += ["### Agreement between old and new results (a description of change, not of quality)", ""]
     out += _table(["measure", "value"], [
         [f"mean overlap@{k}", f"{a.overlap_mean:.4f}"],
         [f"mean RBO (p={a.rbo_p})", f"{a.rbo_mean:.4f}"],

@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from migrate.report.evidence import JudgedResult, KnownItemResult, PPIResult, Verdict
 from migrate.report.stats import PairedStats
 
 REPORT_VERSION = 2
@@ -77,6 +78,9 @@ class SideDescription:
     collection: str | None = None  # the database collection searched (its address, never a secret)
     search: str = "exact search over the vectors in memory"
     settings: dict[str, str] = field(default_factory=dict)
+    #: What was compared, precisely enough for ``cutover --require-report`` to refuse a report about anything
+    #: else (``migrate.report.gates.collection_subject`` / ``output_subject``); None for other sides.
+    subject: dict[str, Any] | None = None
 
     @property
     def identity(self) -> str:
@@ -270,6 +274,11 @@ class CompareReport:
     timings: dict[str, Any]
     gates: list[GateResult] = field(default_factory=list)
     report_version: int = REPORT_VERSION
+    #: Label-free evidence and the one verdict drawn from the strongest evidence (``report.evidence``).
+    knownitem: KnownItemResult | None = None
+    judged: JudgedResult | None = None
+    ppi: PPIResult | None = None
+    verdict: Verdict | None = None
 
     @property
     def k(self) -> int:
@@ -328,6 +337,7 @@ class CompareReport:
             examples.append(d)
         return {
             "report_version": self.report_version,
+            "verdict": self.verdict.as_dict() if self.verdict is not None else None,
             "title": self.title,
             "created": self.created,
             "config": self.config,
@@ -343,5 +353,8 @@ class CompareReport:
             "matryoshka": sweep,
             "ann": ann,
             "gates": [asdict(g) for g in self.gates],
+            "knownitem": self.knownitem.as_dict() if self.knownitem is not None else None,
+            "judged": self.judged.as_dict() if self.judged is not None else None,
+            "ppi": self.ppi.as_dict() if self.ppi is not None else None,
             "timings": self.timings,
         }

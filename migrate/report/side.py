@@ -154,6 +154,11 @@ class Side:
     description: SideDescription = field(default_factory=SideDescription)
     ann: AnnIndex | None = None
     describe: Callable[[], SideDescription] | None = None
+    #: The model behind the side and its tasks, kept for the known-item guard (it re-embeds shortened
+    #: documents the way the index was built); None where not known.
+    embedder: Any = None
+    query_task: str | None = None
+    doc_task: str | None = None
 
     @classmethod
     def from_vectors(cls, name: str, doc_ids: Sequence[str], vectors: np.ndarray, encode_queries: QueryEncoder,

@@ -5,7 +5,9 @@ idempotent upserts keyed by id (each engine's bulk path: pgvector ``COPY ... BIN
 Qdrant batched upserts, Milvus batched inserts), then a delivery record is written beside
 the shard (``shards/NAME.to-KEY.json``). A run killed mid-upsert leaves rows that the rerun
 overwrites; a shard whose record exists is not written again. The payload of each row comes
-from the source collection (every field, unchanged) or, for a documents file, its text.
+from the source collection (every field, unchanged) or, for a documents file, from the file:
+every field but the id, the text exactly as the file holds it (a ``--title-field`` joins the
+title only into what is embedded; the title stays its own field).
 Then, with ``--delete-missing``, rows whose ids are no longer planned are deleted, and the
 ANN index is built (after the bulk load).
 
@@ -14,6 +16,12 @@ rows, a shard's rows are first read back by id and only rows whose vector or pay
 (or that are new) are upserted, so unchanged rows are never rewritten; a delivered shard
 whose source payload changed since (a field edited, the text not) is delivered again the same
 way. The counts (``upserted``, ``unchanged``, ``deleted``) go to the summary and the manifest.
+
+Repair: every finalize, and every rerun of a finished output, ends by verifying the collection
+(every planned id there once, a sample of vectors equal to the shards'); rows deleted or changed
+behind the tool's back are delivered again from the shards (read back by id, only what is missing
+or different is upserted), and a collection that still does not verify is exit 6, never exit 0.
+Cutover and rollback of the application's name are ``migrate.sinks.switch``.
 
 The collection is always created new (with v3's width and an inner-product/cosine metric)
 and marked with the run id; the old collection is never written to.
@@ -34,9 +42,11 @@ from migrate.atomic import write_json
 from migrate.engines import IndexSpec, collection_address, open_engine, parse_address
 from migrate.engines.address import Address
 from migrate.engines.base import row_digests, vector_array, vectors_of
-from migrate.errors import ConfigError, StateError
+from migrate.engines.names import check_alias, own_source_name
+from migrate.errors import ConfigError, StateError, VerifyFailed
 from migrate.shards import Shard
 from migrate.sinks.base import PlanFacts, SinkCheck, SinkResult
+from migrate.sinks.switch import OwnSource
 from migrate.workspace import Workspace
 from migrate.workspace.manifest import IndexSettings
 
@@ -148,12 +158,89 @@ class CollectionSink:
             if info.created_by_run != self.run:
                 raise StateError(f"{self.address}: {self.collection!r} was created by another jina-migrate run",
                                  hint="name a new collection, or rerun with that run's --out")
+        else:
+            eng.check_create(**self._create_args())  # a name clash is refused now, not after the embedding
+            self._check_limits(facts)
+        if self.address.alias:  # a name cutover could never take is refused now, not after the paid run
+            own = self.own_source()
+            check_alias(eng, self.address, own_source=own.collection if own else None)
+
+    def own_source(self) -> OwnSource | None:
+        """The run's source collection when it is in the destination's database: the only real table cutover
+        may move aside, and only while its checksum is the one recorded when the run read it."""
+        src = parse_address(self.payload_from) if self.payload_from else None
+        if src is None or own_source_name(src, self.address) is None:
+            return None
+
+        def unchanged() -> bool:
+            recorded = next((s.get("sha256") for s in self.ws.manifest().sources if s.get("path") == str(src)), None)
+            engine, _ = self._source_engine()
+            return recorded is not None and recorded == f"collection:{engine.checksum(src.collection)}"
+
+        return OwnSource(src.collection, unchanged)
+
+    def _check_limits(self, facts: PlanFacts) -> None:
+        """The destination engine's declared limits (``migrate.engines.limits``: width, field names and count, text
+        lengths, NUL): refused now, before anything is embedded, not by the engine after the paid run."""
+        from migrate.engines.limits import check, limits_of
+        from migrate.sources.database import payload_extents
+
+        source = self.payload_from or self.documents
+        measure = source is not None and limits_of(self.address.engine).measures_text
+        check(self.address, dim=facts.dimensions, payload=self._payload_schema()[0], index_kind=self.index.kind,
+              text_field=self._text_field(), extents=payload_extents(source) if measure else None)
+
+    def _text_field(self) -> str | None:
+        """The payload field holding the text, by the sources' own rule (``&text=`` on --sink first): an engine
+        that keeps the text as its document (Chroma's ``documents``) stores that field there."""
+        from migrate.sources.database import pick_text_field, text_field_of
+
+        if self.address.text_field:
+            return self.address.text_field
+        if self.payload_from:
+            return text_field_of(self._source_engine()[1], parse_address(self.payload_from).text_field)
+        if self.documents is not None:
+            return pick_text_field(self._payload_schema()[0].names, self.documents.text_field)
+        return None
+
+    def _create_args(self) -> dict[str, Any]:
+        """What the destination is created with: the payload schema, and the source collection's id type and
+        id / vector field names (a destination keeps them where its address names none)."""
+        schema, id_type = self._payload_schema()
+        names = self._source_engine()[1].names_for_destination() if self.payload_from else {}
+        from migrate.engines.limits import with_text_field
+
+        return {"payload": with_text_field(schema, self._text_field()), "id_type": id_type, **names}
 
     def _payload_schema(self) -> tuple[pa.Schema, pa.DataType | None]:
         if self.payload_from:
             _, info = self._source_engine()
             return info.payload, info.id_type
-        return pa.schema([("text", pa.string())]), None
+        if self.documents is not None:
+            return self._documents().payload_schema(), None
+        return pa.schema([]), None
+
+    def _documents(self) -> Any:
+        """The documents file, opened once (its payload schema is inferred once per run)."""
+        if self._text_source is None:
+            from migrate.sources import open_documents_source
+
+            self._text_source = open_documents_source(self.documents)
+        return self._text_source
+
+    def _documents_payload(self, shard: Shard, ids: list[str]) -> pa.Table:
+        """id + every payload field of a shard's documents, in the order of ``ids``, read by their planned
+        locators. Into a collection that exists already, only the fields it was created with (a field
+        that appeared in the file since needs a new collection)."""
+        planned = self.ws.plan_slice(shard)
+        payload = self._documents().payload(planned.locs)
+        if planned.ids != ids:
+            pos = {v: i for i, v in enumerate(planned.ids)}
+            payload = payload.take(pa.array([pos[i] for i in ids], pa.int64()))
+        if self.engine.exists(self.collection):
+            have = set(self.engine.describe(self.collection).payload.names)
+            payload = payload.select([n for n in payload.column_names if n in have])
+        return pa.table({"id": pa.array(ids, pa.string())} | {n: payload.column(n) for n in payload.column_names})
 
     def _source_payload(self, ids: list[str]) -> pa.Table:
         """id + every payload field of ``ids`` from the source collection, in the order of ``ids``."""
@@ -169,7 +256,8 @@ class CollectionSink:
                                                               for f in info.payload})
 
     def _rows(self, table: pa.Table, shard: Shard) -> tuple[pa.Table, str | None]:
-        """id + vector of a shard, with each row's payload; and the digest of that payload (source collections)."""
+        """id + vector of a shard, with each row's payload; and the digest of that payload (to see a payload that
+        changed since the shard was delivered)."""
         ids = table.column("id").to_pylist()
         cols: dict[str, Any] = {"id": pa.array(ids, pa.string()), "vector": table.column("vector").combine_chunks()}
         digest = None
@@ -179,12 +267,10 @@ class CollectionSink:
             for name in payload.column_names[1:]:
                 cols[name] = payload.column(name)
         elif self.documents is not None:
-            from migrate.sources import open_documents_source
-
-            if self._text_source is None:
-                self._text_source = open_documents_source(self.documents)
-            planned = self.ws.plan_slice(shard)
-            cols["text"] = pa.array(self._text_source.read(planned.locs, planned.ids), pa.string())
+            payload = self._documents_payload(shard, ids)
+            digest = _payload_digest(payload)
+            for name in payload.column_names[1:]:
+                cols[name] = payload.column(name)
         return pa.table(cols), digest
 
     def _changed(self, rows: pa.Table) -> pa.Table:
@@ -219,10 +305,8 @@ class CollectionSink:
         then record its delivery. Returns the rows upserted."""
         rows, digest = self._rows(table, shard)
         if not self.engine.exists(self.collection):
-            schema, id_type = self._payload_schema()
             dim = table.schema.field("vector").type.list_size
-            self.engine.create(self.collection, dim=dim, payload=schema, index=self.index, run=self.run,
-                               id_type=id_type)
+            self.engine.create(self.collection, dim=dim, index=self.index, run=self.run, **self._create_args())
             compare = False
         todo = self._changed(rows) if compare else rows
         self.engine.upsert(self.collection, todo)
@@ -232,11 +316,13 @@ class CollectionSink:
         return todo.num_rows
 
     def _payload_changed(self, shard: Shard, done: dict[str, Any]) -> bool:
-        """A delivered shard whose rows' payload changed in the source collection since its delivery."""
-        if not self.payload_from or not done.get("payload_sha256"):
+        """A delivered shard whose rows' payload changed in the source collection or documents file since its
+        delivery (a field edited, the text not: the shard's vectors are the same)."""
+        if not (self.payload_from or self.documents is not None) or not done.get("payload_sha256"):
             return False
         ids = self.ws.read_shard(shard, columns=["id"]).column("id").to_pylist()
-        return _payload_digest(self._source_payload(ids)) != done["payload_sha256"]
+        payload = self._source_payload(ids) if self.payload_from else self._documents_payload(shard, ids)
+        return _payload_digest(payload) != done["payload_sha256"]
 
     def finalize(self) -> SinkResult:
         manifest = self.ws.manifest()
@@ -252,12 +338,41 @@ class CollectionSink:
                                          compare=compare)
         self._remove_stale_records(plan)
         deleted = self._delete_missing() if self.delete_missing else 0
+        upserted += self._repair(plan)
+        return SinkResult(outputs={}, info=self._built(plan, upserted, deleted))
+
+    def _built(self, plan: Any, upserted: int, deleted: int) -> dict[str, Any]:
+        """Build the index (after the bulk load; idempotent) and say what the collection holds."""
         self.engine.build_index(self.collection, self.index)
         rows = self.engine.count(self.collection)
-        info = {"name": self.name, "address": str(self.address), "collection": self.collection,
+        return {"name": self.name, "address": str(self.address), "collection": self.collection,
                 "alias": self.address.alias, "rows": rows, "upserted": upserted, "deleted": deleted,
                 "unchanged": plan.total_rows - upserted, "index": self.index.kind}
-        return SinkResult(outputs={}, info=info)
+
+    # ------------------------------------------------------------------ repair
+
+    def _repair(self, plan: Any) -> int:
+        """When the collection no longer verifies (rows deleted or changed behind the tool's back), deliver every
+        shard again against it: read back by id, upsert only what is missing or different. Returns the rows
+        upserted (0 when it verifies); one that still does not verify afterwards is a VerifyFailed (exit 6)."""
+        if not self.verify().problems:
+            return 0
+        upserted = sum(self.write_shard(s, self.ws.read_shard(s, columns=["id", "vector"]), compare=True)
+                       for s in plan.shards)
+        if self.delete_missing:
+            self._delete_missing()
+        left = self.verify().problems
+        if left:
+            raise VerifyFailed(f"{self.address}: {left[0]} (after re-delivering every shard)",
+                               hint=f"`jina-migrate verify --out {self.ws.out}` lists every problem")
+        return upserted
+
+    def repair(self) -> dict[str, Any] | None:
+        """A rerun of a finished output: None when the collection still verifies; else it is repaired from the
+        shards and the delivery records (as in ``finalize``) and what it holds now is returned."""
+        plan = self.ws.manifest().shard_plan()
+        upserted = self._repair(plan)
+        return self._built(plan, upserted, 0) if upserted else None
 
     def _remove_stale_records(self, plan: Any) -> None:
         """Delivery records of shards an earlier plan had (a nightly rerun renames changed shards)."""
@@ -354,48 +469,3 @@ class CollectionSink:
 
 
 __all__ = ["CollectionSink", "index_spec", "sink_key", "vector_array"]
-
-
-# ---------------------------------------------------------------------- cutover and rollback
-
-def switch(sink: CollectionSink, records: dict[str, dict[str, Any]], save: Any) -> dict[str, Any]:
-    """Point the application's name (``&alias=NAME``) at the new collection, atomically, remembering the old target.
-
-    ``records`` is the manifest's ``cutover`` section and ``save()`` persists it. The old target is
-    saved *before* the switch, so a run killed between the two still knows where to roll back to.
-    """
-    import time
-
-    alias = sink.address.alias
-    rec = records.get(sink.name)
-    current = sink.engine.alias_target(alias)
-    if rec is None or rec.get("state") == "rolled back":
-        rec = {"alias": alias, "previous": current if current != sink.collection else None,
-               "target": sink.collection, "state": "switching"}
-        records[sink.name] = rec
-        save()
-    if current != sink.collection:
-        sink.engine.point_alias(alias, sink.collection)
-    rec |= {"state": "done", "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    save()
-    return rec
-
-
-def switch_back(sink: CollectionSink, records: dict[str, dict[str, Any]], save: Any) -> dict[str, Any]:
-    """Point the application's name back where it pointed before ``cutover``."""
-    import time
-
-    rec = records.get(sink.name)
-    if rec is None:
-        raise StateError(f"{sink.address}: no cutover of {sink.collection!r} is recorded in this output",
-                         hint="nothing to roll back; `jina-migrate cutover --out DIR` switches")
-    previous = rec.get("previous")
-    if previous is None:
-        raise StateError(f"{sink.address}: the name {rec['alias']!r} did not exist before the cutover, so there is "
-                         "no earlier collection to point it back to",
-                         hint="point your application at the old collection's own name")
-    if sink.engine.alias_target(rec["alias"]) != previous or previous == rec["alias"]:
-        sink.engine.point_alias(rec["alias"], previous)
-    rec |= {"state": "rolled back", "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    save()
-    return rec

@@ -1,8 +1,8 @@
 """What a migration starts from: the documents and the old (v2) index.
 
 * documents: :class:`DocumentSource` streams (id, text) records and reads them again by
-  locator; :func:`open_documents_source` picks the reader for a spec (files today; each
-  new kind of source registers one line in ``SOURCES``).
+  locator; :func:`open_documents_source` picks the reader for a spec (files, collections, and
+  each framework format registered in :data:`migrate.sources.formats.FORMATS`).
 * the old index: :func:`read_old_keys` (which documents it holds, for planning) and
   :func:`open_old_index` (with vectors, for compare and search).
 * :func:`scan_documents`: the planning scan that validates both and joins them.
@@ -20,20 +20,37 @@ SOURCES = {"file": "migrate.sources.files:FileDocuments", "collection": "migrate
 
 
 def source_kind(path: str) -> str:
-    """``collection`` for a vector-database address (``qdrant:///...``), else ``file``."""
+    """``collection`` for a vector-database address (``qdrant:///...``), a format's name for an index a
+    framework saved (``langchain-faiss``, see ``migrate.sources.formats``), else ``file``."""
     from migrate.engines import is_address
+    from migrate.sources.formats import format_name
 
-    return "collection" if is_address(path) else "file"
+    if is_address(path):
+        return "collection"
+    return format_name(path) or "file"
+
+
+def holds_documents(old_index: str, text_field: str | None = None) -> bool:
+    """Whether the old index itself holds the documents' text, so ``--docs`` is not needed: a collection, an
+    index a framework saved (its docstore), or a vector dataset with a text field."""
+    from migrate.sources.old_index import dataset_has_text
+
+    return source_kind(old_index) != "file" or dataset_has_text(old_index, text_field)
 
 
 def open_documents_source(spec: DocumentSpec) -> DocumentSource:
-    """The reader for ``spec.path``: a documents file, or a vector-database collection."""
+    """The reader for ``spec.path``: a documents file, a vector-database collection, or a framework's store."""
     import importlib
 
-    module, _, name = SOURCES[source_kind(spec.path)].partition(":")
+    kind = source_kind(spec.path)
+    if kind not in SOURCES:
+        from migrate.sources.formats import format_module
+
+        return format_module(kind).documents(spec)
+    module, _, name = SOURCES[kind].partition(":")
     return getattr(importlib.import_module(module), name)(spec)
 
 
-__all__ = ["SOURCES", "source_kind", "DocumentSource", "DocumentSpec", "Documents", "FileDocuments", "OldIndex", "OldIndexSpec", "OldKeys",
+__all__ = ["SOURCES", "holds_documents", "source_kind", "DocumentSource", "DocumentSpec", "Documents", "FileDocuments", "OldIndex", "OldIndexSpec", "OldKeys",
            "PlannedRows", "ValidationReport", "open_documents", "open_documents_source", "open_old_index",
            "read_id_map", "read_old_keys", "scan_documents", "text_hash"]

@@ -18,7 +18,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from migrate.engines import Address, open_engine, parse_address
-from migrate.errors import InputError, StateError
+from migrate.engines.base import no_vector
+from migrate.engines.limits import TextExtents
+from migrate.errors import InputError, StateError, ValidationFailed
 from migrate.sources.files import TEXT_CANDIDATES, DocBatch, DocumentSpec, _join_title
 from migrate.sources.old_index import OldIndexSpec, OldKeys
 
@@ -34,6 +36,62 @@ def open_source(address: Address) -> Any:
     return open_engine(address)
 
 
+def pick_text_field(names: list[str], wanted: str | None = None, own: str | None = None) -> str | None:
+    """The field holding the text among ``names`` (the one rule for sources, compare and destinations):
+    ``wanted`` (``&text=FIELD`` or ``--text-field``) when present; else ``own``, the engine's own document text
+    (Chroma's ``documents``); else the first usual name (``text``, ``content``, ...); None when there is none."""
+    if wanted:
+        return wanted if wanted in names else None
+    if own and own in names:
+        return own
+    return next((c for c in TEXT_CANDIDATES if c in names), None)
+
+
+def text_field_of(info: Any, wanted: str | None = None) -> str | None:
+    """:func:`pick_text_field` for a collection's ``describe`` (``CollectionInfo``)."""
+    return pick_text_field([f.name for f in info.payload], wanted, getattr(info, "text_field", None))
+
+
+def payload_extents(source: str | DocumentSpec) -> TextExtents:
+    """What a destination's limits are checked against before anything is embedded: the longest value of each
+    string field of the payload it will be given, and NUL characters in them, in one streamed pass over a source
+    collection (``source``: its address; vectors are not read) or over a documents file's payload fields."""
+    from migrate.sources import open_documents_source
+
+    extents = TextExtents()
+    if isinstance(source, str):
+        address = parse_address(source)
+        engine = open_source(address)
+        try:
+            for batch in engine.scan(address.collection, batch_rows=BATCH, with_vectors=False):
+                extents.add({n: batch.column(n) for n in batch.schema.names if n != "id"}, batch.column("id"))
+        finally:
+            engine.close()
+        return extents
+    docs = open_documents_source(source)
+    for batch in docs.scan():
+        payload = docs.payload(batch.locs)
+        extents.add({n: payload.column(n) for n in payload.column_names}, batch.ids)
+    return extents
+
+
+def destination_payload(source: str | DocumentSpec) -> tuple[pa.Schema, str | None]:
+    """The payload schema a destination is created with and the field holding the text: a source collection's
+    payload (``source``: its address), or a documents file's fields."""
+    from migrate.sources import open_documents_source
+
+    if isinstance(source, str):
+        address = parse_address(source)
+        engine = open_source(address)
+        try:
+            info = engine.describe(address.collection)
+        finally:
+            engine.close()
+        return info.payload, text_field_of(info, address.text_field)
+    schema = open_documents_source(source).payload_schema()
+    return schema, pick_text_field(schema.names, source.text_field)
+
+
 class CollectionDocuments:
     """The documents of a collection (a ``DocumentSource``): ids and texts, read again by id."""
 
@@ -45,18 +103,18 @@ class CollectionDocuments:
         info = self.engine.describe(self.collection)
         names = [f.name for f in info.payload]
         wanted = spec.text_field or self.address.text_field
-        if wanted:
-            if wanted not in names:
+        found = text_field_of(info, wanted)
+        if found is None:
+            if self.engine.count(self.collection) == 0:  # nothing there: say so, not that the text is missing
+                raise InputError(f"{self.address}: {self.collection!r} is empty: there is nothing to migrate",
+                                 hint="check the collection name (and the path or server) in the address")
+            if wanted:
                 raise InputError(f"{self.address}: no text field {wanted!r} in {self.collection!r}",
                                  hint=f"fields are: {', '.join(names) or '(none)'}")
-            self.text_field = wanted
-        else:
-            found = next((c for c in TEXT_CANDIDATES if c in names), None)
-            if found is None:
-                raise InputError(f"{self.address}: cannot find the text of {self.collection!r}",
-                                 hint=f"add &text=FIELD to the address, or pass --docs FILE; fields are: "
-                                      f"{', '.join(names) or '(none)'}")
-            self.text_field = found
+            raise InputError(f"{self.address}: cannot find the text of {self.collection!r}",
+                             hint=f"add &text=FIELD to the address, or pass --docs FILE; fields are: "
+                                  f"{', '.join(names) or '(none)'}")
+        self.text_field = found
         self.title_field = spec.title_field
         if self.title_field and self.title_field not in names:
             raise InputError(f"{self.address}: no title field {self.title_field!r} in {self.collection!r}",
@@ -103,7 +161,8 @@ class CollectionDocuments:
 
 
 def read_collection_keys(spec: OldIndexSpec) -> OldKeys:
-    """Ids and width of a collection's vectors; the vectors are checked batch by batch (width, NaN) and not kept."""
+    """Ids and width of a collection's vectors; the vectors are checked batch by batch (NULL, width, NaN) and not
+    kept. A vector ``run`` refuses raises ``ValidationFailed`` (exit 2; ``plan`` reports it as an error finding)."""
     address = parse_address(spec.path)
     engine = open_source(address)
     info = engine.describe(address.collection)
@@ -112,26 +171,28 @@ def read_collection_keys(spec: OldIndexSpec) -> OldKeys:
     row = 0
     for batch in engine.scan(address.collection, batch_rows=BATCH, with_vectors=True):
         col = batch.column("vector")
-        if col.null_count:
-            raise InputError(f"{address}: rows near {row} of {address.collection!r} have no vector")
+        if col.null_count:  # an adapter that passes NULL vectors through: the same refusal as theirs
+            raise no_vector(address, address.collection, batch.column("id").filter(col.is_null()).to_pylist())
         width = col.type.list_size if pa.types.is_fixed_size_list(col.type) else None
         flat = col.flatten().to_numpy(zero_copy_only=False)
         if width is None:
             lengths = pc.list_value_length(col).to_numpy(zero_copy_only=False)
             if len(lengths) and (lengths != (dim or lengths[0])).any():
-                bad = batch.column("id").to_pylist()[int(np.nonzero(lengths != (dim or lengths[0]))[0][0])]
-                raise InputError(f"{address}: vector of id {bad!r} has another width than the collection's {dim}")
+                at = int(np.nonzero(lengths != (dim or lengths[0]))[0][0])
+                raise ValidationFailed(f"{address}: the vector of id {batch.column('id')[at].as_py()!r} has "
+                                       f"{int(lengths[at])} dimensions, the collection's others {dim or lengths[0]}",
+                                       hint="rebuild that vector, or remove the row")
             width = int(lengths[0]) if len(lengths) else dim
         if dim is not None and width != dim:
-            raise InputError(f"{address}: vectors of {address.collection!r} have {width} dimensions, "
-                             f"the collection says {dim}")
+            raise ValidationFailed(f"{address}: vectors of {address.collection!r} have {width} dimensions, "
+                                   f"the collection says {dim}")
         dim = width
         vecs = np.asarray(flat, dtype=np.float32).reshape(batch.num_rows, width or 0)
         finite = np.isfinite(vecs).all(axis=1)
         if not finite.all():
             bad = batch.column("id").to_pylist()[int(np.nonzero(~finite)[0][0])]
-            raise InputError(f"{address}: the vector of id {bad!r} in {address.collection!r} holds NaN or infinity",
-                             hint="rebuild that vector, or remove the row")
+            raise ValidationFailed(f"{address}: the vector of id {bad!r} in {address.collection!r} holds NaN or "
+                                   "infinity", hint="rebuild that vector, or remove the row")
         ids.append(batch.column("id").cast(pa.string()))
         row += batch.num_rows
     arr = pa.concat_arrays(ids) if ids else pa.array([], pa.string())

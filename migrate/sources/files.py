@@ -10,6 +10,12 @@ A :class:`FileDocuments` source does two things:
 
 Every failure names the file and the record (``path:line`` or ``row N``) and says how to
 fix it. The text of a record is ``title + " " + text`` when a title field is given.
+
+A database destination also carries each record's other fields: ``payload_schema()`` gives
+them one type each for the whole file (Parquet: its own types; CSV: text; JSONL: inferred over
+every record with the engines' own rule, ``engines.payload.infer_schema``), and
+``payload(locators)`` reads them, the text field exactly as the file holds it (no title).
+Not carried: the id (the destination's key) and a column of old vectors.
 """
 
 from __future__ import annotations
@@ -216,6 +222,21 @@ class FileDocuments:
             return []
         return self._reader.read(np.asarray(locs, dtype=np.int64))
 
+    def payload_schema(self) -> pa.Schema:
+        """Every field but the id (and old vectors), one type each for the whole file (module docstring)."""
+        return self._reader.payload_schema()
+
+    def payload(self, locs: np.ndarray) -> pa.Table:
+        """Those fields of the records at ``locs``, in that order; the text as the file holds it."""
+        return self._reader.payload(np.asarray(locs, dtype=np.int64))
+
+
+def _old_vectors(name: str, t: pa.DataType) -> bool:
+    """A column of the old index's vectors kept beside the documents: not payload of the new collection."""
+    lists = pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t)
+    return name in VECTOR_CANDIDATES and lists and (pa.types.is_floating(t.value_type)
+                                                    or pa.types.is_integer(t.value_type))
+
 
 class _Reader(abc.ABC):
     def __init__(self, src: FileDocuments) -> None:
@@ -233,6 +254,14 @@ class _Reader(abc.ABC):
     @abc.abstractmethod
     def read(self, locs: np.ndarray) -> list[str]:
         """The texts of the records at ``locs``, in that order."""
+
+    @abc.abstractmethod
+    def payload_schema(self) -> pa.Schema:
+        """The payload fields and their types (``FileDocuments.payload_schema``)."""
+
+    @abc.abstractmethod
+    def payload(self, locs: np.ndarray) -> pa.Table:
+        """The payload of the records at ``locs``, in that order."""
 
     # record -> (id, text, faiss id), shared by JSONL and CSV
     def _faiss_id(self, value: Any, line: int) -> int:
@@ -324,6 +353,35 @@ class _ParquetReader(_Reader):
         _, texts, _ = self._columns(table.take(pa.array(pos)), int(locs[0]))
         return texts
 
+    def payload_schema(self) -> pa.Schema:
+        schema = self.file.schema_arrow
+        return pa.schema([pa.field(f.name, _value_type(f.type)) for f in schema
+                          if f.name != self.id_col and not _old_vectors(f.name, _value_type(f.type))])
+
+    def payload(self, locs: np.ndarray) -> pa.Table:
+        schema = self.payload_schema()
+        if len(locs) == 0:
+            return schema.empty_table()
+        group_of = np.searchsorted(self.group_starts, locs, side="right") - 1
+        groups = np.unique(group_of)
+        table = self.file.read_row_groups(groups.tolist(), columns=schema.names)
+        sizes = np.diff(self.group_starts)[groups]
+        base = dict(zip(groups.tolist(), (np.cumsum(sizes) - sizes).tolist()))
+        pos = np.array([base[g] for g in group_of.tolist()], dtype=np.int64) + (locs - self.group_starts[group_of])
+        rows = table.take(pa.array(pos))
+        return pa.table([_plain(rows.column(f.name)) for f in schema], schema=schema)
+
+
+def _witness(kinds: dict[type, Any], value: Any) -> None:
+    """Remember one value per kind (and, for lists, one element per kind inside them)."""
+    if isinstance(value, list):
+        inner = kinds.setdefault(list, [])
+        for x in value:
+            if all(type(y) is not type(x) for y in inner):
+                inner.append(x)
+    else:
+        kinds.setdefault(type(value), value)
+
 
 def _value_type(t: pa.DataType) -> pa.DataType:
     return t.value_type if pa.types.is_dictionary(t) else t
@@ -354,6 +412,7 @@ class _JsonlReader(_Reader):
         super().__init__(src)
         self.fields: tuple[str, str] | None = None
         self.id_kind: tuple[type, int] | None = None  # (int or str, first line) - mixed kinds are refused
+        self._payload_schema: pa.Schema | None = None
 
     def _records(self, fh: io.BufferedReader, start: int = 0) -> Iterator[tuple[int, int, dict]]:
         """(line number, byte offset, record) for each non-blank line from ``start``."""
@@ -453,6 +512,39 @@ class _JsonlReader(_Reader):
                                      hint="the file changed since the run was planned; rerun to re-plan")
                 out.append(self._record_text(self._parse(raw, -1)))
         return out
+
+    def payload_schema(self) -> pa.Schema:
+        """Inferred over every record: the same type rule as for a foreign collection's payload, fed one
+        witness value per kind seen (the rule depends only on the kinds), so memory stays per field."""
+        if self._payload_schema is None:
+            from migrate.engines.payload import infer_schema
+
+            witnesses: dict[str, dict[type, Any]] = {}
+            with self._open() as fh:
+                for lineno, _, obj in self._records(fh):
+                    idf, _ = self._fields(obj, lineno)
+                    for k, v in obj.items():
+                        if k != idf:
+                            _witness(witnesses.setdefault(k, {}), v)
+            rows = [{k: v} for k, kinds in witnesses.items() for v in kinds.values()]
+            schema = infer_schema(rows)
+            self._payload_schema = pa.schema([f for f in schema if not _old_vectors(f.name, f.type)])
+        return self._payload_schema
+
+    def payload(self, locs: np.ndarray) -> pa.Table:
+        from migrate.engines.payload import decode
+
+        schema = self.payload_schema()
+        rows = []
+        with self._open() as fh:
+            for offset in locs.tolist():
+                fh.seek(offset)
+                raw = fh.readline(MAX_JSONL_LINE + 1)
+                if not raw.strip():
+                    raise InputError(f"{self.path}: no record at byte {offset}",
+                                     hint="the file changed since the run was planned; rerun to re-plan")
+                rows.append(self._parse(raw, -1))
+        return pa.table(decode(rows, schema, where=f"{self.path}: "), schema=schema)
 
     def _record_text(self, obj: dict) -> str:
         _, tf = self.fields  # type: ignore[misc]
@@ -606,3 +698,20 @@ class _CsvReader(_Reader):
                                      hint="the file changed since the run was planned; rerun to re-plan")
                 out.append(self._text(row[2]))
         return out
+
+    def payload_schema(self) -> pa.Schema:
+        """Every column but the id, as text (CSV has no types: an id ``007`` or a price ``1.50`` stays as written)."""
+        return pa.schema([pa.field(name, pa.string()) for i, name in enumerate(self.header) if i != self.idx_id])
+
+    def payload(self, locs: np.ndarray) -> pa.Table:
+        keep = [i for i in range(len(self.header)) if i != self.idx_id]
+        cols: list[list[str]] = [[] for _ in keep]
+        with self._open() as fh:
+            for offset in locs.tolist():
+                row = next(self._records(fh, offset, limit=1), None)
+                if row is None or len(row[2]) != len(self.header):
+                    raise InputError(f"{self.path}: no record at byte {offset}",
+                                     hint="the file changed since the run was planned; rerun to re-plan")
+                for c, i in zip(cols, keep):
+                    c.append(row[2][i])
+        return pa.table(cols, schema=self.payload_schema())

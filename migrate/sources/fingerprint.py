@@ -20,8 +20,10 @@ def fingerprint_sources(paths: Iterable[Path | str | None]) -> list[dict[str, An
         if is_address(str(p)):
             out.append(_collection_print(str(p)))
             continue
-        p = Path(p)
-        out.append({"path": str(p), "size": p.stat().st_size, "sha256": sha256_file(p)})
+        from migrate.sources.formats import format_files
+
+        for f in format_files(p) or [Path(p)]:  # an index a framework saved: each of its files
+            out.append({"path": str(f), "size": f.stat().st_size, "sha256": sha256_file(f)})
     return out
 
 

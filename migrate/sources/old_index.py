@@ -60,16 +60,19 @@ class OldKeys:
     metric: str = "ip"
     faiss_ids: np.ndarray | None = None  # int64 ids stored in the index; None: row order (vector i = row i)
     ids: pa.Array | None = None  # document id (string) of each vector; None for a row-order index
-    id_source: str = "dataset"  # id-map | faiss-ids | dataset | row-order
+    id_source: str = "dataset"  # id-map | faiss-ids | dataset | row-order | a format's name (its own ids)
     id_map: Path | None = None
     notes: list[str] = field(default_factory=list)
+    format: str | None = None  # a framework format (migrate.sources.formats) that saved the index
+    findings: list[dict[str, str]] = field(default_factory=list)  # what the plan must say (code, severity, ...)
 
     def __len__(self) -> int:
         return self.ntotal
 
     @property
     def is_faiss(self) -> bool:
-        return self.kind not in ("dataset", "collection")
+        """A FAISS file whose ids (or rows) are the join key; a framework's store joins by its own ids."""
+        return self.format is None and self.kind not in ("dataset", "collection")
 
 
 @dataclass
@@ -87,6 +90,7 @@ class OldIndex:
     why_no_vectors: str | None = None
     texts: list[str] | None = None  # only for datasets that carry text
     notes: list[str] = field(default_factory=list)
+    format: str | None = None  # a framework format (migrate.sources.formats) that saved the index
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -199,6 +203,29 @@ def _read_jsonl_strings(path: Path) -> pa.Table:
 
 # --------------------------------------------------------------------------- keys (planning)
 
+def refuse_unknown_scheme(path: str | Path) -> None:
+    """An address (``weaviate://...``) whose scheme no adapter reads is refused as such, with the address as
+    given and the supported schemes, not looked up as a file (which says "file not found" for a mangled path)."""
+    text = str(path)
+    scheme = text.split("://", 1)[0] if "://" in text else ""
+    if not scheme or not scheme.replace("+", "").replace("-", "").replace(".", "").isalnum():
+        return
+    from urllib.parse import urlsplit
+
+    from migrate.engines import parse_address
+    from migrate.errors import ConfigError
+
+    try:
+        parse_address(text)  # the one message for an unknown scheme
+    except ConfigError as exc:
+        try:  # shown without user, password or query: they may hold a secret
+            parts = urlsplit(text)
+            shown = f"{parts.scheme}://{parts.hostname or ''}{f':{parts.port}' if parts.port else ''}{parts.path}"
+        except ValueError:
+            shown = f"{scheme}://..."
+        raise ConfigError(f"{ascii(shown)[1:-1][:100]}: {exc.message}", hint=exc.hint) from None
+
+
 def read_old_keys(spec: OldIndexSpec) -> OldKeys:
     """Document ids of the old index's vectors, without keeping the vectors."""
     from migrate.engines import is_address
@@ -207,6 +234,12 @@ def read_old_keys(spec: OldIndexSpec) -> OldKeys:
         from migrate.sources.database import read_collection_keys
 
         return read_collection_keys(spec)
+    refuse_unknown_scheme(spec.path)
+    from migrate.sources.formats import format_for
+
+    fmt = format_for(spec.path)
+    if fmt is not None:  # a framework's saved index: its own module reads it
+        return fmt.keys(spec)
     path = Path(spec.path)
     check_readable(path)
     if path.suffix.lower() in FAISS_SUFFIXES:
@@ -282,7 +315,13 @@ def open_old_index(path: str | Path, id_map: str | Path | None = None, *, id_fie
                    text_field: str | None = None, vector_field: str | None = None,
                    reconstruct: bool = True, id_map_faiss_field: str | None = None,
                    id_map_id_field: str | None = None) -> OldIndex:
-    """The old index with its vectors: a FAISS file (+ id map) or a Parquet/JSONL dataset."""
+    """The old index with its vectors: a FAISS file (+ id map), a Parquet/JSONL dataset or a framework's store."""
+    refuse_unknown_scheme(path)
+    from migrate.sources.formats import format_for
+
+    fmt = format_for(path)
+    if fmt is not None:
+        return fmt.vectors(OldIndexSpec(str(path)))
     path = Path(path)
     check_readable(path)
     if path.suffix.lower() in FAISS_SUFFIXES:
@@ -322,3 +361,27 @@ def open_old_index(path: str | Path, id_map: str | Path | None = None, *, id_fie
             raise InputError(f"{path}: documents {bad[:5]} contain NUL bytes",
                              hint="clean the export; NUL is never valid text")
     return OldIndex(path=path, ids=ids, faiss_ids=None, vectors=vecs, dim=vecs.shape[1], texts=texts)
+
+
+def dataset_has_text(path: Path | str, text_field: str | None = None) -> bool:
+    """True when ``path`` is a Parquet/JSONL vector dataset that also holds the text (``text_field``, or one of the
+    usual text columns): then it serves as the documents too. Reads the schema or the first record only."""
+    path = Path(path)
+    if path.suffix.lower() in FAISS_SUFFIXES or not path.is_file():
+        return False
+    try:
+        fmt = detect_format(path)
+    except InputError:
+        return False
+    if fmt == "parquet":
+        names = open_parquet(path).schema_arrow.names
+    elif fmt == "jsonl":
+        from migrate.sources.files import parse_json_record, raw_lines
+
+        with open(path, "rb") as fh:
+            first = next(((n, raw) for n, _, raw in raw_lines(fh, path) if raw.strip()), None)
+        names = list(parse_json_record(first[1], path, first[0])) if first else []
+    else:
+        return False
+    has_vectors = any(c in names for c in VECTOR_CANDIDATES)
+    return has_vectors and (text_field in names if text_field else any(c in names for c in TEXT_CANDIDATES))

@@ -255,6 +255,7 @@ def _join_old(src: DocumentSource, ids: pa.Array, id_digests: np.ndarray, field_
                 "index has no ids to match them by",
                 hint="pass the documents the index was built from, or --faiss-id-field (a documents column holding "
                      "each document's FAISS id)")
+        _check_row_order(src, ids, old, on_missing, report)
         old_pos[: old.ntotal] = np.arange(old.ntotal)
         return old_pos
     else:
@@ -283,6 +284,30 @@ def _join_old(src: DocumentSource, ids: pa.Array, id_digests: np.ndarray, field_
         report.skipped_missing = len(shown)
         report.examples["skipped_missing"] = [str(x) for x in shown[:EXAMPLES]]
     return pos_np
+
+
+def _check_row_order(src: DocumentSource, ids: pa.Array, old: OldKeys, on_missing: str,
+                     report: ValidationReport) -> None:
+    """An index without ids pairs vector i with document row i, on trust. What can be checked is checked:
+    documents whose ids are exactly the row numbers 0..n-1, but in another order, show a file sorted
+    differently from the index (refused; with ``on_missing=skip`` only noted). The pairing is always noted."""
+    report.notes.append(f"{old.path} stores no ids: vector i was paired with document row i of {src.describe()} "
+                        "(row order trusted)")
+    as_int = _canonical_ints(ids)
+    if as_int is None or not len(as_int):
+        return
+    rows = np.arange(len(as_int), dtype=np.int64)
+    if np.array_equal(as_int, rows) or not np.array_equal(np.sort(as_int), rows):
+        return
+    first = int(np.nonzero(as_int != rows)[0][0])
+    message = (f"{src.describe()}: the documents' ids are the row numbers 0..{len(rows) - 1} in another order "
+               f"(row {first} holds id {int(as_int[first])}), but {old.path} stores no ids and pairs vector i with "
+               "row i: the file is probably sorted differently from the index")
+    if on_missing == "fail":
+        raise ValidationFailed(message, hint="if the index was built in id order, pass --faiss-id-field with the id "
+                                             "field (each id is its vector's row); if it was built in this file's "
+                                             "order, add a column holding each row's position and pass that")
+    report.notes.append(message)
 
 
 def _assign_faiss_ids(ids: pa.Array, field_fids: np.ndarray | None, old: OldKeys | None,

@@ -76,7 +76,9 @@ class Manifest(_Model):
     sinks: list[SinkSpec] = Field(default_factory=list)
     #: What finalize wrote into each destination (rows, upserted, deleted, index).
     destinations: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    #: Where each destination's application name pointed before and after ``cutover``.
+    #: Per destination, the cutover's record: what the application's name was before (nothing, an alias of X,
+    #: the run's own table moved aside), its target, and the state (switching, done, rolled back); written and
+    #: read only by ``migrate.sinks.switch``, so rollback restores exactly what was there.
     cutover: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
     def shard_plan(self, where: str = "manifest.json") -> ShardPlan:

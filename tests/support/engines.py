@@ -187,6 +187,20 @@ def query_loop(search: Callable[[], list[str]], stop: threading.Event, seen: lis
     return th
 
 
+def wait_for_answers(seen: list, errors: list, more: int, timeout: float = 120.0) -> None:
+    """Block until the query loop has recorded ``more`` further answers (or errors).
+
+    Tests that switch an alias under queries wait on answers, not on the clock: two answers after
+    a switch mean at least one query started after it returned, however slow the machine.
+    """
+    want = len(seen) + len(errors) + more
+    deadline = time.monotonic() + timeout
+    while len(seen) + len(errors) < want:
+        assert time.monotonic() < deadline, (
+            f"the query loop recorded {len(seen)} answers and {len(errors)} errors, not {want}, in {timeout:.0f} s")
+        time.sleep(0.005)
+
+
 # --------------------------------------------------------------------------- the contract every adapter passes
 
 HOSTILE_NAMES = ['docs"; DROP TABLE docs; --', "docs'x", "a;b", "doc\x00s", "docs\n", "\u202edocs", ""]
@@ -293,13 +307,13 @@ class EngineContract:
         seen: list = []
         errors: list = []
         stop = threading.Event()
-        th = query_loop(lambda: reader.search("t_app", q, 4), stop, seen, errors)
+        th = query_loop(lambda: reader.search("t_app", q, 4), stop, seen, errors, max_seconds=600)
         try:
             for target in ["t_alias_new", "t_alias_old", "t_alias_new", "t_alias_old", "t_alias_new"]:
-                time.sleep(0.15)
+                wait_for_answers(seen, errors, 2)  # queries ran against the previous target
                 engine.point_alias("t_app", target)
                 assert engine.alias_target("t_app") == target
-            time.sleep(0.15)
+            wait_for_answers(seen, errors, 2)
         finally:
             stop.set()
             th.join(30)
@@ -503,11 +517,11 @@ def install_kill_hook(spec: str) -> None:
     elif point in ("switch-before", "switch-after"):
         real_point = cls.point_alias
 
-        def point_alias(self, name, collection):
+        def point_alias(self, name, collection, **kw):
             fire = hit()
             if fire and point == "switch-before":
                 _die()
-            real_point(self, name, collection)
+            real_point(self, name, collection, **kw)
             if fire:
                 _die()
 

@@ -1,0 +1,57 @@
+"""Old indexes saved by a framework, read natively: one module per format, one line each in ``FORMATS``.
+
+A format module (see :mod:`migrate.sources.langchain_faiss` for one) has
+
+* ``NAME``: the format's name (``langchain-faiss``), shown in plans and manifests;
+* ``detect(path) -> bool``: whether ``--old-index PATH`` is this format, from file names or a first byte only
+  (never loads anything, never raises);
+* ``files(path) -> list[Path]``: the files it reads (what a plan pins, so ``run --plan`` notices a change);
+* ``keys(spec) -> OldKeys``: which documents the index holds (planning);
+* ``vectors(spec) -> OldIndex``: the same with its vectors (``compare`` and ``search``);
+* ``documents(spec) -> DocumentSource``: the text the framework stored, so ``--docs`` is not needed.
+
+Formats are tried in order; a plain FAISS file, a vector dataset and a database collection are read by
+:mod:`migrate.sources.old_index` and :mod:`migrate.sources.database` when no format claims the path.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from types import ModuleType
+
+#: format name -> its module (one line each; imported when a path is checked).
+FORMATS: dict[str, str] = {
+    "langchain-faiss": "migrate.sources.langchain_faiss",
+    "llamaindex": "migrate.sources.llamaindex",
+    "haystack": "migrate.sources.haystack",
+    "txtai": "migrate.sources.txtai",
+}
+
+
+def format_module(name: str) -> ModuleType:
+    return importlib.import_module(FORMATS[name])
+
+
+def format_for(path: str | Path) -> ModuleType | None:
+    """The module of the registered format ``path`` is saved in, or None (a plain file, or an address)."""
+    text = str(path)
+    if "://" in text:
+        return None
+    p = Path(text)
+    for name in FORMATS:
+        module = format_module(name)
+        if module.detect(p):
+            return module
+    return None
+
+
+def format_name(path: str | Path) -> str | None:
+    module = format_for(path)
+    return None if module is None else module.NAME
+
+
+def format_files(path: str | Path) -> list[Path] | None:
+    """The files a framework's saved index at ``path`` consists of (None: not a registered format)."""
+    module = format_for(path)
+    return None if module is None else list(module.files(Path(path)))
