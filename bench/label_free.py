@@ -35,6 +35,7 @@ was written on (no internet, and no PyPI package ships one); point ``--data`` at
 folder (e.g. BEIR's nfcorpus, fiqa or scidocs) to run the same bench on it. Embeddings are cached
 under ``--cache`` (a loaded 2-core machine needs minutes per model and corpus).
 
+    pip install -e ".[local,bench]"
     HF_HUB_OFFLINE=1 python bench/label_free.py [--data DIR] [--queries 300] [--sample 300] [--out FILE.json]
 """
 
@@ -243,7 +244,11 @@ def main() -> int:
     ap.add_argument("--cache", type=Path, default=ROOT / ".cache" / "label_free")
     ap.add_argument("--out", type=Path, default=None, help="JSON results")
     ap.add_argument("--only-embed", action="store_true")
+    ap.add_argument("--render", type=Path, default=None, help="print the tables of a saved --out JSON and stop")
     args = ap.parse_args()
+    if args.render is not None:
+        print(report_markdown(json.loads(args.render.read_text())))
+        return 0
     if not (args.data / "corpus.jsonl").exists():
         print(f"error: no BEIR corpus.jsonl in {args.data}", file=sys.stderr)
         return 2
@@ -359,9 +364,44 @@ def report_markdown(res: dict) -> str:
         out.append(f"| {k} | {s['agree']}/{s['pairs']} | {s['reversed']} | {s['significant_where_humans_see_none']} | "
                    f"{s['missed']} | {s['kendall_tau']:.2f} | {floor} | "
                    + ", ".join(f"{x:.3f}" for x in s["confirmed_worse_fire_up_to"]) + " |")
-    out += ["", "tool guard vs bench ranks (largest |Δ MRR@10|): "
-            + f"{max(res['tool_vs_bench_mrr'].values()):.4f}" if res["tool_vs_bench_mrr"] else ""]
+    out += ["", "Guard calibration over the 30 ordered pairs (old, new): it fires when the 95 % CI of ΔMRR@10 lies "
+            "wholly below -margin. Confirmed: humans say new is significantly worse; clearly worse: humans' "
+            f"ΔnDCG@10 <= {CLEARLY_WORSE}.", "",
+            "| kind | margin | fires | confirmed by humans | false alarms | confirmed-worse pairs caught | "
+            "clearly-worse pairs caught |", "|---|---:|---:|---:|---:|---:|---:|"]
+    for k in kinds:
+        for m in MARGINS:
+            c = calibration(res["pairs"], k, m)
+            out.append(f"| {k} | {m:.3f} | {c['fires']} | {c['confirmed']} | {c['false_alarms']} | "
+                       f"{c['caught']}/{c['confirmed_worse']} | {c['clear_caught']}/{c['clearly_worse']} |")
+    if res["tool_vs_bench_mrr"]:
+        out += ["", "tool guard vs bench ranks (largest |Δ MRR@10| on the dense systems): "
+                f"{max(res['tool_vs_bench_mrr'].values()):.4f}"]
     return "\n".join(out)
+
+
+MARGINS = (0.0, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3)
+CLEARLY_WORSE = -0.3
+
+
+def calibration(pairs: list[dict], kind: str, margin: float) -> dict[str, int]:
+    """What the guard would do at ``margin`` on every ordered pair, against the human verdict."""
+    out = {"fires": 0, "confirmed": 0, "false_alarms": 0, "caught": 0, "confirmed_worse": 0, "clear_caught": 0,
+           "clearly_worse": 0}
+    for r in pairs:
+        h = r["human"]
+        for key, worse, delta in (("fires_below_margin_b_new", h["verdict"] == "B worse", h["delta"]),
+                                  ("fires_below_margin_a_new", h["verdict"] == "B better", -h["delta"])):
+            fires = r[kind][key] > margin
+            clear = worse and delta <= CLEARLY_WORSE
+            out["fires"] += fires
+            out["confirmed"] += fires and worse
+            out["false_alarms"] += fires and not worse
+            out["confirmed_worse"] += worse
+            out["caught"] += fires and worse
+            out["clearly_worse"] += clear
+            out["clear_caught"] += fires and clear
+    return out
 
 
 if __name__ == "__main__":

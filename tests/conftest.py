@@ -166,8 +166,8 @@ def _module_leaves_nothing_behind():
                 del os.environ[k]
         problems.append(f"environment variables changed and not restored: {', '.join(changed)}")
     if signal.getsignal(signal.SIGINT) is not sigint:
-        problems.append(f"the Ctrl-C (SIGINT) handler was changed to {signal.getsignal(signal.SIGINT)!r}; child "
-                        "processes inherit an ignored SIGINT")
+        problems.append(f"the Ctrl-C (SIGINT) handler was changed to {signal.getsignal(signal.SIGINT)!r} (if "
+                        "ignored, every child started later inherits that and cannot be interrupted)")
         signal.signal(signal.SIGINT, sigint)
     if os.getcwd() != cwd:
         problems.append(f"the working directory was changed to {os.getcwd()}")

@@ -45,6 +45,9 @@ import pytest
 
 from support.engines import jina_migrate, postgres_server
 
+# the per-engine schema matrix: 13 full migrations (about 5 min on 2 cores): run with `pytest --slow` (the default suite stays ~20 min; issue 20)
+pytestmark = pytest.mark.slow
+
 pytest_plugins = ["reliability_plugin"]
 
 DIM = 16  # the old vectors' width

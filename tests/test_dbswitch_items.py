@@ -339,17 +339,21 @@ def test_cutover_requires_a_report_about_this_destination(tmp_path, reliability)
         jina_migrate("cutover", "--out", str(out), "--require-report", str(tmp_path / "nameless.json")), 2)
     assert _qdrant_aliases(q) == {} and _cutover_records(out) == {}
 
-    client = _qdrant(q)  # the destination's content changes after the report (verify still passes: payload only)
-    try:
-        point = client.scroll("docs_v3", limit=1)[0][0]
-        client.set_payload("docs_v3", payload={"title": "edited after the report"}, points=[point.id])
-    finally:
-        client.close()
+    def set_title(title: str | None = None) -> str:
+        client = _qdrant(q)  # the destination's content changes after the report (verify still passes: payload)
+        try:
+            point = client.scroll("docs_v3", limit=1)[0][0]
+            client.set_payload("docs_v3", payload={"title": title or "edited after the report"}, points=[point.id])
+            return point.payload["title"]
+        finally:
+            client.close()
+
+    title = set_title()
     assert "changed since the report" in _one_error(
         jina_migrate("cutover", "--out", str(out), "--require-report", str(about_dest)), 3)
     assert _qdrant_aliases(q) == {}
-    about_now = compare(f"{base}?collection=docs_v3", "r-now")
-    _ok(jina_migrate("cutover", "--out", str(out), "--require-report", str(about_now)))
+    set_title(title)  # the content the report compared, again
+    _ok(jina_migrate("cutover", "--out", str(out), "--require-report", str(about_dest)))
     assert _qdrant_aliases(q) == {"docs": "docs_v3"}
     reliability.add("Databases", "cutover --require-report with a report about another collection, about nothing, "
                     "or about the destination before it changed", 3, "refused with one line (exit 2, 2, 3), "

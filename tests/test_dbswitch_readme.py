@@ -31,6 +31,9 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+# each engine's README flow verbatim: run, verify, compare, cutover, rollback, cutover (several minutes per engine): run with `pytest --slow` (the default suite stays ~20 min; issue 20)
+pytestmark = pytest.mark.slow
+
 pytest_plugins = ["reliability_plugin"]
 
 REPO = Path(__file__).resolve().parents[1]

@@ -19,6 +19,11 @@ A collection side holds no vectors in memory; with ``--ann`` its results come fr
 streamed pass and the engine's own index is measured against it. Without ``--docs``, result
 snippets come from the collections' text fields.
 
+Without ``--qrels`` the first line is still one verdict, from label-free evidence
+(``report.labelfree``): the known-item regression guard (default), a ``--judge`` over both sides'
+pooled top-k, and human ``--labels`` (``jina-migrate label``) combined with the judge; ``--queries``
+is then a query log whose text stays out of the reports unless ``--show-queries``.
+
 Flags follow ``run`` and ``search``: ``--old-index``, ``--docs``, ``-k`` (``--old``,
 ``--corpus`` and ``--k`` stay as aliases). ``--base-url`` (or ``$JINA_API_BASE_URL``) sends
 every API request of every side there. Output paths are checked before any model loads.
@@ -186,8 +191,8 @@ def run_compare(
     from migrate.errors import EmbeddingError
     from migrate.models import query_task_for
     from migrate.report import build
-    from migrate.report.collection import close_side, collection_texts, open_collection, side_from_collection
     from migrate.report import labelfree
+    from migrate.report.collection import close_side, collection_texts, open_collection, side_from_collection
     from migrate.report.data import read_labels, read_qrels, read_queries, read_query_log
     from migrate.report.engine import CompareConfig, compare
     from migrate.report.gates import evaluate_gates, parse_gate
@@ -242,7 +247,9 @@ def run_compare(
             raise ConfigError(f"gate {g!r} needs a judge", hint="pass --judge SPEC, e.g. "
                                                                 "jina-api:jina-reranker-v2-base-multilingual")
         if gate.metric == "knownitem" and not guard_on:
-            raise ConfigError(f"gate {g!r} needs the known-item guard", hint="drop --no-known-item")
+            raise ConfigError(f"gate {g!r} needs the known-item guard",
+                              hint="drop --no-known-item" if known_item is False else
+                              "add --known-item (it is off by default when --qrels decide)")
     outputs = {"html": ("--html", html or report_dir / "report.html"),
                "markdown": ("--markdown", markdown or report_dir / "report.md"),
                "json": ("--json-out", json_path or report_dir / "report.json")}
@@ -275,7 +282,7 @@ def run_compare(
     if judge:  # built now: a wrong spec, a missing key or a folder that is no cross-encoder fails before any spend
         from migrate.report.judges import make_judge
 
-        judge_model = make_judge(judge, base_url=judge_base_url or (base_url if judge.startswith("jina-api:") else None),
+        judge_model = make_judge(judge, base_url=judge_base_url, api_base_url=base_url,
                                  api_key_env=api_key_env, api_key_file=api_key_file, options=judge_options)
 
     # collections are opened before any model loads: a missing one fails in one line, at once
@@ -367,6 +374,9 @@ def run_compare(
         if judge_model is not None:
             judge_model.close()
     report.verdict = labelfree.verdict(report, ppi=ppi, labels_only=ppi is not None and judge_model is None)
+    report.config["label_free"] = {"judge": judge, "known_item": guard_on, "known_item_sample": known_item_sample,
+                                   "known_item_kind": known_item_kind, "seed": seed,
+                                   "labels": str(labels) if labels is not None else None}
     if query_log is not None:
         report.config["query_log"] = query_log.summary()
         if not show_queries:

@@ -108,18 +108,18 @@ def _keys_from_tty() -> Iterator[str]:
     import tty
 
     fd = sys.stdin.fileno()
-    while True:
-        old = termios.tcgetattr(fd)
-        try:
-            tty.setcbreak(fd)
-            ch = sys.stdin.read(1)
-        finally:
-            termios.tcsetattr(fd, termios.TCSADRAIN, old)
-        if ch in ("", "\x04"):
-            return
-        if ch == "\x03":
-            raise KeyboardInterrupt
-        yield ch
+    old = termios.tcgetattr(fd)
+    tty.setcbreak(fd, termios.TCSANOW)  # once, without flushing: keys typed ahead are kept
+    try:
+        while True:
+            ch = os.read(fd, 1).decode("utf-8", "replace")
+            if ch in ("", "\x04"):
+                return
+            if ch == "\x03":
+                raise KeyboardInterrupt
+            yield ch
+    finally:
+        termios.tcsetattr(fd, termios.TCSADRAIN, old)
 
 
 def _keys_from_lines() -> Iterator[str]:

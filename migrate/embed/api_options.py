@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 from pydantic.dataclasses import dataclass as options_dataclass
 
 from migrate.embed.backend import OPTIONS_CONFIG, Bool, Capabilities, Float, Int, PathArg, SecretArg, Str, StrOrPath
-from migrate.embed.jina_wire import MAX_INPUTS_PER_REQUEST, MAX_TOKENS_PER_INPUT
+from migrate.embed.jina_wire import EMBEDDING_TYPES, MAX_INPUTS_PER_REQUEST, MAX_TOKENS_PER_INPUT
 from migrate.errors import ConfigError
 
 DEFAULT_API_KEY_ENV = "JINA_API_KEY"
@@ -47,6 +47,22 @@ class APIOptions:
     token_limit: Int | None = None  # budget of billed tokens for this client
     headroom: Float = 0.98
     backoff_max_s: Float = 30.0
+
+    def __post_init__(self) -> None:
+        """The values the API can take, checked once where they are declared."""
+        if self.embedding_type not in EMBEDDING_TYPES:
+            raise ConfigError(f"unknown embedding_type {self.embedding_type!r}", hint=f"choose one of {', '.join(EMBEDDING_TYPES)}")
+        if self.dimensions is not None and self.dimensions < 1:
+            raise ConfigError(f"dimensions must be positive, got {self.dimensions}")
+        if not 1 <= self.max_inputs <= MAX_INPUTS_PER_REQUEST:
+            raise ConfigError(f"max_inputs must be between 1 and {MAX_INPUTS_PER_REQUEST}, got {self.max_inputs}")
+        if self.max_tokens is not None and self.max_tokens < MAX_TOKENS_PER_INPUT:
+            raise ConfigError(f"max_tokens={self.max_tokens}: the Jina API always reads up to {MAX_TOKENS_PER_INPUT} tokens per text",
+                              hint="drop --max-tokens for jina-api (use --truncate to let the API cut longer texts)")
+        if self.max_retries < 0:
+            raise ConfigError(f"max_retries must be >= 0, got {self.max_retries}")
+        if not self.timeout > 0:
+            raise ConfigError(f"{self.timeout_setting}: the request timeout must be positive, got {self.timeout}")
 
 
 def api_capabilities(model: str) -> Capabilities:

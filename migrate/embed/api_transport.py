@@ -253,3 +253,17 @@ class Sender:
         permit.settle(used)
         limiter.succeeded()
         return vecs, used
+
+
+def gave_up(exc: Retryable, *, server: str, first: int, last: int, halved: bool, timeout: float, timeout_setting: str,
+            attempts: int, scrub: Callable[[str], str]) -> EmbeddingError:
+    """The one error line for a request that kept failing: after timeouts it names the setting to raise."""
+    where = f"embeddings server {server}: request for texts {first}..{last} still failing"
+    if isinstance(exc, TimedOut):
+        return EmbeddingError(
+            f"{where}{' (sent again in halves down to single texts)' if halved else ''}: each try timed out after "
+            f"{timeout:g} s ({scrub(str(exc))}); raise {timeout_setting} (now {timeout:g} s)",
+            hint="the server or the network is slow: a longer request timeout, or try again later")
+    return EmbeddingError(f"{where} after {attempts} attempts: {scrub(str(exc))}",
+                          hint="the server or the network is unhealthy: try again later")
+

@@ -47,16 +47,15 @@ import numpy as np
 
 from migrate.embed.api_plan import plan_requests, precheck_long
 from migrate.embed.api_response import decode_response
-from migrate.embed.api_transport import (ClientStats, LoopThread, Retryable, Sender, TimedOut, redact_url,
-                                         server_label)
+from migrate.embed.api_transport import ClientStats, LoopThread, Retryable, Sender, gave_up, redact_url, server_label
 from migrate.embed.api_options import DEFAULT_API_KEY_ENV, APIOptions, api_capabilities
 from migrate.embed.backend import BackendType, parse_options
 from migrate.embed.base import EmbedderInfo, EmbedResult
 from migrate.models import ALL_TASKS, TASK_NONE, V3_TASKS
 from migrate.embed.jina_tokens import TokenEstimator
-from migrate.embed.jina_wire import (BINARY_TYPES, DEFAULT_BASE_URL, EMBEDDING_TYPES, ENDPOINT, MAX_INPUTS_PER_REQUEST,
+from migrate.embed.jina_wire import (BINARY_TYPES, request_body, DEFAULT_BASE_URL, EMBEDDING_TYPES, ENDPOINT, MAX_INPUTS_PER_REQUEST,
                                      MAX_TOKENS_PER_INPUT, STAND_IN_HEADER)
-from migrate.embed.packing import Batch, StreamPacker, spread_tokens
+from migrate.embed.packing import Batch, StreamPacker, halving_on_timeout, spread_tokens
 from migrate.embed.ratelimit import AsyncRateLimiter, RateLimits, request_token_budget, resolve_limits
 from migrate.errors import BudgetExceeded, ConfigError, EmbeddingError
 
@@ -85,17 +84,6 @@ class JinaAPIEmbedder:
         if not model:
             raise ConfigError("jina-api needs a model name", hint="e.g. jina-api:jina-embeddings-v3")
         o: APIOptions = parse_options(APIOptions, kw, base=options, where="jina-api")
-        if o.embedding_type not in EMBEDDING_TYPES:
-            raise ConfigError(f"unknown embedding_type {o.embedding_type!r}", hint=f"choose one of {', '.join(EMBEDDING_TYPES)}")
-        if o.dimensions is not None and o.dimensions < 1:
-            raise ConfigError(f"dimensions must be positive, got {o.dimensions}")
-        if not 1 <= o.max_inputs <= MAX_INPUTS_PER_REQUEST:
-            raise ConfigError(f"max_inputs must be between 1 and {MAX_INPUTS_PER_REQUEST}, got {o.max_inputs}")
-        if o.max_tokens is not None and o.max_tokens < MAX_TOKENS_PER_INPUT:
-            raise ConfigError(f"max_tokens={o.max_tokens}: the Jina API always reads up to {MAX_TOKENS_PER_INPUT} tokens per text",
-                              hint="drop --max-tokens for jina-api (use --truncate to let the API cut longer texts)")
-        if o.max_retries < 0:
-            raise ConfigError(f"max_retries must be >= 0, got {o.max_retries}")
         self.options = o
         self.model = model
         self.capabilities = api_capabilities(model)
@@ -108,8 +96,6 @@ class JinaAPIEmbedder:
         self.dimensions, self.embedding_type = o.dimensions, o.embedding_type
         self.normalized, self.truncate = o.normalized, o.truncate
         self.limits: RateLimits = resolve_limits(o.tier, rpm=o.rpm, tpm=o.tpm, concurrency=o.concurrency)
-        if not o.timeout > 0:
-            raise ConfigError(f"{o.timeout_setting}: the request timeout must be positive, got {o.timeout}")
         self.max_retries, self.timeout, self.max_inputs = o.max_retries, o.timeout, o.max_inputs
         self.max_request_tokens = o.max_request_tokens or request_token_budget(self.limits)
         self.token_limit, self.headroom, self.backoff_max_s = o.token_limit, o.headroom, o.backoff_max_s
@@ -306,54 +292,22 @@ class JinaAPIEmbedder:
 
     async def _one_batch(self, client: httpx.AsyncClient, limiter: Any, texts: list[str], b: Batch, task: str | None,
                          late_chunking: bool, slot: int, vectors: list[np.ndarray | None], billed: list[int]) -> None:
+        """One packed request (its halves after a timeout; never for late chunking, whose chunks travel together)."""
         try:
-            vecs, used = await self._send(client, limiter, texts, b, task, late_chunking)
-        except TimedOut as exc:
-            split = " (sent again in halves down to single texts)" if b.end - b.start > 1 and not late_chunking else ""
-            raise EmbeddingError(
-                f"embeddings server {self.server}: request for texts {b.start}..{b.end - 1} still failing{split}: "
-                f"each try timed out after {self.timeout:g} s ({self._scrub(str(exc))}); raise "
-                f"{self.options.timeout_setting} (now {self.timeout:g} s)",
-                hint="the server or the network is slow: a longer request timeout, or try again later") from None
+            vectors[slot], billed[slot] = await halving_on_timeout(
+                lambda part, may_split: self._request(client, limiter, texts, part, task, late_chunking, may_split),
+                b, splittable=not late_chunking, stats=self.stats)
         except Retryable as exc:
-            raise EmbeddingError(
-                f"embeddings server {self.server}: request for texts {b.start}..{b.end - 1} still failing after "
-                f"{self.max_retries + 1} attempts: {self._scrub(str(exc))}",
-                hint="the server or the network is unhealthy: try again later") from None
-        vectors[slot] = vecs
-        billed[slot] = used
-
-    async def _send(self, client: httpx.AsyncClient, limiter: Any, texts: list[str], b: Batch, task: str | None,
-                    late_chunking: bool) -> tuple[np.ndarray, int]:
-        """Vectors and billed tokens of the inputs of ``b``; after a timeout, of its two halves."""
-        n = b.end - b.start
-        splittable = n > 1 and not late_chunking  # late chunking: one document's chunks travel together
-        try:
-            return await self._request(client, limiter, texts, b, task, late_chunking, splittable)
-        except TimedOut:
-            if not splittable:
-                raise
-        self.stats.splits += 1
-        mid = b.start + n // 2
-        left_tokens = b.tokens * (mid - b.start) // n
-        halves = (Batch(b.start, mid, left_tokens), Batch(mid, b.end, b.tokens - left_tokens))
-        (v1, u1), (v2, u2) = await asyncio.gather(*(self._send(client, limiter, texts, h, task, late_chunking)
-                                                    for h in halves))
-        return np.concatenate([v1, v2], axis=0), u1 + u2
+            raise gave_up(exc, server=self.server, first=b.start, last=b.end - 1, halved=b.end - b.start > 1
+                          and not late_chunking, timeout=self.timeout, timeout_setting=self.options.timeout_setting,
+                          attempts=self.max_retries + 1, scrub=self._scrub) from None
 
     async def _request(self, client: httpx.AsyncClient, limiter: Any, texts: list[str], b: Batch, task: str | None,
                        late_chunking: bool, split_on_timeout: bool) -> tuple[np.ndarray, int]:
         """One request for the inputs of ``b``, retried by the ``Sender``; billed tokens are counted here."""
-        body: dict[str, Any] = {"model": self.model, "input": texts[b.start : b.end],
-                                "embedding_type": self.embedding_type, "normalized": self.normalized}
-        if task is not None:
-            body["task"] = task
-        if self.dimensions is not None:
-            body["dimensions"] = self.dimensions
-        if late_chunking:
-            body["late_chunking"] = True
-        if self.truncate:
-            body["truncate"] = True
+        body = request_body(self.model, texts[b.start : b.end], embedding_type=self.embedding_type,
+                            normalized=self.normalized, task=task, dimensions=self.dimensions,
+                            late_chunking=late_chunking, truncate=self.truncate)
         pace_tokens = max(1, int(math.ceil(b.tokens * self._calib)))
         decode = partial(self._decode, n=b.end - b.start)
         vecs, used = await self._sender().send(client, limiter, self.base_url + ENDPOINT, body, pace_tokens, decode,

@@ -37,6 +37,14 @@ DEFAULT_BASE_URL = "https://api.jina.ai"
 STAND_IN_HEADER = "X-Jina-Migrate-Stand-In"
 
 
+def request_body(model: str, inputs: list[str], *, embedding_type: str, normalized: bool, task: str | None,
+                 dimensions: int | None, late_chunking: bool, truncate: bool) -> dict[str, Any]:
+    """The JSON body of ``POST /v1/embeddings``: optional fields only when set, as the official clients send them."""
+    body: dict[str, Any] = {"model": model, "input": inputs, "embedding_type": embedding_type, "normalized": normalized}
+    optional = {"task": task, "dimensions": dimensions, "late_chunking": late_chunking or None, "truncate": truncate or None}
+    return body | {k: v for k, v in optional.items() if v is not None}
+
+
 def encode_embedding(vector: np.ndarray, embedding_type: str) -> Any:
     """One float32 vector -> the JSON value the API sends for ``embedding_type``."""
     v = np.asarray(vector, dtype=np.float32)

@@ -40,6 +40,8 @@ from migrate.errors import ConfigError, EmbeddingError
 
 #: Texts per tokenizing task: small enough to spread over the workers, big enough to amortise a call.
 TOKENIZE_CHUNK = 128
+#: Texts whose ids ``count_tokens`` holds at once.
+COUNT_SLICE = 8192
 
 
 #: Which prompt names of a model's config a task may use, most specific first.
@@ -166,9 +168,12 @@ class LocalEmbedder:
     def count_tokens(self, texts: Sequence[str], *, task: str) -> list[int]:
         """Tokens the model actually reads per input: prefix and special tokens in, cut at max_tokens.
 
-        The same pass as :meth:`prepare`: these are the ids the model runs on.
+        The same pass as :meth:`prepare`: these are the ids the model runs on. Counted a slice at a
+        time, so counting a whole corpus (the planner does) holds one slice's ids.
         """
-        return self._prepare(list(texts), self.prefix(task)).lengths.tolist()
+        texts, prefix = list(texts), self.prefix(task)
+        return [n for i in range(0, len(texts), COUNT_SLICE)
+                for n in self._prepare(texts[i:i + COUNT_SLICE], prefix).lengths.tolist()]
 
     def embed(self, texts: Sequence[str], *, task: str, late_chunking: bool = False) -> EmbedResult:
         return self.encode(texts, prefix=self.prefix(task), late_chunking=late_chunking)

@@ -8,6 +8,7 @@ What:
 * ``StreamPacker``: the same rule fed incrementally, so a big call can send its first
   request after counting one chunk of texts instead of all of them.
 * ``spread_tokens``: a request's billed total spread over its inputs.
+* ``halving_on_timeout``: a request that timed out is sent again as its two halves.
 
 Why one module: the API client packs requests this way and the planner predicts the
 number of requests with the very same rule (``pack_requests``); two copies would drift.
@@ -15,8 +16,12 @@ number of requests with the very same rule (``pack_requests``); two copies would
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
 
 
 @dataclass(frozen=True)
@@ -78,3 +83,26 @@ def spread_tokens(estimates: Sequence[int], billed: int) -> list[int]:
     for i in order[:rest]:
         out[i] += 1
     return out
+
+
+async def halving_on_timeout(request: Callable[[Batch, bool], Awaitable[tuple[np.ndarray, int]]], b: Batch, *,
+                             splittable: bool, stats: Any) -> tuple[np.ndarray, int]:
+    """``request(b, may_split)``; when it times out (``api_transport.TimedOut``) and ``b`` holds several inputs,
+    the two halves instead, recursively (a loaded server answers smaller requests in time). Estimated tokens are
+    shared in proportion; vectors come back in input order with the billed tokens summed."""
+    from migrate.embed.api_transport import TimedOut
+
+    n = b.end - b.start
+    can_split = splittable and n > 1
+    try:
+        return await request(b, can_split)
+    except TimedOut:
+        if not can_split:
+            raise
+    stats.splits += 1
+    mid = b.start + n // 2
+    left_tokens = b.tokens * (mid - b.start) // n
+    halves = (Batch(b.start, mid, left_tokens), Batch(mid, b.end, b.tokens - left_tokens))
+    (v1, u1), (v2, u2) = await asyncio.gather(*(halving_on_timeout(request, h, splittable=splittable, stats=stats)
+                                                for h in halves))
+    return np.concatenate([v1, v2], axis=0), u1 + u2

@@ -354,6 +354,7 @@ class Label:
 
 def parse_grade(value: Any, where: str) -> int:
     """A grade 0-3 from a labels file cell (an int, or its text); ``InputError`` naming ``where`` otherwise."""
+    given = value
     if isinstance(value, bool):
         value = None
     if isinstance(value, str) and value.strip().lstrip("-").isdigit():
@@ -361,7 +362,7 @@ def parse_grade(value: Any, where: str) -> int:
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     if not isinstance(value, int) or value not in GRADES:
-        raise InputError(f"{where}: grade {value!r} is not 0, 1, 2 or 3",
+        raise InputError(f"{where}: grade {given!r} is not 0, 1, 2 or 3",
                          hint="0 not relevant, 1 related, 2 partly answers, 3 answers; leave a pair out to skip it")
     return value
 

@@ -35,7 +35,7 @@ from migrate.report.schema import CompareReport, GateResult
 _OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge, "==": operator.eq, "!=": operator.ne}
 _ARITH = {"+": operator.add, "-": operator.sub, "*": operator.mul}
 _TOKEN = re.compile(r"\s*(<=|>=|==|!=|<|>|[+*-]|[A-Za-z_](?:[\w@:]|\.(?=[A-Za-z_\d])|-(?=[A-Za-z_]))*|\d+(?:\.\d*)?(?:[eE][+-]?\d+)?|\.\d+)")
-_HINT = 'e.g. --fail-if "ndcg@10 < old - 0.01" or --fail-if "overlap@10 < 0.6"'
+_HINT = 'e.g. --fail-if "verdict == worse" or --fail-if "ndcg@10 < old - 0.01"'
 
 
 @dataclass(frozen=True)
@@ -156,7 +156,7 @@ def _value(report: CompareReport, role: str, metric: str, gate: str) -> float:
     if metric in METRICS:
         if report.metrics is None:
             raise ConfigError(f"gate {gate!r} needs relevance judgments for {metric}",
-                              hint="pass --qrels, or gate on overlap@10 / rbo instead")
+                              hint='pass --qrels, or gate on the label-free evidence: "verdict == worse"')
         return float(report.metrics.means[name][metric])
     if role == "old":
         raise ConfigError(f"gate {gate!r}: {metric} compares new with old, so it has no 'old' value",

@@ -600,11 +600,12 @@ class CrossEncoderJudge(BaseJudge):
 
 def make_judge(spec: str, *, base_url: str | None = None, api_key_env: str | None = None,
                api_key_file: str | Path | None = None, thresholds: Sequence[float] | None = None,
-               options: Mapping[str, Any] | None = None) -> Judge:
+               options: Mapping[str, Any] | None = None, api_base_url: str | None = None) -> Judge:
     """The judge a ``--judge`` spec names; ``ConfigError`` for anything else, before anything is sent.
 
-    ``base_url``: where ``jina-api:`` (default: ``$JINA_API_BASE_URL``, else the Jina API) and
-    ``llm:`` (required) requests go. ``thresholds``: score cut points (rerankers and cross-encoders).
+    ``base_url`` (``--judge-base-url``): where ``jina-api:`` (default: ``api_base_url``, the comparison's
+    own Jina API address, else ``$JINA_API_BASE_URL``, else the Jina API) and ``llm:`` (required)
+    requests go. ``thresholds``: score cut points (rerankers and cross-encoders).
     """
     kind, sep, name = (spec or "").partition(":")
     if not sep or not name:
@@ -612,7 +613,7 @@ def make_judge(spec: str, *, base_url: str | None = None, api_key_env: str | Non
     opts = dict(options or {})
     key = {k: v for k, v in (("api_key_env", api_key_env), ("api_key_file", api_key_file)) if v is not None}
     if kind == "jina-api":
-        return JinaRerankJudge(name, base_url=base_url, thresholds=thresholds or DEFAULT_THRESHOLDS, **key, **opts)
+        return JinaRerankJudge(name, base_url=base_url or api_base_url, thresholds=thresholds or DEFAULT_THRESHOLDS, **key, **opts)
     if kind == "local":
         return CrossEncoderJudge(name, thresholds=thresholds or DEFAULT_THRESHOLDS, **opts)
     if kind == "llm":

@@ -2,7 +2,8 @@
 
 What: ``decide`` takes whatever evidence the comparison gathered and answers from the
 strongest: human relevance judgments (``--qrels``) > human labels combined with a judge
-(``ppi``) > a judge alone (``judged``) > the known-item guard (``knownitem``). The answer is
+(``ppi``) > a judge alone (``judged``) > human labels alone (``ppi`` with ``labels_only``: the same
+unbiased estimator with the judge's term at zero) > the known-item guard (``knownitem``). The answer is
 exactly one of "v3 better", "v3 worse", "no reliable difference" and "no regression
 detected (not evidence of improvement)" (or, when nothing could run, "no verdict"), with
 the evidence's name, the number of queries, the interval, and its known limit in one sentence.
