@@ -14,9 +14,10 @@ Why: padding is wasted compute; sorting by length removes most of it.
 (imports, model load, everything): ``jina-migrate run`` on SciFact (read, validate, hash, plan,
 tokenize, embed, write shards, finalize the FAISS index) against a plain sentence-transformers
 loop (read the JSONL, ``SentenceTransformer.encode(batch_size=32)``, save the vectors) over the
-same texts and model, for the static stand-in and MiniLM. Trials interleave (tool, plain, tool,
-plain, ...) so both see the same machine; it prints docs/s of each, the per-pair time ratio
-tool / plain, its median and spread, and the load average around each model's trials.
+same texts and model, for the static stand-in and MiniLM. Trials interleave (tool, plain, then
+plain, tool, ...) so both see the same machine; it prints docs/s and CPU seconds of each, the
+per-pair time ratio tool / plain, its median and spread, the CPU-time ratio, the load average
+around each model's trials, and the largest difference between the two processes' vectors.
 
     python bench/local_throughput.py                       # e5-small stand-in (512-token context), 240 docs
     python bench/local_throughput.py --model minilm --limit 800   # 256-token cap: little length spread, small gain
@@ -163,8 +164,10 @@ def overhead(args) -> None:
                            f"local:standin:{model}", "--out", str(out), "--yes", "--json"]
                 plain_cmd = [sys.executable, str(Path(__file__).resolve()), "--plain-child", model, str(corpus),
                              str(Path(tmp) / f"plain-{model}-{trial}.npy")]
-                tool_t = timed(run_cmd, env)
-                plain_t = timed(plain_cmd, env)
+                if trial % 2 == 0:  # A B, then B A: a load that drifts during a pair favours neither
+                    tool_t, plain_t = timed(run_cmd, env), timed(plain_cmd, env)
+                else:
+                    plain_t, tool_t = timed(plain_cmd, env), timed(run_cmd, env)
                 loads.append(os.getloadavg()[0])
                 pairs.append((tool_t, plain_t))
                 print(f"  {model:7s} trial {trial + 1}: tool {tool_t[0]:7.2f} s ({n / tool_t[0]:7.1f} docs/s, "
