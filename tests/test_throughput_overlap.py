@@ -29,12 +29,13 @@ def stage_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name in ("jina-migrate-load", "jina-migrate-store")]
 
 
-def settle(counter: list, seconds: float = 0.4) -> None:
-    """Wait until ``counter`` stops growing (the stages ahead are blocked)."""
-    last = -1
-    while len(counter) != last:
-        last = len(counter)
-        time.sleep(seconds)
+def reach(counter: list, n: int, timeout: float = 15) -> int:
+    """Wait (on a busy machine too) until ``counter`` holds ``n``, then a little longer: how many it holds."""
+    deadline = time.monotonic() + timeout
+    while len(counter) < n and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.3)  # a stage that does not stop at its bound goes past it meanwhile
+    return len(counter)
 
 
 @STAGES_TIMEOUT
@@ -59,12 +60,12 @@ def test_read_ahead_and_write_behind_are_bounded(ahead, behind):
         stored.append(x)
 
     def watch():
-        settle(loaded)  # the model is stuck on item 0: the loader must stop at its bound
-        observed["loaded_while_model_blocked"] = len(loaded)
+        # the model is stuck on item 0: the loader must stop at its bound
+        observed["loaded_while_model_blocked"] = reach(loaded, 1 + ahead + 1)
         release_work.set()
-        settle(worked)  # now the writer is stuck on item 0: the model must stop at its bound
-        observed["worked_while_store_blocked"] = len(worked)
-        observed["loaded_while_store_blocked"] = len(loaded)
+        # now the writer is stuck on item 0: the model must stop at its bound, and the loader behind it
+        observed["worked_while_store_blocked"] = reach(worked, 1 + behind + 1)
+        observed["loaded_while_store_blocked"] = reach(loaded, (1 + behind + 1) + ahead + 1)
         release_store.set()
 
     watcher = threading.Thread(target=watch)
@@ -161,7 +162,7 @@ class Instrumented:
         self.calls.append(len(self.reads))
         if self.fail_at is not None and len(self.calls) - 1 == self.fail_at:
             raise EmbeddingError("local model failed on a batch of 8: out of memory")
-        time.sleep(0.15)  # a slow model: the loader has time to run as far ahead as it may
+        time.sleep(0.2)  # a slow model: the loader has time to run as far ahead as it may
         return self.inner.embed_prepared(prepared)
 
     def close(self):
