@@ -25,7 +25,8 @@ def main() -> int:
     tests = sorted(str(p.relative_to(REPO)) for p in (REPO / "tests").glob("test_reliability_*.py"))
     # other modules that record rows: user mistakes, settings, output state, databases
     tests += [f"tests/{name}.py" for name in ("test_user_mistakes", "test_settings_property", "test_inputs_and_state",
-                                              "test_db_e2e", "test_db_postgres")]
+                                              "test_db_e2e", "test_db_postgres", "test_dbswitch_items",
+                                              "test_dbids_matrix", "test_dbswitch_readme")]
     cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--durations=15", *tests, *args]
     print(" ".join(cmd), flush=True)
     rc = subprocess.call(cmd, cwd=REPO, env=env)
