@@ -27,7 +27,7 @@ def main() -> int:
     tests += [f"tests/{name}.py" for name in ("test_user_mistakes", "test_settings_property", "test_inputs_and_state",
                                               "test_db_e2e", "test_db_postgres", "test_dbswitch_items",
                                               "test_dbids_matrix", "test_dbswitch_readme")]
-    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--durations=15", *tests, *args]
+    cmd = [sys.executable, "-m", "pytest", "-q", "-n", "0", "-p", "no:cacheprovider", "--durations=15", *tests, *args]
     print(" ".join(cmd), flush=True)
     rc = subprocess.call(cmd, cwd=REPO, env=env)
     print(f"wrote {REPO / 'docs' / 'reliability.md'} (pytest exit {rc})")

@@ -41,7 +41,7 @@ PANELS: dict[str, tuple[str, ...]] = {
               "late_chunking", "chunker", "embedding_type", "truncate"),
     "Shards": ("shard_size", "shard", "restart"),
     "Destinations": ("sink", "delete_missing"),
-    "Index": ("index_type", "hnsw_m", "hnsw_ef_construction", "ivf_nlist", "pq_m", "pq_nbits"),
+    "Index": ("precision", "rescore", "index_type", "hnsw_m", "hnsw_ef_construction", "ivf_nlist", "pq_m", "pq_nbits"),
     "Local models": ("device", "dtype", "token_budget"),
     "API": ("base_url", "api_key_env", "api_key_file", "tier", "rpm", "tpm", "concurrency", "request_timeout"),
     "Budget": ("max_tokens", "max_cost", "price_per_million", "yes"),

@@ -50,13 +50,17 @@ from migrate.models import ALL_TASKS
 from migrate.embed.jina_wire import EMBEDDING_TYPES
 from migrate.embed.ratelimit import TIERS
 from migrate.errors import ConfigError, StateError
+from migrate.precision import PRECISIONS, VectorFormat, precision_problem
 
 ENV_PREFIX = "JINA_MIGRATE_"
 DEFAULT_MODEL = "jina-api:jina-embeddings-v3"
 
 #: Fields that change the vectors. Everything else (paths, speed, budgets) may vary between reruns.
 EMBEDDING_FIELDS = ("model", "task", "dimensions", "normalized", "max_input_tokens", "late_chunking", "chunker",
-                    "embedding_type", "truncate")
+                    "embedding_type", "truncate", "precision", "rescore")
+#: Embedding fields added after version 0.2: a manifest holds them only when they differ from these defaults,
+#: so outputs of earlier versions (float32, no precision recorded) keep their fingerprint and still resume.
+LATER_DEFAULTS: dict[str, Any] = {"precision": "float32", "rescore": False}
 #: Names these fields carry in a manifest's ``config`` (and so in its fingerprint). Kept as
 #: version 0.1.0 wrote them, so outputs of that version still resume.
 MANIFEST_KEYS = {"max_input_tokens": "max_tokens"}
@@ -151,6 +155,11 @@ with warnings.catch_warnings():  # the field ``json`` (--json) shadows BaseModel
                                      json_schema_extra={"expect": "text such as sentences:3"})
         embedding_type: Literal[EMBEDDING_TYPES] = Field("float", description="API wire format of the vectors.")  # type: ignore[valid-type]
         truncate: bool = Field(False, description="API: cut inputs over 8192 tokens instead of failing.")
+        precision: Literal[PRECISIONS] = Field("float32", description="How the new vectors are stored in the "  # type: ignore[valid-type]
+                                               "output and destinations: float16 (cast), int8 (scalar, calibrated "
+                                               "on the first shard) or binary (sign bits; the API's ubinary).")
+        rescore: bool = Field(False, description="With --precision: keep the float32 vectors beside the reduced "
+                                                 "ones (rescore.npy) to re-rank the top results.")
         shard_size: Positive = Field(1000, description="Documents per shard.")
         shard: Shard | None = Field(None, description="Run only worker I of N (I/N), for a CI matrix; "
                                                       "then `finalize`.", json_schema_extra={"expect": "text I/N such as 0/4"})
@@ -267,7 +276,26 @@ with warnings.catch_warnings():  # the field ``json`` (--json) shadows BaseModel
 
         def embedding_config(self) -> dict[str, Any]:
             """The fields that decide the vectors, under their manifest names (pinned in fingerprints)."""
-            return {MANIFEST_KEYS.get(k, k): getattr(self, k) for k in EMBEDDING_FIELDS}
+            return {MANIFEST_KEYS.get(k, k): getattr(self, k) for k in EMBEDDING_FIELDS
+                    if k not in LATER_DEFAULTS or getattr(self, k) != LATER_DEFAULTS[k]}
+
+        def changed_from(self, recorded: dict[str, Any]) -> list[str]:
+            """The embedding fields (manifest names) whose value differs from a manifest's ``config``."""
+            now = self.embedding_config()
+            fallback = {MANIFEST_KEYS.get(k, k): v for k, v in LATER_DEFAULTS.items()}
+            return sorted(k for k in set(now) | set(recorded)
+                          if recorded.get(k, fallback.get(k)) != now.get(k, fallback.get(k)))
+
+        def vector_format(self, dims: int | None = None) -> VectorFormat:
+            """How this run's vectors are stored (``migrate.precision``); ``dims`` once the width is known."""
+            return VectorFormat.of(self.embedding_config(), dims=dims or self.output_dimensions())
+
+        def api_embedding_type(self) -> str:
+            """The API wire format: binary precision asks for the API's own ``ubinary`` sign bits unless the
+            floats are kept for rescoring or ``--embedding-type`` was given."""
+            if self.precision == "binary" and not self.rescore and "embedding_type" not in self.given():
+                return "ubinary"
+            return self.embedding_type
 
         @classmethod
         def from_manifest(cls, config: dict[str, Any], **extra: Any) -> RunConfig:
@@ -303,7 +331,7 @@ with warnings.catch_warnings():  # the field ``json`` (--json) shadows BaseModel
             else:
                 opts |= {"base_url": self.base_url, "api_key_env": self.api_key_env, "api_key_file": self.api_key_file,
                          "rpm": self.rpm, "tpm": self.tpm, "concurrency": self.concurrency, "tier": self.tier,
-                         "embedding_type": self.embedding_type, "truncate": self.truncate,
+                         "embedding_type": self.api_embedding_type(), "truncate": self.truncate,
                          "timeout": self.request_timeout, "timeout_setting": self.where("request_timeout")}
             return {k: v for k, v in opts.items() if v is not None}
 
@@ -415,6 +443,10 @@ def check_index_params(config: RunConfig, dims: int | None, rows: int | None = N
                             pq_nbits=config.pq_nbits, vectors=rows, dims=dims)
     if problem is not None:
         raise ConfigError(f"{config.where(problem.setting)}: {problem.message}", hint=problem.hint)
+    found = precision_problem(config.precision, dims=dims, index_type=config.index_type, rescore=config.rescore)
+    if found is not None:
+        setting, message, hint = found
+        raise ConfigError(f"{config.where(setting)}: {message}", hint=hint)
 
 
 # --------------------------------------------------------------------------- sources (pydantic-settings)

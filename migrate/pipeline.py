@@ -154,7 +154,7 @@ def prepare(cfg: RunConfig) -> Prepared:
     fp = config_fingerprint(cfg)
     existing = None if cfg.restart else ws.read_manifest()  # --restart recovers a damaged manifest too
     if existing is not None and existing.config_fingerprint != fp and _has_finished_shards(ws, existing):
-        changed = sorted(k for k, v in cfg.embedding_config().items() if existing.config.get(k) != v)
+        changed = cfg.changed_from(existing.config)
         raise StateError(f"{ws.out}: holds shards of another configuration (changed: {', '.join(changed) or 'model'})",
                          hint="use a new --out, or --restart to discard them")
     rows = scan(cfg)
@@ -185,7 +185,8 @@ def check_sinks(ws: Workspace, manifest: Manifest, cfg: RunConfig, documents: in
     sinks = open_sinks(ws, manifest, document_spec(cfg))
     try:
         for sink in sinks:
-            sink.check(PlanFacts(documents=documents, dimensions=cfg.dimensions, chunked=cfg.late_chunking))
+            sink.check(PlanFacts(documents=documents, dimensions=cfg.dimensions, chunked=cfg.late_chunking,
+                                 vector_format=cfg.vector_format()))
     finally:
         for sink in sinks:
             close = getattr(sink, "close", None)
@@ -251,7 +252,8 @@ def execute(p: Prepared, make_embedder: EmbedderFactory, reporter: Reporter | No
                                               "adapters or instructions, so its vectors are the same for every task")
         for sink in sinks:  # now the width is known: refuse index settings that cannot work, before embedding
             sink.check(PlanFacts(documents=len(p.rows), dimensions=info.get("dimensions") or cfg.dimensions,
-                                 chunked=cfg.late_chunking))
+                                 chunked=cfg.late_chunking,
+                                 vector_format=cfg.vector_format(info.get("dimensions") or cfg.dimensions)))
         m = ws.manifest()
         if m.embedder != info:
             m.embedder = info

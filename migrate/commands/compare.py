@@ -171,7 +171,7 @@ def run_compare(
     judge: str | None = None, judge_base_url: str | None = None, judge_options: dict | None = None,
     known_item: bool | None = None, known_item_sample: int = 300, known_item_kind: str = "auto", seed: int = 0,
     labels: Path | None = None, query_sample: int | None = None, show_queries: bool = False,
-    title_field: str | None = None, pool_out: Path | None = None,
+    title_field: str | None = None, pool_out: Path | None = None, precisions: list[str] | None = None,
 ) -> tuple[Any, dict[str, str]]:
     """Build both sides, compare, evaluate gates and write the outputs; returns (report, written files).
 
@@ -337,7 +337,8 @@ def run_compare(
                                         embedder_options=new_options if not new_model else None)
                  for name, path in extra_specs]
 
-        cfg = CompareConfig(k=k, dims=dims, ann=ann, examples=examples, **({"title": title} if title else {}))
+        cfg = CompareConfig(k=k, dims=dims, precisions=precisions or [], ann=ann, examples=examples,
+                            **({"title": title} if title else {}))
         doc_text = text_corpus.lookup() if text_corpus is not None else collection_texts([new_side, old_side])
         lists: dict[str, dict[str, list[str]]] = {}
         report = compare(old_side, new_side, qs, judgments, cfg, extra=extra, doc_text=doc_text,
@@ -436,6 +437,15 @@ def _print_summary(report: Any, written: dict[str, str]) -> None:
     a = report.agreement
     con.print(f"change (a description, not evidence of quality): overlap@{a.k} {a.overlap_mean:.3f} · "
               f"RBO {a.rbo_mean:.3f} · same top-1 {a.top1_kept_rate:.3f}", highlight=False)
+    sweep = report.matryoshka
+    if sweep is not None and any(r.precision != "float32" for r in sweep.rows):
+        t = Table(title="new side: size x precision (exact search over the stored vectors)", box=box.SIMPLE)
+        for col in ("dims", "precision", "bytes/vector", "nDCG@10", f"overlap@{a.k} vs full"):
+            t.add_column(col, no_wrap=True)
+        for r in sweep.rows:
+            t.add_row(str(r.dims), r.precision, str(r.bytes),
+                      f"{r.metrics['ndcg@10']:.4f}" if r.metrics else "–", f"{r.overlap_vs_full:.3f}")
+        con.print(t)
     for s in report.sides.all():
         con.print(f"{s.name}: {s.description.identity}", highlight=False, markup=False)
     for g in report.gates:
@@ -468,6 +478,7 @@ def register(app: typer.Typer) -> None:
         split: Annotated[str, typer.Option(help="qrels split inside a BEIR folder.")] = "test",
         k: Annotated[int, typer.Option("-k", "--k", help="Cut-off for overlap, rank shifts and shown lists.")] = 10,
         dims: Annotated[OptStr, typer.Option(help="Matryoshka sweep of the new vectors, e.g. 1024,512,256,128,64.")] = None,
+        precisions: Annotated[OptStr, typer.Option(help="Storage precisions swept at each size (with --dims), e.g. float32,float16,int8,binary,binary+rescore: nDCG@10 and bytes per vector.")] = None,
         ann: Annotated[bool, typer.Option("--ann", help="Also evaluate each side's built ANN index against exact search.")] = False,
         nprobe: Annotated[Optional[int], typer.Option(help="IVF nprobe for --ann.")] = None,
         ef_search: Annotated[Optional[int], typer.Option(help="HNSW efSearch for --ann.")] = None,
@@ -500,8 +511,10 @@ def register(app: typer.Typer) -> None:
         """Compare retrieval on the old and the new index: metrics, overlap, Matryoshka sweep, gates."""
         from migrate.report.gates import raise_if_failed
         from migrate.report.render_json import render_json
+        from migrate.report.precision_sweep import parse_precisions
         from migrate.secrets import redact
 
+        swept = parse_precisions(precisions)  # a bad name is refused before any model loads
         report, written = run_compare(
             new=_side_path("--new", new), new_model=new_model, new_task=new_task, new_doc_task=new_doc_task,
             new_options=_options(new_option, "--new-option"), old=_side_path("--old-index", old_index), old_model=old_model, old_task=old_task,
@@ -513,7 +526,7 @@ def register(app: typer.Typer) -> None:
             judge=judge, judge_base_url=judge_base_url, judge_options=_options(judge_option, "--judge-option"),
             known_item=known_item, known_item_sample=known_item_sample, known_item_kind=known_item_kind, seed=seed,
             labels=labels, query_sample=query_sample, show_queries=show_queries, title_field=title_field,
-            pool_out=pool_out)
+            pool_out=pool_out, precisions=swept)
         if json_out:
             typer.echo(redact(render_json(report)), nl=False)
         else:

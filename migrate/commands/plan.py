@@ -41,7 +41,7 @@ FLAG = {"metavar": ""}
 SHARED = ("docs", "old_index", "id_map", "id_field", "text_field", "title_field", "faiss_id_field", "delimiter",
           "id_map_faiss_field", "id_map_id_field", "on_missing", "on_empty", "task", "dimensions", "late_chunking",
           "truncate", "price_per_million", "tier", "rpm", "tpm", "concurrency", "shard_size", "sink", "index_type",
-          "hnsw_m", "hnsw_ef_construction", "ivf_nlist")
+          "hnsw_m", "hnsw_ef_construction", "ivf_nlist", "precision", "rescore")
 
 
 @settings_command(SHARED)

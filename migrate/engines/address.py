@@ -136,6 +136,9 @@ class Address:
     vector_field: str | None = None
     payload: tuple[str, ...] | None = None
     alias: str | None = None
+    #: postgres: ``?table=T&collection=NAME`` reads only the rows of LangChain collection NAME of the shared table
+    #: (``langchain_pg_embedding`` selected through ``langchain_pg_collection``)
+    framework_collection: str | None = None
     options: tuple[tuple[str, str], ...] = ()  # remaining engine options (libpq ssl*, timeouts...)
     secret: str | None = field(default=None, repr=False, compare=False)
 
@@ -168,6 +171,8 @@ class Address:
             q.append(f"host={quote(self.host)}")
         if self.collection:
             q.append(f"{'table' if self.engine in ('postgres', 'lancedb') else 'collection'}={quote(self.collection)}")
+        if self.framework_collection is not None:
+            q.append(f"collection={quote(self.framework_collection)}")
         for key, value in (("schema", self.schema), ("id", self.id_field), ("text", self.text_field),
                            ("vector", self.vector_field), ("alias", self.alias),
                            ("payload", ",".join(self.payload) if self.payload is not None else None)):
@@ -237,6 +242,9 @@ def parse_address(uri: str) -> Address:
 
     coll = opts.pop("table", None)
     other = opts.pop("collection", None)
+    framework_collection = None
+    if engine == "postgres" and coll is not None and other is not None:
+        framework_collection, other = other, None  # a LangChain collection inside the table (PGVector)
     if coll is not None and other is not None and coll != other:
         raise ConfigError(f"{engine}: both table= and collection= are given and differ")
     coll = coll if coll is not None else other
@@ -287,6 +295,7 @@ def parse_address(uri: str) -> Address:
         if pw_file:
             secret = _read_secret_file(pw_file, engine)
         return _done(Address(host=host, port=port, database=database, user=user, schema=schema,
+                             framework_collection=framework_collection,
                              options=tuple(sorted(opts.items())), secret=secret, **common))
 
     if engine in ("qdrant", "milvus"):

@@ -37,6 +37,8 @@ class Limits:
     max_text_bytes: int | None = None  # longest string payload value, in UTF-8 bytes
     text_nul: bool = True  # whether a string may hold U+0000
     text_is_document: bool = False  # the text field is stored as the engine's document (must be a string)
+    #: the ``--precision`` values its collections store natively (``migrate.precision``); others are refused
+    precisions: tuple[str, ...] = ("float32",)
 
     @property
     def measures_text(self) -> bool:
@@ -88,14 +90,20 @@ class TextExtents:
 
 
 def problems(address: Address, *, dim: int | None, payload: pa.Schema | None, index_kind: str = "hnsw",
-             text_field: str | None = None, extents: TextExtents | None = None) -> list[ConfigError]:
-    """Every limit of ``address``'s engine that a destination of ``dim``-wide vectors and this payload
-    (field names as the engine will see them) breaks: one ConfigError each, with the fix; [] when none."""
+             text_field: str | None = None, extents: TextExtents | None = None,
+             precision: str = "float32") -> list[ConfigError]:
+    """Every limit of ``address``'s engine that a destination of ``dim``-wide vectors at ``precision`` and this
+    payload (field names as the engine will see them) breaks: one ConfigError each, with the fix; [] when none."""
     from migrate.engines.base import field_name
 
     lim = limits_of(address.engine)
     out: list[ConfigError] = []
     where = f"--sink {address}"
+    if precision not in lim.precisions:
+        out.append(ConfigError(f"{where}: {address.engine} destinations store {', '.join(lim.precisions)} vectors; "
+                               f"--precision {precision} is not supported there",
+                               hint="drop --precision, or --sink: the FAISS + Parquet output in --out stores "
+                                    "every precision"))
     if dim is not None:
         if lim.max_dim is not None and dim > lim.max_dim:
             out.append(ConfigError(f"{where}: {address.engine} stores vectors of at most {lim.max_dim} dimensions, "

@@ -98,7 +98,7 @@ def place(address: Address) -> str:
     addresses of the same database give the same text whatever their collection, fields, user or options."""
     path = address.path.resolve() if address.path is not None else None
     return str(replace(address, collection=None, alias=None, id_field=None, text_field=None, vector_field=None,
-                       payload=None, options=(), user=None, path=path,
+                       payload=None, options=(), user=None, path=path, framework_collection=None,
                        scheme={"postgres": "postgresql", "qdrant": "qdrant", "milvus": "milvus"}.get(address.engine,
                                                                                                    address.scheme)))
 

@@ -165,3 +165,24 @@ def infer_schema(rows: Sequence[dict[str, Any]], exclude: Sequence[str] = ()) ->
             if k not in names and k not in exclude:
                 names.append(k)
     return pa.schema([pa.field(n, _infer_type([r.get(n) for r in rows])) for n in names])
+
+
+# --------------------------------------------------------------------------- frameworks' payload layouts
+
+#: How a framework lays out the payload of each point/row it writes, told by its field names, and the field
+#: holding the text it embedded: LangChain (``page_content`` + nested ``metadata``: ``langchain_qdrant``,
+#: ``langchain_community.vectorstores.Qdrant``), LangChain's PGVector (``document`` + ``cmetadata``), LlamaIndex
+#: (``_node_content``: the whole node as JSON, whose text and templates made the embedded text).
+FRAMEWORK_LAYOUTS: tuple[tuple[str, frozenset[str], str], ...] = (
+    ("llamaindex", frozenset({"_node_content"}), "_node_content"),
+    ("langchain", frozenset({"page_content", "metadata"}), "page_content"),
+    ("langchain-pgvector", frozenset({"document", "cmetadata"}), "document"),
+)
+#: The LlamaIndex field whose JSON value holds a node (its text is read through the node's templates).
+NODE_FIELD = "_node_content"
+
+
+def framework_layout(names: Sequence[str]) -> tuple[str, str] | None:
+    """``(framework, text field)`` when payload field ``names`` are laid out as a framework writes them, else None."""
+    have = set(names)
+    return next(((name, text) for name, needs, text in FRAMEWORK_LAYOUTS if needs <= have), None)

@@ -26,6 +26,7 @@ import decimal
 import hashlib
 import json
 import re
+import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -85,6 +86,23 @@ def _id_column(id_type: pa.DataType | None) -> str:
     return "text"
 
 
+#: Field metadata key recording a source column's own PostgreSQL type (see ``_KEEP_TYPES``).
+_PG_TYPE_KEY = b"pg_type"
+#: Source column types a new table keeps as they are (an application compares with them: LangChain's PGVector
+#: compares ``collection_id`` with a uuid, and reads ``json`` and ``jsonb`` differently); others map by Arrow type.
+_KEEP_TYPES = re.compile(r"uuid|json|jsonb|character varying(\(\d+\))?|character\(\d+\)")
+#: LangChain's PGVector (langchain-postgres and langchain-community): one embedding table holds every collection,
+#: told apart by ``collection_id``, the uuid ``langchain_pg_collection(uuid, name)`` names.
+_LC_COLLECTIONS, _LC_KEY = "langchain_pg_collection", "collection_id"
+
+
+def _column_type(f: pa.Field) -> str:
+    """The column type a NEW table gets for payload field ``f``: the source column's own type where it is kept
+    (``_KEEP_TYPES``), else by its Arrow type (``_pg_type``)."""
+    kept = (f.metadata or {}).get(_PG_TYPE_KEY, b"").decode()
+    return kept if _KEEP_TYPES.fullmatch(kept) else _pg_type(f.type)
+
+
 def _pg_type(t: pa.DataType) -> str:
     """The column type jina-migrate creates for an Arrow payload type."""
     if isinstance(t, pa.JsonType):
@@ -107,6 +125,10 @@ def _pg_type(t: pa.DataType) -> str:
 
 
 def _copy_type(pg_type: str) -> str:
+    if pg_type.startswith(("character varying", "varchar")):
+        return "varchar"
+    if pg_type.startswith("character("):
+        return "bpchar"
     return {"double precision": "float8", "boolean": "bool", "smallint": "int2", "integer": "int4",
             "bigint": "int8", "real": "float4"}.get(pg_type, pg_type.replace("double precision", "float8")
                                                      .replace("boolean", "bool").replace("smallint", "int2")
@@ -117,7 +139,9 @@ def _copy_type(pg_type: str) -> str:
 def _to_pg_values(col: pa.ChunkedArray, pg_type: str) -> list[Any]:
     """Python values psycopg's binary dumpers accept for ``pg_type``."""
     arr = col.combine_chunks()
-    if pg_type == "jsonb":
+    if pg_type == "uuid":
+        return [None if v is None else uuid.UUID(str(v)) for v in arr.to_pylist()]
+    if pg_type in ("jsonb", "json"):
         if isinstance(arr.type, pa.JsonType):
             return [None if s is None else json.loads(s) for s in arr.storage.to_pylist()]
         return [None if v is None else to_jsonable(v) for v in arr.to_pylist()]
@@ -145,6 +169,13 @@ class _Layout:
     reltuples: int
     total_bytes: int | None
     index_defs: list[str]
+    subset: Any = None  # the LangChain collection's uuid: only rows whose collection_id is it (else every row)
+
+    def where(self, first: bool = True) -> tuple[sql.Composable, tuple[Any, ...]]:
+        """The condition selecting this layout's rows (`` WHERE``/`` AND`` + parameters), empty for every row."""
+        if self.subset is None:
+            return sql.SQL(""), ()
+        return sql.SQL(" WHERE {} = %s" if first else " AND {} = %s").format(sql.Identifier(_LC_KEY)), (self.subset,)
 
 
 def _metric_and_index(lay: _Layout) -> tuple[str | None, str | None]:
@@ -324,10 +355,11 @@ class PostgresEngine:
                 fields.append(marker.payload.field(n))
             else:
                 typ, base, elem = types[n]
+                meta = {_PG_TYPE_KEY: typ.encode()} if _KEEP_TYPES.fullmatch(typ) else None
                 if elem is not None and elem in _PG_TO_ARROW and not isinstance(_PG_TO_ARROW[elem], pa.JsonType):
                     fields.append(pa.field(n, pa.list_(_PG_TO_ARROW[elem])))
                 else:
-                    fields.append(pa.field(n, _PG_TO_ARROW.get(base, pa.string())))
+                    fields.append(pa.field(n, _PG_TO_ARROW.get(base, pa.string()), metadata=meta))
         id_typ, id_base, _ = types[id_col]
         id_arrow = _ID_TO_ARROW.get(id_base, pa.string())
         idx = self._db().execute("SELECT pg_get_indexdef(indexrelid) FROM pg_index WHERE indrelid = %s",
@@ -335,16 +367,48 @@ class PostgresEngine:
         layout = _Layout(name=collection, id_col=id_col, id_pg=id_typ, id_arrow=id_arrow, vec_col=vec_col, dim=dim,
                          payload=pa.schema(fields), payload_cols=[(n, types[n][0]) for n in wanted], marker=marker,
                          relkind=relkind, reltuples=reltuples, total_bytes=total_bytes,
-                         index_defs=[r[0] for r in idx])
+                         index_defs=[r[0] for r in idx],
+                         subset=None if marker is not None else self._subset(collection, types))
         self._layouts[collection] = layout
         return layout
+
+    def _subset(self, table: str, types: dict[str, Any]) -> Any:
+        """The uuid of the LangChain collection ``?collection=NAME`` selects in a PGVector table; None for every row.
+        A PGVector table holding several collections, read without naming one, is refused (one line, with the
+        names): mixing them would migrate another application's rows."""
+        name = self.address.framework_collection
+        if name is None and _LC_KEY not in types:
+            return None
+        if _LC_KEY not in types or self._relation(_LC_COLLECTIONS) is None:
+            if name is None:
+                return None
+            raise InputError(f"{self.address}: ?collection={name!r} selects a LangChain collection, but table "
+                             f"{table!r} has no {_LC_KEY!r} column or schema {self._schema!r} no {_LC_COLLECTIONS!r}",
+                             hint="drop &collection= to read the whole table")
+        names: dict[str, Any] = dict(self._db().execute(sql.SQL("SELECT name, uuid FROM {}").format(
+            sql.Identifier(self._schema, _LC_COLLECTIONS))).fetchall())
+        if name is not None:
+            if name not in names:
+                raise InputError(f"{self.address}: no LangChain collection {name!r} in {_LC_COLLECTIONS!r}",
+                                 hint=f"collections are: {', '.join(sorted(map(str, names))) or '(none)'}")
+            return names[name]
+        used = self._db().execute(sql.SQL("SELECT {}, count(*) FROM {} GROUP BY 1 ORDER BY 2 DESC").format(
+            sql.Identifier(_LC_KEY), self._rel(table))).fetchall()
+        if len(used) > 1:
+            by_id = {v: k for k, v in names.items()}
+            shown = ", ".join(f"{by_id.get(u, u)} ({n} rows)" for u, n in used[:5])
+            raise InputError(f"{self.address}: table {table!r} holds {len(used)} LangChain collections: {shown}",
+                             hint=f"pick one with &collection=NAME (e.g. &collection={by_id.get(used[0][0], '')})")
+        return None
 
     def describe(self, collection: str) -> CollectionInfo:
         with self._guard("describing a table"):
             lay = self._layout(collection, fresh=True)
             rows, exact = lay.reltuples, False
-            if rows < 0 or lay.relkind not in ("r", "p", "m"):
-                rows = self._db().execute(sql.SQL("SELECT count(*) FROM {}").format(self._rel(lay.name))).fetchone()[0]
+            if rows < 0 or lay.relkind not in ("r", "p", "m") or lay.subset is not None:
+                cond, args = lay.where()
+                rows = self._db().execute(sql.SQL("SELECT count(*) FROM {}{}").format(self._rel(lay.name), cond),
+                                          args).fetchone()[0]
                 exact = True
             metric, index = _metric_and_index(lay)
             return CollectionInfo(name=lay.name, rows=int(rows), rows_exact=exact, dim=lay.dim, metric=metric,
@@ -397,22 +461,24 @@ class PostgresEngine:
         with self._guard("reading a table"):
             lay = self._layout(collection)
             conn = self._db()
-            query = sql.SQL("SELECT {} FROM {}").format(self._select(lay, with_vectors), self._rel(lay.name))
+            cond, args = lay.where()
+            query = sql.SQL("SELECT {} FROM {}{}").format(self._select(lay, with_vectors), self._rel(lay.name), cond)
             with conn.transaction():
                 self._scans += 1
                 with conn.cursor(name=f"jina_migrate_scan_{self._scans}", binary=True) as cur:
                     cur.itersize = batch_rows
-                    cur.execute(query)
+                    cur.execute(query, args or None)
                     while rows := cur.fetchmany(batch_rows):
                         yield self._batch(lay, rows, with_vectors)
 
     def fetch(self, collection: str, ids: Sequence[str], *, with_vectors: bool = True) -> pa.Table:
         with self._guard("reading rows"):
             lay = self._layout(collection)
-            query = sql.SQL("SELECT {} FROM {} WHERE {} = ANY(%s::text[]::{}[])").format(
+            cond, args = lay.where(first=False)
+            query = sql.SQL("SELECT {} FROM {} WHERE {} = ANY(%s::text[]::{}[]){}").format(
                 self._select(lay, with_vectors), self._rel(lay.name), sql.Identifier(lay.id_col),
-                sql.SQL(lay.id_pg))
-            rows = self._db().execute(query, (list(ids),), binary=True).fetchall()
+                sql.SQL(lay.id_pg), cond)
+            rows = self._db().execute(query, (list(ids), *args), binary=True).fetchall()
             table = pa.Table.from_batches([self._batch(lay, rows, with_vectors)])
             pos = {str(r[0]): i for i, r in enumerate(rows)}
             return table.take(pa.array([pos[i] for i in ids if i in pos], type=pa.int64()))
@@ -420,7 +486,9 @@ class PostgresEngine:
     def count(self, collection: str) -> int:
         with self._guard("counting rows"):
             lay = self._layout(collection)
-            return int(self._db().execute(sql.SQL("SELECT count(*) FROM {}").format(self._rel(lay.name))).fetchone()[0])
+            cond, args = lay.where()
+            return int(self._db().execute(sql.SQL("SELECT count(*) FROM {}{}").format(self._rel(lay.name), cond),
+                                          args).fetchone()[0])
 
     def checksum(self, collection: str) -> str:
         return checksum_batches(self.scan(collection))
@@ -430,9 +498,10 @@ class PostgresEngine:
             lay = self._layout(collection)
             metric = _metric_and_index(lay)[0] or "cosine"
             op = {"cosine": "<=>", "ip": "<#>", "l2": "<->"}.get(metric, "<=>")
-            query = sql.SQL("SELECT {}::text, {} {} %s FROM {} ORDER BY {} {} %s LIMIT %s").format(
+            cond, args = lay.where()
+            query = sql.SQL("SELECT {}::text, {} {} %s FROM {}{} ORDER BY {} {} %s LIMIT %s").format(
                 sql.Identifier(lay.id_col), sql.Identifier(lay.vec_col), sql.SQL(op), sql.Identifier(self._schema, collection),
-                sql.Identifier(lay.vec_col), sql.SQL(op))
+                cond, sql.Identifier(lay.vec_col), sql.SQL(op))
             out = []
             conn = self._db()
             with conn.transaction():
@@ -440,7 +509,7 @@ class PostgresEngine:
                 conn.execute("SELECT set_config('hnsw.ef_search', %s, true), set_config('ivfflat.probes', %s, true)",
                              (str(min(1000, max(40, 2 * k))), str(min(100, max(1, k // 4)))))
                 for q in np.asarray(vectors, dtype=np.float32):
-                    rows = conn.execute(query, (q, q, k)).fetchall()
+                    rows = conn.execute(query, (q, *args, q, k)).fetchall()
                     out.append([(r[0], 1.0 - float(r[1]) if op == "<=>" else -float(r[1])) for r in rows])
             return out
 
@@ -467,7 +536,7 @@ class PostgresEngine:
             marker = Marker(run=run, dim=dim, metric=index.metric, payload=payload, id_field=id_col, vector_field=vec_col)
             cols = [sql.SQL("{} {} PRIMARY KEY").format(sql.Identifier(id_col), sql.SQL(id_pg)),
                     sql.SQL("{} vector({}) NOT NULL").format(sql.Identifier(vec_col), sql.Literal(int(dim)))]
-            cols += [sql.SQL("{} {}").format(sql.Identifier(f.name), sql.SQL(_pg_type(f.type))) for f in payload]
+            cols += [sql.SQL("{} {}").format(sql.Identifier(f.name), sql.SQL(_column_type(f))) for f in payload]
             with conn.transaction():
                 conn.execute(sql.SQL("CREATE TABLE {} ({})").format(self._rel(collection), sql.SQL(", ").join(cols)))
                 conn.execute(sql.SQL("COMMENT ON TABLE {} IS {}").format(self._rel(collection),
@@ -611,6 +680,7 @@ class PostgresEngine:
         with self._switching(name) as conn:
             state = self._state(name)
             if state.kind == "collection" and move_aside is not None:
+                self._refuse_hiding_collections(conn, name, collection)
                 if self._relation(move_aside) is not None:
                     raise StateError(f"{self.address}: cannot move {name!r} aside: {move_aside!r} already exists",
                                      hint=f"rename or drop {move_aside!r} first; jina-migrate never drops a table")
@@ -629,6 +699,23 @@ class PostgresEngine:
             note = json.dumps({_ALIAS_KEY: {"target": collection, "created_by": "jina-migrate",
                                             "switched_at": dt.datetime.now(dt.timezone.utc).isoformat()}})
             conn.execute(sql.SQL("COMMENT ON VIEW {} IS {}").format(self._rel(name), sql.Literal(note)))
+
+    def _refuse_hiding_collections(self, conn: psycopg.Connection, name: str, collection: str) -> None:
+        """A LangChain PGVector table holding collections the new table lacks is not moved aside: the view that
+        replaces it would hide those collections from every application that reads them (StateError, unchanged)."""
+        has_key = conn.execute("SELECT 1 FROM pg_attribute WHERE attrelid = %s AND attname = %s "
+                               "AND NOT attisdropped", (self._relation(name)[0], _LC_KEY)).fetchone()  # type: ignore[index]
+        if not has_key:
+            return
+        ident = sql.Identifier(_LC_KEY)
+        lost = conn.execute(sql.SQL("SELECT count(*), count(DISTINCT o.{}) FROM {} o WHERE NOT EXISTS ("
+                                    "SELECT 1 FROM {} n WHERE n.{} IS NOT DISTINCT FROM o.{})").format(
+            ident, self._rel(name), self._rel(collection), ident, ident)).fetchone()
+        if lost and lost[0]:
+            raise StateError(f"{self.address}: {name!r} also holds {lost[0]} rows of {lost[1]} other LangChain "
+                             f"collections that {collection!r} lacks; a view replacing {name!r} would hide them",
+                             hint="cutover needs the table to hold the migrated collection alone: move or delete "
+                                  "the others first, or point the application at the new table itself")
 
     def drop_alias(self, name: str, *, restore: str | None = None) -> None:
         """Drop the view jina-migrate made at ``name``; with ``restore``, rename that table back to ``name`` in

@@ -9,6 +9,11 @@
 * Cosine is stored as ``Dot`` over unit vectors (checked on write): Qdrant's ``Cosine``
   re-normalises every stored vector, changing its low bits, so the collection could never be
   proved equal to what was written; on unit vectors both give the same ranking and scores.
+  Except for a payload a framework laid out (``engines.payload.framework_layout``: LangChain's
+  ``page_content`` + ``metadata``, LlamaIndex's ``_node_content``): its reader asks for ``Cosine``
+  (LangChain refuses a Dot collection) and for the source's vector name (``""`` included), so the
+  destination keeps both; ``verify`` compares read-back vectors within 1e-6, which the re-normalisation
+  of a unit vector stays within.
 * Writing uses ``upload_collection`` (batched upserts; ``wait=True``): idempotent by point id.
   The collection is created with HNSW ``m=0`` (no graph while bulk loading, as Qdrant advises);
   ``build_index`` then sets ``m`` / ``ef_construct`` and Qdrant builds the graph.
@@ -36,7 +41,7 @@ from migrate.engines.base import (ID, VECTOR, CollectionInfo, IndexSpec, Marker,
                                   is_uuid_type, owned, payload_table, seam_schema, unavailable, valid_field_name,
                                   vector_array, vectors_of)
 from migrate.engines.names import NameState, Switch
-from migrate.engines.payload import decode, encode, infer_schema
+from migrate.engines.payload import decode, encode, framework_layout, infer_schema
 from migrate.errors import ConfigError, InputError, StateError
 
 #: uuid5 namespace for string ids that are neither integers nor UUIDs (fixed forever: ids must stay stable).
@@ -49,6 +54,12 @@ _SAMPLE = 256
 #: Qdrant: a dense vector of at most 65,536 dimensions (its collection config's rule); payload is JSON
 #: without a size rule of its own.
 LIMITS = Limits("qdrant", max_dim=65536)
+
+
+def _framework(payload: pa.Schema) -> bool:
+    """Whether a Qdrant framework (LangChain, LlamaIndex) laid out this payload: its reader then asks for Cosine
+    and for the vector's name."""
+    return (framework_layout(payload.names) or ("",))[0] in ("langchain", "llamaindex")
 
 
 def point_id(doc_id: str) -> int | str:
@@ -252,7 +263,8 @@ class QdrantEngine:
                                   metric=marker.metric if marker else _METRIC.get(params.distance),
                                   id_field=id_key or "(point id)", id_named=id_key is not None,
                                   id_type=self._id_type(real, marker, id_key),
-                                  vector_field=vname or "(default)", vector_named=vname is not None,
+                                  vector_field="(default)" if vname is None else vname,
+                                  vector_named=vname is not None,
                                   payload=seam_schema(schema),
                                   bytes=rows * int(params.size) * 4 + rows * 64 * max(1, len(schema)),
                                   index=index, created_by_run=marker.run if marker else None,
@@ -264,7 +276,8 @@ class QdrantEngine:
         arrays: list[pa.Array] = [pa.array(ids, pa.string())]
         names = [ID]
         if with_vectors:
-            vecs = [p.vector[vname] if vname is not None else p.vector for p in points]
+            # a named vector comes as {name: vector}, except the name "" in local mode (a plain list)
+            vecs = [p.vector[vname] if isinstance(p.vector, dict) else p.vector for p in points]
             mat = np.asarray(vecs, dtype=np.float32).reshape(len(points), dim)
             arrays.append(vector_array(mat))
             names.append(VECTOR)
@@ -288,7 +301,8 @@ class QdrantEngine:
             offset = None
             while True:
                 points, offset = self._client.scroll(real, limit=batch_rows, offset=offset, with_payload=True,
-                                                     with_vectors=[vname] if (with_vectors and vname) else with_vectors)
+                                                     with_vectors=[vname] if (with_vectors and vname is not None)
+                                                     else with_vectors)
                 if points:
                     yield self._batch(points, schema, id_key, vname, size, with_vectors, where)
                 if offset is None:
@@ -297,7 +311,7 @@ class QdrantEngine:
     def fetch(self, collection: str, ids: Sequence[str], *, with_vectors: bool = True) -> pa.Table:
         with self._guard(f"reading {collection!r}"):
             real, marker, id_key, vname, size, schema = self._layout(collection)
-            wv: Any = [vname] if (with_vectors and vname) else with_vectors
+            wv: Any = [vname] if (with_vectors and vname is not None) else with_vectors
             if marker is None and id_key:
                 # the key's values have their own type: an integer never matches its text
                 values = self._native(self._id_type(real, marker, id_key), ids, real)
@@ -339,28 +353,37 @@ class QdrantEngine:
                id_type: pa.DataType | None = None, id_field: str | None = None,
                vector_field: str | None = None) -> None:
         validate_name("qdrant", collection)
-        id_key, _, payload = self.check_create(payload, id_type=id_type, id_field=id_field)
+        id_key, vname, payload = self.check_create(payload, id_type=id_type, id_field=id_field,
+                                                   vector_field=vector_field)
         with self._guard(f"creating {collection!r}"):
             if self._client.collection_exists(collection):
                 check_existing(self.address, collection, self._marker(collection), run=run, dim=dim)
                 return
             if collection in self._aliases():
                 raise StateError(f"{self.address}: {collection!r} is an alias; choose another collection name")
-            marker = Marker(run=run, dim=dim, metric=index.metric, payload=payload, id_field=id_key,
-                            extra={"id_type": "int64"} if id_key and is_int_type(id_type) else {})
+            # a framework's reader asks for the distance it created (LangChain refuses a Dot collection)
+            distance = models.Distance.COSINE if _framework(payload) else _DISTANCE[index.metric]
+            extra: dict[str, Any] = {"id_type": "int64"} if id_key and is_int_type(id_type) else {}
+            if vname is not None:
+                extra["vector_name"] = vname
+            marker = Marker(run=run, dim=dim, metric=index.metric, payload=payload, id_field=id_key, extra=extra)
+            params = models.VectorParams(size=int(dim), distance=distance)
             self._client.create_collection(
-                collection, vectors_config=models.VectorParams(size=int(dim), distance=_DISTANCE[index.metric]),
+                collection, vectors_config=params if vname is None else {vname: params},
                 hnsw_config=models.HnswConfigDiff(m=0, ef_construct=index.ef_construction),
                 metadata={"jina_migrate": marker.to_json()})
             self._markers.pop(collection, None)
 
     def check_create(self, payload: pa.Schema, *, id_type: pa.DataType | None = None, id_field: str | None = None,
-                     vector_field: str | None = None) -> tuple[str | None, None, pa.Schema]:
-        """The payload key a NEW collection keeps ids in, no vector name (one unnamed vector), and the payload
-        under its field names. The key: ``?id=KEY`` when the address names one; else none for integer and UUID
-        ids (the point id is the id, and no key the source did not have is added); else, for text ids, the
-        source's id field name or ``id``. ConfigError (before anything is embedded or created) when the key is
-        also a payload field."""
+                     vector_field: str | None = None) -> tuple[str | None, str | None, pa.Schema]:
+        """The payload key a NEW collection keeps ids in, its vector's name, and the payload under its field
+        names. The vector: named ``?vector=NAME`` when the address says so; the source's own vector name when
+        the payload is laid out by a framework (LangChain's ``page_content`` + ``metadata``, LlamaIndex's
+        ``_node_content``: its reader asks for that name, ``""`` included), created with the Cosine distance
+        those frameworks ask for; else one unnamed vector. The key: ``?id=KEY`` when the address names one;
+        else none for integer and UUID ids (the point id is the id, and no key the source did not have is
+        added); else, for text ids, the source's id field name or ``id``. ConfigError (before anything is
+        embedded or created) when the key is also a payload field."""
         payload = field_schema(payload)
         key = self.address.id_field
         if key is None and not (is_int_type(id_type) or is_uuid_type(id_type)):
@@ -370,7 +393,10 @@ class QdrantEngine:
             if key in payload.names:
                 raise ConfigError(f"{self.address}: the id key {key!r} is also a payload field of the source",
                                   hint="name another payload key for the id with &id=KEY on --sink")
-        return key, None, payload
+        vname = self.address.vector_field
+        if vname is None and vector_field is not None and _framework(payload):
+            vname = vector_field if vector_field == "" else valid_field_name(self.address, vector_field)
+        return key, vname, payload
 
     def _own(self, collection: str) -> Marker:
         validate_name("qdrant", collection)
@@ -404,7 +430,9 @@ class QdrantEngine:
                                      "integer or a UUID) and this collection keeps no id key",
                                      hint="migrate into a new collection with &id=KEY: the ids are then kept in "
                                           "that payload key")
-            self._client.upload_collection(collection, vectors=vectors, payload=payloads,
+            vname = marker.extra.get("vector_name")
+            self._client.upload_collection(collection, vectors=vectors if vname is None else {vname: vectors},
+                                           payload=payloads,
                                            ids=[point_id(i) for i in ids], batch_size=batch_size, wait=True)
 
     def delete(self, collection: str, ids: Sequence[str]) -> None:

@@ -99,7 +99,8 @@ def _build(opts: PlanOptions, src: PlanSources, local: LocalTarget | None) -> di
         "evaluation": evaluation_cost(billed_per_doc, opts.price_per_million),
         "api_time": api,
         "local_time": None,
-        "storage": storage_section(src.ids, mapping.dimensions, dims_list),
+        "storage": storage_section(src.ids, mapping.dimensions, dims_list, precision=opts.precision,
+                                   rescore=opts.rescore),
         "destinations": [],
         "shards": {"shard_size": opts.shard_size, "count": len(shard_plan.shards), "list": shard_rows},
         "findings": [f.as_dict() for f in findings],
@@ -140,7 +141,8 @@ def _destinations(opts: PlanOptions, src: PlanSources, plan: dict[str, Any]) -> 
                                  opts.title_field, faiss_id_field=opts.faiss_id_field, delimiter=opts.delimiter)
     return destination_section(list(opts.sink), rows=n, dims=plan["mapping"]["dimensions"],
                                id_bytes=plan["storage"]["id_bytes_mean"], payload_bytes=payload, index=index,
-                               source=str(opts.old_index) if from_collection else None, documents=documents)
+                               source=str(opts.old_index) if from_collection else None, documents=documents,
+                               precision=opts.precision)
 
 
 def _run_config(opts: PlanOptions, mapping: Mapping) -> dict[str, Any]:
@@ -165,6 +167,10 @@ def _run_config(opts: PlanOptions, mapping: Mapping) -> dict[str, Any]:
     for key in ("index_type", "hnsw_m", "hnsw_ef_construction", "ivf_nlist"):
         if getattr(opts, key) is not None:
             out[key] = getattr(opts, key)
+    if opts.precision != "float32":  # pinned by the plan, like every setting that changes the vectors
+        out["precision"] = opts.precision
+    if opts.rescore:
+        out["rescore"] = True
     return out
 
 

@@ -228,7 +228,8 @@ class _Payload:
         return self._extents
 
 
-def _limit_findings(addr: Any, dims: int, index_kind: str, payload: _Payload) -> list[Finding]:
+def _limit_findings(addr: Any, dims: int, index_kind: str, payload: _Payload,
+                    precision: str = "float32") -> list[Finding]:
     """Every limit of the destination's engine the run would break (``migrate.engines.limits``: the check
     ``run`` makes before embedding), as error findings."""
     from migrate.engines.limits import limits_of, problems
@@ -236,13 +237,13 @@ def _limit_findings(addr: Any, dims: int, index_kind: str, payload: _Payload) ->
     lim = limits_of(addr.engine)
     schema, text_field = payload.schema()
     found = problems(addr, dim=dims, payload=schema, index_kind=index_kind, text_field=addr.text_field or text_field,
-                     extents=payload.extents() if lim.measures_text else None)
+                     extents=payload.extents() if lim.measures_text else None, precision=precision)
     return [Finding("sink-limit", "error", exc.message, exc.hint or "") for exc in found]
 
 
 def destination_section(sinks: list[str], *, rows: int, dims: int, id_bytes: float, payload_bytes: float,
                         index: dict[str, Any], source: str | None,
-                        documents: Any = None) -> tuple[list[dict[str, Any]], list[Finding]]:
+                        documents: Any = None, precision: str = "float32") -> tuple[list[dict[str, Any]], list[Finding]]:
     """One entry per ``--sink`` (address without secrets, index, estimated bytes, whether it exists) and the
     findings: a destination that exists already or is the source, or whose engine's limits the payload or the
     width breaks, is an error (``run`` would refuse it). ``documents``: the DocumentSpec of a documents source."""
@@ -274,7 +275,7 @@ def destination_section(sinks: list[str], *, rows: int, dims: int, id_bytes: flo
             entry["exists"] = exists
             if not exists:
                 try:
-                    findings += _limit_findings(addr, dims, spec.kind, payload)
+                    findings += _limit_findings(addr, dims, spec.kind, payload, precision)
                 except ConfigError as exc:  # the destination engine's client is not installed
                     findings.append(Finding("sink-refused", "error", exc.message, exc.hint or ""))
             if why:

@@ -72,6 +72,8 @@ class PlanOptions:
     hnsw_m: int | None = None
     hnsw_ef_construction: int | None = None
     ivf_nlist: int | None = None
+    precision: str = "float32"  # run's --precision: storage priced in it, destinations checked for it
+    rescore: bool = False
 
     @property
     def resolved_deployment(self) -> str:

@@ -28,10 +28,10 @@ def render_markdown(plan: dict[str, Any]) -> str:
     out += ["", "### API wall time by rate-limit tier", "", "| tier | RPM | TPM | time | bound by |", "|---|---|---|---|---|"]
     for name, a in plan["api_time"]["by_tier"].items():
         out.append(f"| {name} | {a['rpm']:,} | {a['tpm']:,} | {human_seconds(a['seconds'])} | {a['bound_by']} |")
-    out += ["", "### Storage (vectors / FAISS flat index)", "", "| dims | float32 | float16 | binary |", "|---|---|---|---|"]
+    out += ["", "### Storage (vectors / FAISS flat index)", "", "| dims | float32 | float16 | int8 | binary |", "|---|---|---|---|---|"]
     for d, fm in storage_by_dims(plan).items():
         mark = " (chosen)" if d == plan["mapping"]["dimensions"] else ""
-        out.append(f"| {d}{mark} | {human_bytes(fm['float32'])} | {human_bytes(fm['float16'])} | {human_bytes(fm['binary'])} |")
+        out.append(f"| {d}{mark} | {human_bytes(fm['float32'])} | {human_bytes(fm['float16'])} | {human_bytes(fm['int8'])} | {human_bytes(fm['binary'])} |")
     if plan.get("destinations"):
         out += ["", "### Database destinations (estimated)", "",
                 "| destination | rows | dims | index | data | index size | total | how |", "|---|---|---|---|---|---|---|---|"]

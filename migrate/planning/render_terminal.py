@@ -39,6 +39,7 @@ def render_terminal(plan: dict[str, Any], console: Console | None = None) -> Non
                      human_bytes(d["data_bytes"]), human_bytes(d["index_bytes"]), human_bytes(d["total_bytes"]))
                     for d in plan["destinations"]])
     show_table(console, "storage: vectors + FAISS flat index",
-               [Column("dims"), Column("float32"), Column("float16"), Column("binary")],
+               [Column("dims"), Column("float32"), Column("float16"), Column("int8"), Column("binary")],
                [(str(d) + (" *" if d == plan["mapping"]["dimensions"] else ""), human_bytes(fm["float32"]),
-                 human_bytes(fm["float16"]), human_bytes(fm["binary"])) for d, fm in storage_by_dims(plan).items()])
+                 human_bytes(fm["float16"]), human_bytes(fm["int8"]), human_bytes(fm["binary"]))
+                for d, fm in storage_by_dims(plan).items()])

@@ -91,6 +91,9 @@ def read_sources(opts: PlanOptions) -> PlanSources:
     # as `run` pins them (--docs may be None); an old index `run` refuses is not pinned: it cannot be read whole
     prints = fingerprint([opts.documents, None if refused else opts.old_index, opts.id_map])
     findings: list[Finding] = _old_index_findings(old, opts) + refused
+    declared = getattr(source, "findings", None)  # what a documents source says about its text (JSON, ...)
+    if callable(declared):
+        findings += [Finding(f["code"], f["severity"], f["message"], f.get("fix", "")) for f in declared()]
     use_fid = opts.faiss_id_field is not None
     validation: dict[str, Any] | None
     try:

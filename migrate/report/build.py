@@ -196,8 +196,8 @@ def side_from_output(out_dir: Path | str, *, name: str = "new", query_task: str 
 
     ann_index = None
     if ann:
-        if store.chunked:
-            ann_index = None  # an ANN over chunks returns chunk rows, not documents
+        if store.chunked or manifest.vector_format.reduced:
+            ann_index = None  # an ANN over chunks returns chunk rows, not documents; reduced: streamed exactly
         else:
             ann_index = AnnIndex(_ann_over_output(index, nprobe, ef_search),
                                  {"file": str(manifest.out / "index.faiss"), "type": index.faiss_type,

@@ -61,6 +61,7 @@ class CompareConfig:
     depth: int = M.RUN_DEPTH  # results kept per query (Recall@100 and MAP@100 need 100)
     rbo_p: float = 0.9
     dims: list[int] = field(default_factory=list)  # Matryoshka sweep of the new side
+    precisions: list[str] = field(default_factory=list)  # and the storage precisions swept at each size
     ann: bool = False  # also evaluate each side's built ANN index
     examples: int = 8  # queries shown side by side
     snippet_chars: int = 240
@@ -190,24 +191,43 @@ def _matryoshka(new_ev: _Evaluated, old_ev: _Evaluated, queries: list[Query], qr
     t0 = time.perf_counter()
     rankings = new.docs.sweep(new_ev.qvecs, smaller, cfg.depth) if smaller else {}
     each_s = (time.perf_counter() - t0) / max(1, len(smaller))
+    reduced = [p for p in cfg.precisions if p != "float32"]
+    by_precision: dict[tuple[int, str], Ranking] = {}
+    if reduced:
+        from migrate.report import precision_sweep
+
+        t0 = time.perf_counter()
+        by_precision = precision_sweep.sweep(precision_sweep.batches_of(new.docs), new_ev.qvecs,
+                                             [new.dim, *smaller], reduced, cfg.depth)
+        each_p = (time.perf_counter() - t0) / max(1, len(by_precision))
     rows = []
     for d in [new.dim, *smaller]:
-        if d == new.dim:
-            ev = new_ev
-        else:
-            ev = _evaluated(new, queries, rankings[d], new_ev.qvecs, 0.0, each_s)
-        metrics = None
-        if qrels is not None:
-            pq = M.evaluate(ev.run, qrels)
-            metrics = {m: M.mean(pq, m) for m in M.METRICS}
-        rows.append(SweepRow(
-            dims=d, full=d == new.dim, bytes_float32=4 * d, bytes_int8=d, bytes_binary=math.ceil(d / 8),
-            overlap_vs_old=float(np.mean([overlap_at_k(old_ev.lists[q], ev.lists[q], cfg.k) for q in qids])),
-            overlap_vs_full=float(np.mean([overlap_at_k(new_ev.lists[q], ev.lists[q], cfg.k) for q in qids])),
-            rbo_vs_full=float(np.mean([rbo(new_ev.lists[q], ev.lists[q], cfg.rbo_p, cfg.depth) for q in qids])),
-            search_s=ev.search_s, metrics=metrics))
+        for precision in ["float32", *reduced]:
+            if precision != "float32":
+                ev = _evaluated(new, queries, by_precision[(d, precision)], new_ev.qvecs, 0.0, each_p)
+            elif d == new.dim:
+                ev = new_ev
+            else:
+                ev = _evaluated(new, queries, rankings[d], new_ev.qvecs, 0.0, each_s)
+            rows.append(_sweep_row(d, precision, d == new.dim, ev, new_ev, old_ev, qids, qrels, cfg))
     skipped = [d for d in cfg.dims if d > new.dim]
     return Sweep(rows, skipped, f"larger than the new index's {new.dim} dimensions" if skipped else None)
+
+
+def _sweep_row(d: int, precision: str, full: bool, ev: _Evaluated, new_ev: _Evaluated, old_ev: _Evaluated,
+               qids: list[str], qrels: M.Qrels | None, cfg: CompareConfig) -> SweepRow:
+    from migrate.report.precision_sweep import stored_bytes
+
+    metrics = None
+    if qrels is not None:
+        pq = M.evaluate(ev.run, qrels)
+        metrics = {m: M.mean(pq, m) for m in M.METRICS}
+    return SweepRow(
+        dims=d, full=full, bytes_float32=4 * d, bytes_int8=d, bytes_binary=math.ceil(d / 8),
+        overlap_vs_old=float(np.mean([overlap_at_k(old_ev.lists[q], ev.lists[q], cfg.k) for q in qids])),
+        overlap_vs_full=float(np.mean([overlap_at_k(new_ev.lists[q], ev.lists[q], cfg.k) for q in qids])),
+        rbo_vs_full=float(np.mean([rbo(new_ev.lists[q], ev.lists[q], cfg.rbo_p, cfg.depth) for q in qids])),
+        search_s=ev.search_s, metrics=metrics, precision=precision, bytes=stored_bytes(precision, d))
 
 
 def _ann(ev: _Evaluated, queries: list[Query], qrels: M.Qrels | None, cfg: CompareConfig) -> AnnCheck | None:
@@ -320,7 +340,7 @@ def compare(old: Side, new: Side, queries: Sequence[Query], qrels: M.Qrels | Non
         examples.append(Example(qid=qid, text=per_query[qid].text, overlap=per_query[qid].overlap,
                                 rbo=per_query[qid].rbo, sides=sides, metrics=per_query[qid].metrics))
 
-    sweep = _matryoshka(new_ev, old_ev, queries, qrels, cfg) if cfg.dims else None
+    sweep = _matryoshka(new_ev, old_ev, queries, qrels, cfg) if cfg.dims or cfg.precisions else None
     ann = {e.side.name: a for e in evals if (a := _ann(e, queries, qrels, cfg)) is not None} if cfg.ann else None
     if cfg.ann and not ann:
         raise ConfigError("--ann was given but neither side has a built ANN index",

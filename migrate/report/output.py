@@ -25,6 +25,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from migrate.errors import StateError
+from migrate.precision import RESCORE_FACTOR, VectorFormat
 from migrate.report.schema import EmbedderRecord
 from migrate.report.search import Ranking, TopK, map_labels, rows_to_docs
 
@@ -71,6 +72,8 @@ class OutputManifest:
     embedder: EmbedderRecord | None = None
     config_fingerprint: str | None = None
     version: str | None = None
+    #: how the vectors are stored (``--precision``; outputs of earlier versions: float32)
+    vector_format: VectorFormat = field(default_factory=VectorFormat)
 
     @classmethod
     def from_dict(cls, manifest: dict[str, Any], out: Path | str = ".") -> OutputManifest:
@@ -97,6 +100,8 @@ class OutputManifest:
             result_dimensions=opt_int(result.get("dimensions")), chunked=bool(result.get("chunked", False)),
             embedder=EmbedderRecord.from_mapping(manifest.get("embedder")),
             config_fingerprint=manifest.get("config_fingerprint"), version=manifest.get("version"),
+            vector_format=VectorFormat.of(cfg, manifest.get("quantization") if isinstance(
+                manifest.get("quantization"), dict) else None, dims=opt_int(result.get("dimensions"))),
         )
 
     @classmethod
@@ -128,15 +133,19 @@ def _faiss_type(index: Any) -> str:
     inner = getattr(index, "index", None)
     if inner is None:
         return type(index).__name__
+    if isinstance(index, faiss.IndexBinary):
+        return f"{type(index).__name__}({type(faiss.downcast_IndexBinary(inner)).__name__})"
     return f"{type(index).__name__}({type(faiss.downcast_index(inner)).__name__})"
 
 
-def read_faiss(path: Path) -> Any:
+def read_faiss(path: Path, *, binary: bool = False) -> Any:
     """Read a FAISS index, memory-mapping flat vector storage when FAISS can (page cache, not RAM)."""
     import faiss
 
     flag = getattr(faiss, "IO_FLAG_MMAP_IFC", None)
     try:
+        if binary:
+            return faiss.read_index_binary(str(path))
         if flag is not None:
             try:
                 return faiss.read_index(str(path), flag | faiss.IO_FLAG_READ_ONLY)
@@ -173,7 +182,8 @@ class OutputIndex:
         self.row_doc: np.ndarray | None = None
         if len(self.doc_ids) != len(ids):
             self.row_doc = encoded.indices.to_numpy().astype(np.int64)
-        self.index = read_faiss(out / INDEX)
+        self.fmt = manifest.vector_format
+        self.index = read_faiss(out / INDEX, binary=self.fmt.precision == "binary")
         if int(self.index.ntotal) != self.n_vectors:
             raise StateError(f"{out / INDEX}: holds {self.index.ntotal} vectors but {ID_MAP} names {self.n_vectors}",
                              hint="run `jina-migrate verify`, then `jina-migrate finalize` again")
@@ -235,7 +245,9 @@ class OutputIndex:
             for rg in range(pf.metadata.num_row_groups):
                 col = pf.read_row_group(rg, columns=["vector"], use_threads=False).column(0)
                 for off in range(0, len(col), rows):
-                    v = arrow_to_vectors(col.slice(off, rows))
+                    part = col.slice(off, rows)
+                    v = self.fmt.decode(self.fmt.from_arrow(part), dims=self.dim) if self.fmt.reduced \
+                        else arrow_to_vectors(part)
                     if v.shape[1] != self.dim:
                         raise StateError(f"{path}: vectors have {v.shape[1]} dims, {INDEX} has {self.dim}",
                                          hint="run `jina-migrate verify`")
@@ -255,7 +267,9 @@ class OutputIndex:
         from migrate.embed.base import truncate_and_normalize
 
         depth = min(depth, self.n_docs)
-        tops = {d: TopK(len(q), depth) for d, q in queries_by_dims.items()}
+        rescore = self.fmt.rescore and self.row_doc is None and None in queries_by_dims
+        tops = {d: TopK(len(q), depth * RESCORE_FACTOR if rescore and d is None else depth)
+                for d, q in queries_by_dims.items()}
         qs = {d: np.ascontiguousarray(q, dtype=np.float32) for d, q in queries_by_dims.items()}
         for start, v in self.stream_vectors(rows):
             row_doc = None if self.row_doc is None else self.row_doc[start:start + len(v)]
@@ -263,4 +277,18 @@ class OutputIndex:
                 part = truncate_and_normalize(v, d)
                 pos = np.arange(start, start + len(v), dtype=np.int64) if row_doc is None else row_doc
                 top.add(qs[d] @ part.T, pos, grouped=row_doc is not None)
-        return {d: t.ranking() for d, t in tops.items()}
+        found = {d: t.ranking() for d, t in tops.items()}
+        if rescore:  # the stored vectors pick the candidates, the float32 kept beside rank them
+            found[None] = self._rescored(qs[None], found[None], depth)
+        return found
+
+    def _rescored(self, queries: np.ndarray, ranking: Ranking, depth: int) -> Ranking:
+        """``ranking``'s candidates re-ranked by the float inner product (``rescore.npy``, rows as id_map)."""
+        floats = np.load(self.out / "rescore.npy", mmap_mode="r")
+        rows = ranking.doc_index
+        scores = np.full(rows.shape, -np.inf, dtype=np.float32)
+        for qi in range(len(rows)):
+            keep = rows[qi] >= 0
+            scores[qi, keep] = np.asarray(floats[rows[qi, keep]], dtype=np.float32) @ queries[qi]
+        order = np.argsort(-scores, axis=1, kind="stable")[:, :depth]
+        return Ranking(np.take_along_axis(rows, order, axis=1), np.take_along_axis(scores, order, axis=1))

@@ -166,11 +166,12 @@ def render_markdown(report: CompareReport, *, examples: int = 3) -> str:
     ])
     sweep = report.matryoshka
     if sweep is not None and sweep.rows:
-        out += ["### Matryoshka sweep (new side)", ""]
+        swept = any(r.precision != "float32" for r in sweep.rows)
+        out += ["### Matryoshka" + (" x precision" if swept else "") + " sweep (new side)", ""]
         judged = m is not None and all(r.metrics for r in sweep.rows)
-        hdr = ["dims", "bytes/vector f32"] + (["nDCG@10", "Recall@100"] if judged else []) + \
-              [f"overlap@{k} vs old", "RBO vs full"]
-        rows = [[r.dims, r.bytes_float32]
+        hdr = ["dims"] + (["precision", "bytes/vector"] if swept else ["bytes/vector f32"]) \
+            + (["nDCG@10", "Recall@100"] if judged else []) + [f"overlap@{k} vs old", "RBO vs full"]
+        rows = [[r.dims] + ([r.precision, r.bytes] if swept else [r.bytes_float32])
                 + ([f"{r.metrics['ndcg@10']:.4f}", f"{r.metrics['recall@100']:.4f}"] if judged and r.metrics else [])
                 + [f"{r.overlap_vs_old:.4f}", f"{r.rbo_vs_full:.4f}"] for r in sweep.rows]
         out += _table(hdr, rows)

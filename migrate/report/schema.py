@@ -216,6 +216,8 @@ class SweepRow:
     rbo_vs_full: float
     search_s: float
     metrics: dict[str, float] | None = None
+    precision: str = "float32"  # how the swept vectors were stored (``compare --precisions``)
+    bytes: int | None = None  # bytes per vector at that precision
 
 
 @dataclass

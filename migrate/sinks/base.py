@@ -25,6 +25,7 @@ from typing import Any, Protocol
 
 import pyarrow as pa
 
+from migrate.precision import VectorFormat
 from migrate.shards import Shard
 
 
@@ -35,6 +36,7 @@ class PlanFacts:
     documents: int  # planned documents
     dimensions: int | None  # output width when known before embedding (explicit, or the backend's)
     chunked: bool = False
+    vector_format: VectorFormat | None = None  # how the vectors will be stored (``--precision``); None: float32
 
 
 @dataclass

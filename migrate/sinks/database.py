@@ -188,7 +188,8 @@ class CollectionSink:
         source = self.payload_from or self.documents
         measure = source is not None and limits_of(self.address.engine).measures_text
         check(self.address, dim=facts.dimensions, payload=self._payload_schema()[0], index_kind=self.index.kind,
-              text_field=self._text_field(), extents=payload_extents(source) if measure else None)
+              text_field=self._text_field(), extents=payload_extents(source) if measure else None,
+              precision=facts.vector_format.precision if facts.vector_format else "float32")
 
     def _text_field(self) -> str | None:
         """The payload field holding the text, by the sources' own rule (``&text=`` on --sink first): an engine

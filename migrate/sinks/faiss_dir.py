@@ -24,15 +24,24 @@ import pyarrow.parquet as pq
 from migrate.atomic import atomic_path, sha256_file
 from migrate.errors import ConfigError, StateError
 from migrate.index_rules import default_nlist, default_pq_m, index_problem
+from migrate.precision import VectorFormat, precision_problem
 from migrate.shards import Shard
+from migrate.sinks import faiss_precision as fp
 from migrate.sinks.base import PlanFacts, SinkCheck, SinkResult
 from migrate.workspace import Workspace, arrow_to_vectors
 from migrate.workspace.manifest import IndexSettings
+from migrate.workspace.vector_format import stored_format
 
 EMBEDDINGS = "embeddings.parquet"
 INDEX = "index.faiss"
 ID_MAP = "id_map.parquet"
 OUTPUTS = (EMBEDDINGS, ID_MAP, INDEX)
+RESCORE = fp.RESCORE
+
+
+def outputs_of(fmt: VectorFormat) -> tuple[str, ...]:
+    """The files an output of format ``fmt`` holds (``rescore.npy`` only with ``--rescore``)."""
+    return OUTPUTS + ((RESCORE,) if fmt.rescore else ())
 #: Bytes of training vectors IVF-PQ may hold (the sample is cut to fit).
 TRAIN_BYTES = 256 << 20
 
@@ -47,19 +56,26 @@ def pq_m(settings: IndexSettings, d: int) -> int:
     return int(m) if m else default_pq_m(d)
 
 
-def check_index(settings: IndexSettings, documents: int, dimensions: int | None) -> None:
-    """Refuse index settings that cannot work, before anything is embedded (exit 2); the rule is
-    ``migrate.index_rules``, shared with the settings checks."""
+def check_index(settings: IndexSettings, documents: int, dimensions: int | None,
+                fmt: VectorFormat | None = None) -> None:
+    """Refuse index settings that cannot work, before anything is embedded (exit 2); the rules are
+    ``migrate.index_rules`` and ``migrate.precision``, shared with the settings checks."""
     p = settings.params
     problem = index_problem(settings.type, ivf_nlist=p.get("ivf_nlist"), pq_m=p.get("pq_m"),
                             pq_nbits=int(p.get("pq_nbits") or 8), vectors=documents, dims=dimensions)
     if problem is not None:
         raise ConfigError(f"--{problem.setting.replace('_', '-')}: {problem.message}", hint=problem.hint)
+    found = precision_problem(fmt.precision, dims=dimensions, index_type=settings.type,
+                              rescore=fmt.rescore) if fmt else None
+    if found is not None:
+        raise ConfigError(f"--{found[0]}: {found[1]}", hint=found[2])
 
 
-def _new_index(settings: IndexSettings, d: int, n: int):
+def _new_index(settings: IndexSettings, d: int, n: int, fmt: VectorFormat | None = None):
     import faiss
 
+    if fmt is not None and fmt.reduced:
+        return fp.reduced_index(settings, d, fmt)
     p = settings.params
     if settings.type == "flat":
         return faiss.IndexFlatIP(d)
@@ -111,7 +127,7 @@ class FaissDirSink:
         return {"kind": "faiss", "path": str(self.ws.out), "index": self.settings.model_dump()}
 
     def check(self, facts: PlanFacts) -> None:
-        check_index(self.settings, facts.documents, facts.dimensions)
+        check_index(self.settings, facts.documents, facts.dimensions, facts.vector_format)
 
     def write_shard(self, shard: Shard, table: pa.Table) -> None:
         """Nothing to do per shard: the files are built from all shards at ``finalize``."""
@@ -143,7 +159,10 @@ class FaissDirSink:
         import faiss
 
         documents = self.ws.manifest().shard_plan().total_rows
+        fmt = stored_format(self.ws)  # int8: calibrated on the first shard, the scale recorded
         out = self.ws.out
+        rescore_tmp = None
+        rescore: np.ndarray | None = None
         index = None
         dim = 0
         rows = 0
@@ -152,22 +171,33 @@ class FaissDirSink:
         sampled = 0
         rng = np.random.default_rng(0)
         train = self.settings.type == "ivfpq"
-        with atomic_path(out / EMBEDDINGS) as emb_tmp, atomic_path(out / ID_MAP) as map_tmp:
+        with atomic_path(out / EMBEDDINGS) as emb_tmp, atomic_path(out / ID_MAP) as map_tmp, \
+                atomic_path(out / RESCORE) as rescore_tmp:
             emb_writer = map_writer = None
             try:
                 for step in self._passes():
                     if index is None:
                         dim = step.vectors.shape[1]
                         chunked = "chunk" in step.table.column_names
-                        emb_writer = pq.ParquetWriter(emb_tmp, _emb_schema(dim, chunked), compression="zstd")
+                        fmt = fmt.with_dims(dim)
+                        emb_writer = pq.ParquetWriter(emb_tmp, _emb_schema(dim, chunked, fmt), compression="zstd")
                         map_writer = pq.ParquetWriter(map_tmp, _map_schema(chunked))
-                        index = faiss.IndexIDMap2(_new_index(self.settings, dim, documents))
+                        index = _new_index(self.settings, dim, documents, fmt)
+                        index = index if fmt.reduced else faiss.IndexIDMap2(index)
+                        if fmt.rescore:
+                            total = sum(int((self.ws.record(s) or {}).get("rows", s.rows))
+                                        for s in self.ws.manifest().shard_plan().shards)
+                            rescore = np.lib.format.open_memmap(rescore_tmp, mode="w+", dtype=np.float32,
+                                                                shape=(total, dim))
                     fids = pa.array(step.faiss_ids, pa.int64())
                     doc_cols = {"id": step.table.column("id")} | (
                         {"chunk": step.table.column("chunk")} if chunked else {})
-                    emb_writer.write_table(pa.table(doc_cols | {"vector": step.table.column("vector"),
+                    stored = fmt.to_arrow(step.vectors) if fmt.reduced else step.table.column("vector")
+                    emb_writer.write_table(pa.table(doc_cols | {"vector": stored,
                                                                 "text_sha256": step.table.column("text_sha256"),
-                                                                "faiss_id": fids}, schema=_emb_schema(dim, chunked)))
+                                                                "faiss_id": fids}, schema=_emb_schema(dim, chunked, fmt)))
+                    if rescore is not None:
+                        rescore[rows:rows + len(step.vectors)] = step.vectors
                     map_writer.write_table(pa.table({"faiss_id": fids} | doc_cols, schema=_map_schema(chunked)))
                     if train:  # a bounded random sample to train on; vectors are added in a second pass
                         cap = max(1, TRAIN_BYTES // (4 * dim))
@@ -177,12 +207,15 @@ class FaissDirSink:
                             sample.append(picked[: cap - sampled])
                             sampled += len(sample[-1])
                     else:
-                        index.add_with_ids(np.ascontiguousarray(step.vectors), step.faiss_ids)
+                        fp.add(index, step.vectors, step.faiss_ids, fmt)
                     rows += len(step.vectors)
             finally:
                 for w in (emb_writer, map_writer):
                     if w is not None:
                         w.close()
+                if rescore is not None:
+                    rescore.flush()
+                    del rescore
         if index is None:
             raise StateError(f"{out}: the plan has no shards", hint="rerun `jina-migrate run`")
         if train:
@@ -193,11 +226,13 @@ class FaissDirSink:
             for step in self._passes():
                 index.add_with_ids(np.ascontiguousarray(step.vectors), step.faiss_ids)
         with atomic_path(out / INDEX) as tmp:
-            faiss.write_index(index, str(tmp))
+            fp.write(index, tmp)
+        if not fmt.rescore:
+            (out / RESCORE).unlink(missing_ok=True)  # the empty temp renamed into place
         outputs = {name: {"sha256": sha256_file(out / name), "bytes": (out / name).stat().st_size}
-                   for name in OUTPUTS}
+                   for name in outputs_of(fmt)}
         return SinkResult(outputs=outputs, info={"rows": rows, "chunked": chunked, "dimensions": int(dim),
-                                                 "index_type": self.settings.type})
+                                                 "index_type": self.settings.type, "precision": fmt.precision})
 
     # ------------------------------------------------------------------ verify
 
@@ -207,10 +242,11 @@ class FaissDirSink:
         return verify_faiss_dir(self.ws, normalized=self.normalized)
 
 
-def _emb_schema(dim: int, chunked: bool) -> pa.Schema:
+def _emb_schema(dim: int, chunked: bool, fmt: VectorFormat | None = None) -> pa.Schema:
+    """The vector column holds the stored precision: float32/float16/int8 lists of ``dim``, binary: dim/8 bytes."""
     fields = [("id", pa.string())] + ([("chunk", pa.int32())] if chunked else [])
-    return pa.schema(fields + [("vector", pa.list_(pa.float32(), dim)), ("text_sha256", pa.string()),
-                               ("faiss_id", pa.int64())])
+    vector = fmt.arrow_type(dim) if fmt is not None else pa.list_(pa.float32(), dim)
+    return pa.schema(fields + [("vector", vector), ("text_sha256", pa.string()), ("faiss_id", pa.int64())])
 
 
 def _map_schema(chunked: bool) -> pa.Schema:
@@ -222,12 +258,15 @@ def _map_schema(chunked: bool) -> pa.Schema:
 class FaissOutput:
     """A finished FAISS sink, opened for search: the index and a way from int64 ids back to document ids."""
 
-    def __init__(self, out: Path) -> None:
-        import faiss
-
+    def __init__(self, out: Path, fmt: VectorFormat | None = None) -> None:
         self.out = Path(out)
-        self.index = faiss.read_index(str(self.out / INDEX))
+        self.fmt = fmt or VectorFormat()
+        self.index = fp.read(self.out / INDEX, self.fmt)
         self._ids: dict[int, tuple[str, int | None]] | None = None
+        self.rescorer: fp.Rescorer | None = None
+        if self.fmt.rescore:
+            fids = pq.read_table(self.out / ID_MAP, columns=["faiss_id"]).column(0).to_numpy()
+            self.rescorer = fp.Rescorer(self.out / RESCORE, fids)
 
     @property
     def dim(self) -> int:
@@ -240,7 +279,10 @@ class FaissOutput:
         """Top ``k`` document ids (a chunked output: each document once, by its best chunk) per query."""
         q = np.ascontiguousarray(queries, dtype=np.float32)
         q = q / np.clip(np.linalg.norm(q, axis=1, keepdims=True), 1e-12, None)
-        scores, fids = self.index.search(q, min(len(self), k * 8))
+        want = min(len(self), self.rescorer.candidates(k * 8) if self.rescorer else k * 8)
+        scores, fids = fp.search(self.index, q, want, self.fmt)
+        if self.rescorer is not None:  # the reduced index picks the candidates, the float32 vectors rank them
+            scores, fids = self.rescorer.rescore(q, fids)
         names = self.lookup(np.unique(fids[fids >= 0]))
         out = []
         for srow, frow in zip(scores, fids):
@@ -287,9 +329,8 @@ class Output:
 
     @property
     def index(self):
-        import faiss
-
-        return faiss.read_index(str(self.out / INDEX))
+        return fp.read(self.out / INDEX, VectorFormat.of(self.manifest.get("config") or {},
+                                                         self.manifest.get("quantization")))
 
 
 def _finished(out: Path | str) -> tuple[Workspace, Any]:
@@ -298,7 +339,7 @@ def _finished(out: Path | str) -> tuple[Workspace, Any]:
     if manifest.state != "complete":
         raise StateError(f"{ws.out}: migration is not finished (state: {manifest.state})",
                          hint="run `jina-migrate status` to see what is left")
-    missing = [name for name in OUTPUTS if not (ws.out / name).is_file()]
+    missing = [name for name in outputs_of(stored_format(ws, calibrate=False)) if not (ws.out / name).is_file()]
     if missing:
         raise StateError(f"{ws.out}: migration is not finished: {', '.join(missing)} missing",
                          hint="`jina-migrate status` shows what is left; when every shard is done, "
@@ -310,7 +351,7 @@ def open_output(out: Path | str) -> tuple[FaissOutput, Any]:
     """A finished output opened for search (the index, not the embeddings table), and its manifest."""
     ws, manifest = _finished(out)
     try:
-        return FaissOutput(ws.out), manifest
+        return FaissOutput(ws.out, stored_format(ws, calibrate=False)), manifest
     except RuntimeError as exc:
         raise StateError(f"{ws.out / INDEX}: unreadable ({str(exc).strip().splitlines()[-1][:120]})",
                          hint="run `jina-migrate verify`, then finalize again") from None
@@ -324,6 +365,8 @@ def load_output(out: Path | str) -> Output:
     except (OSError, pa.ArrowException) as exc:
         raise StateError(f"{ws.out / EMBEDDINGS}: unreadable ({str(exc).splitlines()[0]})",
                          hint="run `jina-migrate verify`, then finalize again") from None
-    return Output(out=ws.out, ids=t.column("id").to_pylist(), vectors=arrow_to_vectors(t.column("vector")),
+    fmt = stored_format(ws, calibrate=False)
+    vectors = fmt.decode(fmt.from_arrow(t.column("vector"))) if fmt.reduced else arrow_to_vectors(t.column("vector"))
+    return Output(out=ws.out, ids=t.column("id").to_pylist(), vectors=vectors,
                   faiss_ids=t.column("faiss_id").to_numpy(), text_sha256=t.column("text_sha256").to_pylist(),
                   manifest=manifest.as_json())

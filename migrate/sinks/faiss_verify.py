@@ -5,6 +5,11 @@ Checks: every output exists, is a plain file and matches its checksum in the man
 or each (id, chunk) once), with the planned int64 ids, the manifest's width, finite and
 (when normalised) unit vectors; ``id_map.parquet`` matches it row for row; the FAISS index
 holds as many vectors, of that width, under the same int64 ids.
+
+Reduced precision (``--precision``): the vector column must have the precision's type and width
+(binary: d/8 bytes); norms are checked for float types only (float16 within its rounding), int8
+codes must lie in -127..127, and ``rescore.npy`` (``--rescore``) must hold one finite float32
+vector per row, unit length when normalised.
 """
 
 from __future__ import annotations
@@ -16,19 +21,25 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from migrate.atomic import sha256_file
+from migrate.precision import VectorFormat, stored_precision
 from migrate.sinks.base import SinkCheck
 from migrate.workspace import Workspace, arrow_to_vectors
+from migrate.workspace.vector_format import stored_format
 
 NORM_TOL = 1e-3
+NORM_TOL_FLOAT16 = 5e-3
 
 
 def verify_faiss_dir(ws: Workspace, *, normalized: bool = True) -> SinkCheck:
-    from migrate.sinks.faiss_dir import EMBEDDINGS, ID_MAP, INDEX, OUTPUTS
+    from migrate.sinks.faiss_dir import EMBEDDINGS, ID_MAP, INDEX, outputs_of
 
     problems: list[str] = []
     checks: dict[str, Any] = {}
     result = SinkCheck(problems, checks)
     manifest = ws.manifest()
+    fmt = stored_format(ws, calibrate=False)
+    OUTPUTS = outputs_of(fmt)
+    normalized = normalized and fmt.is_float
     outputs = manifest.outputs
     if set(outputs) - set(OUTPUTS):
         problems.append("manifest lists unexpected outputs (edited by hand?)")
@@ -55,6 +66,20 @@ def verify_faiss_dir(ws: Workspace, *, normalized: bool = True) -> SinkCheck:
         problems.append(f"outputs unreadable: {str(exc).splitlines()[0]}")
         return result
     chunked = "chunk" in emb.schema_arrow.names
+    vtype = emb.schema_arrow.field("vector").type
+    try:
+        stored = stored_precision(vtype.value_type)
+    except (ValueError, AttributeError):
+        stored = str(vtype)
+    if stored != fmt.precision:
+        problems.append(f"{EMBEDDINGS} stores {stored} vectors, the manifest says {fmt.precision}")
+        return result
+    if fmt.precision == "int8" and fmt.scale is None:
+        problems.append("the manifest records no int8 scale (quantization.int8_scale): finalize again")
+        return result
+    checks["precision"] = fmt.precision
+    tol = NORM_TOL_FLOAT16 if fmt.precision == "float16" else NORM_TOL
+    bad_codes = 0
     rows = 0
     bad_norm = bad_finite = 0
     dim = None
@@ -65,13 +90,19 @@ def verify_faiss_dir(ws: Workspace, *, normalized: bool = True) -> SinkCheck:
     order_ok = True
     for batch in emb.iter_batches(batch_size=65_536):
         ids = batch.column("id").to_pylist()
-        vecs = arrow_to_vectors(batch.column("vector"))
+        if fmt.reduced:
+            codes = fmt.from_arrow(batch.column("vector"))
+            vecs = fmt.decode(codes, dims=want_dim)
+            if fmt.precision == "int8":
+                bad_codes += int((codes == -128).any(axis=1).sum())
+        else:
+            vecs = arrow_to_vectors(batch.column("vector"))
         dim = vecs.shape[1]
         finite = np.isfinite(vecs).all(axis=1)
         bad_finite += int((~finite).sum())
         if normalized:
             norms = np.linalg.norm(vecs[finite], axis=1)
-            bad_norm += int((np.abs(norms - 1) > NORM_TOL).sum())
+            bad_norm += int((np.abs(norms - 1) > tol).sum())
         fids = batch.column("faiss_id").to_numpy()
         m = map_stream.take(len(ids))
         if m is None or m["id"] != ids or not np.array_equal(m["faiss_id"], fids):
@@ -110,6 +141,13 @@ def verify_faiss_dir(ws: Workspace, *, normalized: bool = True) -> SinkCheck:
         problems.append(f"{bad_finite} vectors hold NaN/inf")
     if bad_norm:
         problems.append(f"{bad_norm} vectors are not unit length")
+    if bad_codes:
+        problems.append(f"{bad_codes} int8 vectors hold -128, outside the quantiser's -127..127")
+    if fmt.precision == "binary" and dim is not None:
+        checks["bits"] = dim
+    if fmt.rescore:
+        problems += _verify_rescore(ws.out, rows, dim, normalized=bool(manifest.config.get("normalized", True)),
+                                    checks=checks)
     if dim is not None and want_dim and dim != want_dim:
         problems.append(f"vectors have {dim} dimensions, manifest says {want_dim}")
     checks["rows"] = rows
@@ -117,18 +155,37 @@ def verify_faiss_dir(ws: Workspace, *, normalized: bool = True) -> SinkCheck:
         checks["dimensions"] = dim
     if normalized and rows:
         checks["norms_off"] = bad_norm
-    problems += _verify_index(ws.out / INDEX, rows, dim, ws.out / ID_MAP, checks)
+    problems += _verify_index(ws.out / INDEX, rows, dim, ws.out / ID_MAP, checks, fmt)
     return result
 
 
-def _verify_index(path, rows: int, dim: int | None, id_map_path, checks: dict[str, Any]) -> list[str]:
-    import faiss
+def _verify_rescore(out, rows: int, dim: int | None, *, normalized: bool, checks: dict[str, Any]) -> list[str]:
+    from migrate.sinks.faiss_dir import RESCORE
 
     try:
-        try:
-            index = faiss.read_index(str(path), faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY)
-        except RuntimeError:
-            index = faiss.read_index(str(path))
+        v = np.load(out / RESCORE, mmap_mode="r")
+    except (OSError, ValueError) as exc:
+        return [f"{RESCORE} unreadable ({str(exc)[:120]})"]
+    checks["rescore_rows"] = int(v.shape[0])
+    if v.dtype != np.float32 or v.ndim != 2 or v.shape != (rows, dim):
+        return [f"{RESCORE} holds {v.dtype} {tuple(v.shape)}, expected float32 ({rows}, {dim})"]
+    bad = 0
+    for start in range(0, rows, 65_536):
+        part = np.asarray(v[start:start + 65_536])
+        ok = np.isfinite(part).all(axis=1)
+        bad += int((~ok).sum())
+        if normalized:
+            bad += int((np.abs(np.linalg.norm(part[ok], axis=1) - 1) > NORM_TOL).sum())
+    return [f"{RESCORE}: {bad} float32 vectors are not finite unit vectors"] if bad else []
+
+
+def _verify_index(path, rows: int, dim: int | None, id_map_path, checks: dict[str, Any], fmt=None) -> list[str]:
+    import faiss
+
+    from migrate.sinks import faiss_precision as fp
+
+    try:
+        index = fp.read(path, fmt or VectorFormat(), mmap=True)
     except RuntimeError as exc:
         return [f"index unreadable: {str(exc).strip().splitlines()[-1][:160]}"]
     problems = []
@@ -138,7 +195,8 @@ def _verify_index(path, rows: int, dim: int | None, id_map_path, checks: dict[st
     if dim is not None and index.d != dim:
         problems.append(f"index dimension {index.d} != vectors {dim}")
     try:
-        index_ids = faiss.vector_to_array(faiss.downcast_index(index).id_map)
+        mapped = index if fp.is_binary(index) else faiss.downcast_index(index)
+        index_ids = faiss.vector_to_array(mapped.id_map)
     except AttributeError:
         return problems + ["index has no id map (not written by jina-migrate?)"]
     pos = 0

@@ -10,6 +10,7 @@ by id when it writes a shard, so they reach the destination unchanged.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,11 +21,39 @@ import pyarrow.compute as pc
 from migrate.engines import Address, open_engine, parse_address
 from migrate.engines.base import no_vector
 from migrate.engines.limits import TextExtents
+from migrate.engines.payload import NODE_FIELD, framework_layout
 from migrate.errors import InputError, StateError, ValidationFailed
 from migrate.sources.files import TEXT_CANDIDATES, DocBatch, DocumentSpec, _join_title
 from migrate.sources.old_index import OldIndexSpec, OldKeys
 
 BATCH = 2048
+#: Rows a plan reads to tell whether the text field holds JSON.
+JSON_SAMPLE = 64
+
+
+def _is_json_object(text: str) -> bool:
+    """Whether ``text`` is a JSON object or array (what an application's text never is on its own)."""
+    stripped = text.strip()
+    if not stripped.startswith(("{", "[")):
+        return False
+    try:
+        return isinstance(json.loads(stripped), (dict, list))
+    except ValueError:
+        return False
+
+
+def node_text(value: str, address: Address, field: str, doc_id: str) -> str:
+    """The text LlamaIndex embedded for a node stored as JSON in ``field`` (its ``_node_content``)."""
+    from migrate.sources.llamaindex import embed_text
+
+    try:
+        node = json.loads(value)
+    except ValueError:
+        node = None
+    if not isinstance(node, dict):
+        raise InputError(f"{address}: row {doc_id!r}: {field!r} is not LlamaIndex node JSON",
+                         hint="name the field that holds the text with &text=FIELD")
+    return embed_text(node)
 
 
 def open_source(address: Address) -> Any:
@@ -39,11 +68,16 @@ def open_source(address: Address) -> Any:
 def pick_text_field(names: list[str], wanted: str | None = None, own: str | None = None) -> str | None:
     """The field holding the text among ``names`` (the one rule for sources, compare and destinations):
     ``wanted`` (``&text=FIELD`` or ``--text-field``) when present; else ``own``, the engine's own document text
-    (Chroma's ``documents``); else the first usual name (``text``, ``content``, ...); None when there is none."""
+    (Chroma's ``documents``); else the text field of a framework's payload layout (LangChain's ``page_content``,
+    PGVector's ``document``, LlamaIndex's ``_node_content``: ``engines.payload.framework_layout``); else the
+    first usual name (``text``, ``content``, ...); None when there is none."""
     if wanted:
         return wanted if wanted in names else None
     if own and own in names:
         return own
+    layout = framework_layout(names)
+    if layout is not None:
+        return layout[1]
     return next((c for c in TEXT_CANDIDATES if c in names), None)
 
 
@@ -115,6 +149,9 @@ class CollectionDocuments:
                              hint=f"add &text=FIELD to the address, or pass --docs FILE; fields are: "
                                   f"{', '.join(names) or '(none)'}")
         self.text_field = found
+        #: LlamaIndex's node JSON: the text is the one LlamaIndex embedded from it (its templates and metadata)
+        self.node_json = found == NODE_FIELD
+        self.framework = (framework_layout(names) or (None, None))[0]
         self.title_field = spec.title_field
         if self.title_field and self.title_field not in names:
             raise InputError(f"{self.address}: no title field {self.title_field!r} in {self.collection!r}",
@@ -131,6 +168,9 @@ class CollectionDocuments:
         if not (pa.types.is_string(text.type) or pa.types.is_large_string(text.type) or pa.types.is_null(text.type)):
             raise InputError(f"{self.address}: text field {self.text_field!r} has type {text.type}, expected strings")
         texts = pc.fill_null(text.cast(pa.string()), "").to_pylist()
+        if self.node_json:
+            ids = batch.column("id").to_pylist()
+            texts = [node_text(t, self.address, self.text_field, i) for t, i in zip(texts, ids)]
         if self.title_field:
             titles = batch.column(self.title_field).cast(pa.string()).to_pylist()
             texts = [_join_title(t, x) for t, x in zip(titles, texts)]
@@ -148,6 +188,33 @@ class CollectionDocuments:
             row += n
         if row == 0:
             raise InputError(f"{self.address}: {self.collection!r} is empty", hint="nothing to migrate")
+
+    def findings(self) -> list[dict[str, str]]:
+        """What a plan must say about the text (read from the first rows): that it is rebuilt from LlamaIndex's
+        node JSON, or that the chosen text field holds JSON, which would be embedded as it stands."""
+        sample: list[str] = []
+        batches = self.engine.scan(self.collection, batch_rows=JSON_SAMPLE, with_vectors=False)
+        try:
+            batch = next(iter(batches), None)
+            if batch is not None:
+                sample = pc.fill_null(batch.column(self.text_field).cast(pa.string()), "").to_pylist()
+        finally:
+            close = getattr(batches, "close", None)
+            if callable(close):
+                close()  # ends a server-side cursor now
+        if self.node_json:
+            return [{"code": "text-from-node-json", "severity": "warning",
+                     "message": f"{self.address}: text field {self.text_field!r} holds LlamaIndex's node JSON; the "
+                                "text embedded is the one LlamaIndex embedded from it (its metadata lines by the "
+                                "node's templates, then its text), not the JSON",
+                     "fix": "nothing to do; name another field with &text=FIELD to embed that instead"}]
+        blobs = sum(1 for t in sample if _is_json_object(t))
+        if not blobs:
+            return []
+        return [{"code": "text-is-json", "severity": "warning",
+                 "message": f"{self.address}: text field {self.text_field!r} holds JSON ({blobs} of the first "
+                            f"{len(sample)} rows): that JSON would be embedded as it stands",
+                 "fix": "name the field that holds the plain text with &text=FIELD (or --text-field)"}]
 
     def read(self, locs: np.ndarray, ids: list[str]) -> list[str]:
         """Texts of ``ids`` (fetched by id; the locators are scan positions and not needed)."""

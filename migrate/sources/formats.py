@@ -26,6 +26,7 @@ FORMATS: dict[str, str] = {
     "llamaindex": "migrate.sources.llamaindex",
     "haystack": "migrate.sources.haystack",
     "txtai": "migrate.sources.txtai",
+    "sql": "migrate.sources.sql_query",
 }
 
 
@@ -36,8 +37,9 @@ def format_module(name: str) -> ModuleType:
 def format_for(path: str | Path) -> ModuleType | None:
     """The module of the registered format ``path`` is saved in, or None (a plain file, or an address)."""
     text = str(path)
-    if "://" in text:
-        return None
+    if "://" in text:  # an address: a format that declares its scheme (``SCHEMES``) reads it
+        scheme = text.split("://", 1)[0].lower()
+        return next((m for m in map(format_module, FORMATS) if scheme in getattr(m, "SCHEMES", ())), None)
     p = Path(text)
     for name in FORMATS:
         module = format_module(name)
@@ -54,4 +56,4 @@ def format_name(path: str | Path) -> str | None:
 def format_files(path: str | Path) -> list[Path] | None:
     """The files a framework's saved index at ``path`` consists of (None: not a registered format)."""
     module = format_for(path)
-    return None if module is None else list(module.files(Path(path)))
+    return None if module is None else list(module.files(path if "://" in str(path) else Path(path)))

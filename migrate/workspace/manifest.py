@@ -80,6 +80,9 @@ class Manifest(_Model):
     #: the run's own table moved aside), its target, and the state (switching, done, rolled back); written and
     #: read only by ``migrate.sinks.switch``, so rollback restores exactly what was there.
     cutover: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    #: How reduced-precision vectors were quantised (``int8_scale``, what it was calibrated on); written at
+    #: finalize by ``migrate.workspace.vector_format``, read by resume, verify, search and compare.
+    quantization: dict[str, Any] = Field(default_factory=dict)
 
     def shard_plan(self, where: str = "manifest.json") -> ShardPlan:
         return ShardPlan.from_dict(self.plan, where)
