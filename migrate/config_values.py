@@ -20,6 +20,7 @@ import math
 import numbers
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args, get_origin
@@ -265,12 +266,12 @@ _ADAPTERS: dict[int, tuple[FieldInfo, TypeAdapter]] = {}
 def _adapter(info: FieldInfo) -> TypeAdapter:
     """Strict validator of the field's type with its constraints (ranges, choices, checks)."""
     if id(info) not in _ADAPTERS:
-        ann = Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation
+        ann: Any = Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation
         _ADAPTERS[id(info)] = (info, TypeAdapter(ann, config={"strict": True}))
     return _ADAPTERS[id(info)][1]
 
 
-def _problem(err: dict[str, Any], info: FieldInfo) -> str:
+def _problem(err: Mapping[str, Any], info: FieldInfo) -> str:
     kind, ctx = err["type"], err.get("ctx") or {}
     if kind == "greater_than_equal":
         return f"must be at least {ctx['ge']}"

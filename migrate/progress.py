@@ -11,7 +11,10 @@ from __future__ import annotations
 import json
 import sys
 import time
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from rich.progress import TaskID
 
 
 class Reporter(Protocol):
@@ -29,7 +32,7 @@ class _Rates:
         self.total_rows = 0
         self.done_rows = 0
 
-    def add(self, rows: int, tokens: int) -> dict[str, float]:
+    def add(self, rows: int, tokens: int) -> dict[str, float | None]:
         self.rows += rows
         self.tokens += tokens
         self.done_rows += rows
@@ -78,7 +81,7 @@ class RichReporter:
                                  TextColumn("{task.fields[rate]}"), TimeRemainingColumn(), console=self.console,
                                  transient=False)
         self.rates = _Rates()
-        self.task = None
+        self.task: TaskID | None = None
 
     def start(self, *, shards: int, rows: int, done_shards: int, done_rows: int) -> None:
         self.rates.total_rows, self.rates.done_rows = rows, done_rows
@@ -90,6 +93,8 @@ class RichReporter:
     def shard_done(self, record: dict[str, Any]) -> None:
         docs = record.get("docs", record["rows"])
         r = self.rates.add(docs, record.get("tokens", 0))
+        if self.task is None:
+            return
         self.progress.update(self.task, advance=docs,
                              rate=f"{r['docs_per_s']:.1f} docs/s  {r['tokens_per_s']:.0f} tok/s")
 

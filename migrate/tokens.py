@@ -27,7 +27,7 @@ limit when the request truncates.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -148,7 +148,7 @@ def char_features(texts: Sequence[str]) -> np.ndarray:
     return out
 
 
-def ascii_share(texts: Sequence[str]) -> float:
+def ascii_share(texts: Iterable[str]) -> float:
     chars = non_ascii = 0
     for t in texts:
         chars += len(t)

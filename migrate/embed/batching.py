@@ -18,20 +18,20 @@ class Batch:
     max_len: int
 
 
-def plan_batches(lengths: Sequence[int], token_budget: int = 16384, max_batch: int = 256,
+def plan_batches(lengths: Sequence[int] | np.ndarray, token_budget: int = 16384, max_batch: int = 256,
                  sort: bool = True) -> list[Batch]:
     """Group inputs so that ``len(batch) * longest_in_batch <= token_budget``.
 
     ``sort=False`` keeps input order (the baseline the benchmark compares against).
     A single input longer than the budget still gets a batch of its own.
     """
-    lengths = np.asarray(lengths, dtype=np.int64)
-    order = np.argsort(-lengths, kind="stable") if sort else np.arange(len(lengths))
+    lens = np.asarray(lengths, dtype=np.int64)
+    order = np.argsort(-lens, kind="stable") if sort else np.arange(len(lens))
     batches: list[Batch] = []
     current: list[int] = []
     longest = 0
     for pos in order.tolist():
-        n = int(lengths[pos])
+        n = int(lens[pos])
         new_longest = max(longest, n)
         if current and (new_longest * (len(current) + 1) > token_budget or len(current) >= max_batch):
             batches.append(Batch(np.array(current, dtype=np.int64), longest))

@@ -124,8 +124,12 @@ class LocalEmbedder:
             self.model.max_seq_length = int(o.max_tokens)
         limit = self.model.max_seq_length
         self.max_tokens = int(limit) if limit and limit != float("inf") else 512
-        self.native_dim = int(self.model.get_embedding_dimension() if hasattr(self.model, "get_embedding_dimension")
-                              else self.model.get_sentence_embedding_dimension())
+        dim = (self.model.get_embedding_dimension() if hasattr(self.model, "get_embedding_dimension")
+               else self.model.get_sentence_embedding_dimension())
+        if dim is None:
+            raise ConfigError(f"local model {model!r} does not say its embedding width",
+                              hint="use a sentence-transformers folder whose modules declare it (e.g. a Pooling module)")
+        self.native_dim = int(dim)
         if o.dimensions is not None and not 0 < o.dimensions <= self.native_dim:
             raise ConfigError(f"--dimensions {o.dimensions} is not possible for {model}: it has {self.native_dim}")
         self.dimensions = o.dimensions or self.native_dim
@@ -281,7 +285,7 @@ class LocalEmbedder:
         from migrate.embed import pooling
 
         plan = pooling.plan_joined(self.model.tokenizer, texts, prefix=prefix)
-        transformer = self.model[0].auto_model
+        transformer: Any = self.model[0].auto_model
 
         def forward(ids: list[int]) -> torch.Tensor:
             t = torch.tensor([ids], device=self.model.device)

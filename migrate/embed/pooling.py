@@ -147,7 +147,7 @@ def encode(tokenizer: Any, text: str, *, add_special_tokens: bool) -> Encoding:
         Tokenizer = None  # type: ignore[assignment,misc]
     if Tokenizer is not None and isinstance(tokenizer, Tokenizer):
         enc = tokenizer.encode(text, add_special_tokens=add_special_tokens)
-        return Encoding(list(enc.ids), [tuple(o) for o in enc.offsets], [bool(m) for m in enc.special_tokens_mask])
+        return Encoding(list(enc.ids), [(int(o[0]), int(o[1])) for o in enc.offsets], [bool(m) for m in enc.special_tokens_mask])
     if not getattr(tokenizer, "is_fast", False):
         raise ConfigError("late chunking needs a fast tokenizer (character offsets)", hint="the model folder needs a tokenizer.json")
     enc = tokenizer(

