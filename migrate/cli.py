@@ -316,7 +316,8 @@ def search(
 
     table = Table(title=f"query: {query}  (new index task: {task})")
     for name in sides:
-        table.add_column(f"{name} id"), table.add_column("cos")
+        table.add_column(f"{name} id")
+        table.add_column("cos")
     for row in range(k):
         cells = []
         for name in sides:
@@ -449,8 +450,9 @@ def exit_code_for(exc: BaseException, argv: list[str] | None = None) -> int:
         return INTERRUPTED
     if isinstance(exc, _click_classes("Exit")):
         return int(getattr(exc, "exit_code", 0) or 0)
-    if type(exc).__name__ == "NoArgsIsHelpError" and getattr(exc, "ctx", None) is not None:
-        typer.echo(exc.ctx.get_help())  # a command asked for its help when called bare: not a mistake
+    help_ctx = getattr(exc, "ctx", None) if type(exc).__name__ == "NoArgsIsHelpError" else None
+    if help_ctx is not None:
+        typer.echo(help_ctx.get_help())  # a command asked for its help when called bare: not a mistake
         return 0
     if isinstance(exc, _click_classes("ClickException")):  # with standalone_mode=False they arrive here
         return _show_parser_error(exc)

@@ -71,7 +71,6 @@ ENV_EXCLUDED = frozenset({"cache"})  # JINA_MIGRATE_CACHE is the stand-in model 
 RATE_TIERS = tuple(TIERS)
 INDEX_TYPES = ("flat", "hnsw", "ivfpq")
 DTYPES = ("auto", "fp32", "fp16", "bf16")
-BUILTIN_BACKENDS = ("jina-api", "local", "jina-local")
 #: Bounds of the FAISS parameters: HNSW M of -3 asked for 23 GB, 0 aborts inside FAISS.
 HNSW_M_MAX = 512
 PQ_NBITS_MAX = 16
@@ -201,7 +200,10 @@ with warnings.catch_warnings():  # the field ``json`` (--json) shadows BaseModel
         max_cost: Money | None = Field(None, description="Stop before this cost (needs --price-per-million).")
         price_per_million: Money | None = Field(None, description="Price per million tokens (none assumed).")
         yes: bool = Field(False, description="Confirm a paid run (required without a terminal).")
-        json: bool = Field(False, description="Machine-readable progress (JSON lines) on stdout.")
+        # the field replaces pydantic's deprecated v1 ``BaseModel.json()`` method (pydantic allows it: the warning is
+        # silenced above); its name is the option users see (--json, TOML json, JINA_MIGRATE_JSON), and every
+        # layer is keyed by field name, so it keeps it
+        json: bool = Field(False, description="Machine-readable progress (JSON lines) on stdout.")  # type: ignore[assignment]
 
         _origins: dict[str, Origin] = PrivateAttr(default_factory=dict)
 
@@ -421,10 +423,9 @@ def _api_model(spec: str):
 
 
 def _check_backend(prefix: str, label: str) -> None:
-    known = set(BUILTIN_BACKENDS)
-    from migrate.embed import registry
+    from migrate.embed.registry import backends
 
-    known |= set(getattr(registry, "_FACTORIES", {}))  # plugins that registered a prefix
+    known = backends()  # the registry's: built-in, registered in-process, and plugins' entry points
     if prefix not in known:
         raise ConfigError(f"{label}: unknown embedding backend {prefix!r}",
                           hint="known: " + ", ".join(f"{p}:..." for p in sorted(known)))

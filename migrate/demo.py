@@ -32,7 +32,7 @@ def sample_dir() -> Path:
     return SAMPLE
 
 
-def run_demo(out: Path, *, json_out: bool = False, fast: bool = False) -> dict[str, Any]:
+def run_demo(out: Path | str, *, json_out: bool = False, fast: bool = False) -> dict[str, Any]:
     from migrate import pipeline
     from migrate.config import load_config
     from migrate.progress import make_reporter

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ from migrate.sources import (DocumentSpec, OldIndexSpec, PlannedRows, holds_docu
 from migrate.sources.fingerprint import fingerprint_sources
 from migrate.sources.scan import PLAN_SCHEMA
 from migrate.step import StepContext
-from migrate.workspace import IndexSettings, Manifest, Workspace
+from migrate.workspace import IndexSettings, Manifest, Workspace, lifecycle
 from migrate.workspace.manifest import SinkSpec
 
 
@@ -63,7 +64,7 @@ def config_fingerprint(config: RunConfig) -> str:
 def document_spec(cfg: RunConfig) -> DocumentSpec:
     """The documents: ``--docs``, or the old index itself when it holds the text (a collection, a framework's
     saved index, a vector dataset with a text field)."""
-    path = cfg.docs
+    path: Path | str | None = cfg.docs
     if path is None and cfg.old_index is not None and holds_documents(str(cfg.old_index), cfg.text_field):
         path = cfg.old_index
     if path is None:
@@ -173,7 +174,7 @@ def prepare(cfg: RunConfig) -> Prepared:
         **kept, config=cfg.embedding_config(), config_fingerprint=fp, sources=sources,
         source_fingerprint=canonical_hash([{k: s[k] for k in ("size", "sha256")} for s in sources]),
         plan=plan.as_dict(), validation=rows.report.as_dict(), index=index_settings(cfg), state="running",
-        embedder=existing.embedder if same_config else None)
+        embedder=existing.embedder if same_config and existing is not None else None)
     check_sinks(ws, manifest, cfg, len(rows))
     return Prepared(config=cfg, ws=ws, rows=rows, plan=plan, manifest=manifest,
                     existing=existing if same_config else None)
@@ -213,11 +214,11 @@ def commit(p: Prepared, reporter: Reporter) -> None:
     old = p.existing
     unchanged = old is not None and all(getattr(old, k) == getattr(p.manifest, k)
                                         for k in ("plan", "source_fingerprint", "index", "sinks"))
-    if unchanged and old.state == "complete" and _plan_table_current(ws, p):
+    if unchanged and old is not None and old.state == "complete" and _plan_table_current(ws, p):
         p.manifest = old  # a finished output whose sources did not change: nothing to redo
         ws.clean_temp_files()  # left by a finalize killed after it marked the output complete
         return
-    if not unchanged or old.state != "running" or not _plan_table_current(ws, p):
+    if old is None or not unchanged or old.state != "running" or not _plan_table_current(ws, p):
         ws.write_plan_table(p.rows.table_batches(), PLAN_SCHEMA)
         ws.write_manifest(p.manifest)
 
@@ -295,7 +296,7 @@ def execute(p: Prepared, make_embedder: EmbedderFactory, reporter: Reporter | No
         summary["outputs"] = _outputs_of(ws, _repaired(ws, sinks))
         summary["state"] = "complete"
     elif error is None and workers == 1 and all(job.is_done(s) for s in p.plan.shards):
-        summary["outputs"] = ws.finalize(sinks)
+        summary["outputs"] = lifecycle.finalize(ws, sinks)
         summary["state"] = "complete"
     else:
         summary["state"] = "partial" if error is None else "stopped"
@@ -324,11 +325,11 @@ def _repaired(ws: Workspace, sinks: list[Any]) -> dict[str, dict[str, Any]]:
 def _outputs_of(ws: Workspace, repaired: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
     m = ws.manifest()
     res = m.result
-    out = {"embeddings": str(ws.out / "embeddings.parquet"), "index": str(ws.out / "index.faiss"),
+    out: dict[str, Any] = {"embeddings": str(ws.out / "embeddings.parquet"), "index": str(ws.out / "index.faiss"),
            "id_map": str(ws.out / "id_map.parquet"), "rows": res.rows if res else None,
            "dimensions": res.dimensions if res else None, "stale_shards_removed": 0}
     if m.destinations:
-        out["destinations"] = [(repaired or {}).get(d.get("name"))
+        out["destinations"] = [(repaired or {}).get(d.get("name", ""))
                                or d | {"upserted": 0, "deleted": 0, "unchanged": d.get("rows", 0)}
                                for d in m.destinations.values()]
     return out
@@ -344,7 +345,7 @@ def _sinks_of(ws: Workspace) -> list[Any]:
 def status(out: Path | str) -> dict[str, Any]:
     """The workspace's status, plus each database destination's row count and where its application name points."""
     ws = Workspace(out)
-    info = ws.status()
+    info = lifecycle.status(ws)
     m = ws.manifest()
     if not m.sinks:
         return info
@@ -396,7 +397,7 @@ def finalize(out: Path | str) -> dict[str, Any]:
     """Build the sinks of an output whose shards are all done (after ``--shard I/N`` workers)."""
     ws = Workspace(out)
     with _closing(_sinks_of(ws)) as sinks:
-        return ws.finalize(sinks)
+        return lifecycle.finalize(ws, sinks)
 
 
 def verify(out: Path | str) -> dict[str, Any]:
@@ -409,7 +410,7 @@ def verify(out: Path | str) -> dict[str, Any]:
         ws.manifest()  # raises the StateError that says what is missing
     try:
         with _closing(_sinks_of(ws)) as sinks:
-            return ws.verify(sinks)
+            return lifecycle.verify(ws, sinks)
     except StateError as exc:
         return {"ok": False, "problems": [str(exc)], "checks": {}}
 
@@ -474,7 +475,7 @@ def _check_report(report: Path, ws: Workspace, sinks: list[Any]) -> None:
         problem = subject_problem(report, subject, run_id=m.run_id,
                                   embeddings_sha256=embeddings.sha256 if embeddings else None,
                                   database=place(s.address), collection=s.collection,
-                                  checksum=lambda s=s: s.engine.checksum(s.collection))
+                                  checksum=functools.partial(s.engine.checksum, s.collection))
         if problem is not None:
             raise problem
     if failed:

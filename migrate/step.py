@@ -190,11 +190,13 @@ def _late_chunked(ctx: StepContext, ids: list[str], texts: list[str], hashes: li
         keys = [chunk_hash(h, chunker, k) for k in range(len(chunks))]
         hit, vecs = _lookup(cache, keys)
         if hit.all():
+            assert vecs is not None  # every chunk (at least one) was found: the cache returned their vectors
             cached_n += 1
+            blocks.append(vecs)
         else:
             result = embedder.embed(chunks, task=ctx.config.task, late_chunking=True)
-            vecs, tokens, embedded = result.vectors, tokens + int(result.total_tokens), embedded + 1
-        blocks.append(vecs)
+            tokens, embedded = tokens + int(result.total_tokens), embedded + 1
+            blocks.append(result.vectors)
         out_ids += [doc_id] * len(chunks)
         out_chunks += list(range(len(chunks)))
         out_keys += keys

@@ -166,7 +166,7 @@ def ascii_share(texts: Iterable[str]) -> float:
 def _batches(texts: Sequence[str], size: int = 16_384):
     """The texts ``size`` at a time: streamed when ``texts`` reads from a source, sliced otherwise."""
     if hasattr(texts, "iter_batches"):
-        yield from texts.iter_batches(size)  # type: ignore[attr-defined]
+        yield from texts.iter_batches(size)
         return
     for i in range(0, len(texts), size):
         yield list(texts[i:i + size])
@@ -174,7 +174,7 @@ def _batches(texts: Sequence[str], size: int = 16_384):
 
 def _take(texts: Sequence[str], idx: np.ndarray) -> list[str]:
     if hasattr(texts, "take"):
-        return texts.take(idx)  # type: ignore[attr-defined]
+        return texts.take(idx)
     return [texts[int(i)] for i in idx]
 
 

@@ -185,5 +185,7 @@ def test_comparing_a_large_output_does_not_load_its_vectors(tmp_path):
         results[n] = res["grew"]
     extra_vectors = (120_000 - 30_000) * d * 4
     extra_memory = results[120_000] - results[30_000]
-    assert extra_memory < 0.25 * extra_vectors, (
+    # Loading the vectors would add at least all of them (100 %); what streaming adds is the allocator's
+    # caching of row-group buffers, measured at 6-30 % on 2 loaded cores, hence the margin.
+    assert extra_memory < 0.4 * extra_vectors, (
         f"memory grew {extra_memory / 1e6:.0f} MB more for {extra_vectors / 1e6:.0f} MB more vectors; {results}")

@@ -146,10 +146,10 @@ def test_binary_with_rescore_output_and_a_resume_with_another_precision_refused(
 
 def test_a_destination_that_cannot_store_the_type_is_refused_before_embedding(docs, tmp_path):
     out = tmp_path / "refused"
-    r = _run(docs, out, "--precision", "binary", "--sink", f"qdrant://{tmp_path / 'qd'}?collection=docs_v3")
+    r = _run(docs, out, "--precision", "binary", "--sink", f"chroma://{tmp_path / 'ch'}?collection=docs_v3")
     assert r.returncode == 2, r.stderr
     errors = [x for x in r.stderr.splitlines() if x.startswith("error")]
-    assert len(errors) == 1 and "qdrant destinations store float32 vectors; --precision binary" in errors[0]
+    assert len(errors) == 1 and "chroma destinations store float32 vectors; --precision binary" in errors[0]
     assert "Traceback" not in r.stderr and not (out / "shards").exists()
 
 

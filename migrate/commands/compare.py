@@ -254,8 +254,8 @@ def run_compare(
                "markdown": ("--markdown", markdown or report_dir / "report.md"),
                "json": ("--json-out", json_path or report_dir / "report.json")}
     _writable_dir("--report-dir", report_dir)
-    for flag, path in outputs.values():
-        _writable_file(flag, path)
+    for flag, out_path in outputs.values():
+        _writable_file(flag, out_path)
     api_opts = {k: v for k, v in (("api_key_env", api_key_env), ("api_key_file", api_key_file)) if v is not None}
     for opts, spec in ((new_options, new_model), (old_options, old_model)):
         if build.is_api_spec(spec):
@@ -337,8 +337,9 @@ def run_compare(
                                         embedder_options=new_options if not new_model else None)
                  for name, path in extra_specs]
 
-        cfg = CompareConfig(k=k, dims=dims, precisions=precisions or [], ann=ann, examples=examples,
-                            **({"title": title} if title else {}))
+        cfg = CompareConfig(k=k, dims=dims, precisions=precisions or [], ann=ann, examples=examples)
+        if title:
+            cfg.title = title
         doc_text = text_corpus.lookup() if text_corpus is not None else collection_texts([new_side, old_side])
         lists: dict[str, dict[str, list[str]]] = {}
         report = compare(old_side, new_side, qs, judgments, cfg, extra=extra, doc_text=doc_text,
@@ -348,15 +349,18 @@ def run_compare(
                 raise ConfigError("the judge, labels and --pool-out need the documents' text: the collections hold "
                                   "no text field", hint="pass --docs (the documents the index was built from)")
         if pool_out is not None:
+            assert doc_text is not None  # refused above
             labelfree.write_pool(pool_out, qs, lists, doc_text, old=old_side.name, new=new_side.name, k=cfg.k)
         with labelfree.score_cache(cache_dir) as scores:
             if judge_model is not None:
+                assert doc_text is not None  # refused above
                 pool = labelfree.judge(qs, lists, doc_text, judge_model, old=old_side, new=new_side, k=cfg.k,
                                        cache=scores)
                 report.judged = pool.result
             elif human_labels is not None:
                 pool = labelfree.label_pool(qs, lists, old=old_side.name, new=new_side.name, k=cfg.k)
             if human_labels is not None:
+                assert labels is not None  # human_labels are read from it
                 ppi = labelfree.combine_labels(pool, human_labels, old=old_side.name, new=new_side.name,
                                                labels_path=labels)
                 report.ppi = ppi
@@ -388,13 +392,13 @@ def run_compare(
     md = redact(render_markdown(report))
     makers = {"html": lambda: redact(render_html(report)), "markdown": lambda: md,
               "json": lambda: redact(render_json(report))}
-    for kind, (flag, path) in outputs.items():
+    for kind, (flag, out_path) in outputs.items():
         try:
-            write_text(path, makers[kind]())
+            write_text(out_path, makers[kind]())
         except OSError as exc:
-            raise ConfigError(f"{flag} {path}: cannot write ({exc.strerror or type(exc).__name__})",
+            raise ConfigError(f"{flag} {out_path}: cannot write ({exc.strerror or type(exc).__name__})",
                               hint=f"point {flag} at a writable place") from None
-        written[kind] = str(path)
+        written[kind] = str(out_path)
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if github_summary and summary:
         with open(summary, "a", encoding="utf-8") as fh:

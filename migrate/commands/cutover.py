@@ -34,7 +34,7 @@ def _show(done: list[dict], json_out: bool, verb: str) -> None:
             was = {"absent": " (it did not exist before; rollback removes it)",
                    "alias": f" (it pointed at {before.get('target')!r})",
                    "table": f" (your table {d['alias']!r} is kept as {before.get('aside')!r}; rollback renames it "
-                            "back)"}.get(before.get("kind"), "")
+                            "back)"}.get(str(before.get("kind")), "")
             typer.echo(f"{d['sink']}: {alias} now points at {target}{was}")
         elif before.get("kind") == "absent":
             typer.echo(f"{d['sink']}: {alias} removed, as before the cutover ({target} is kept)")

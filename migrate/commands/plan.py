@@ -94,9 +94,7 @@ def plan_command(
     plan = build_plan(opts)
     if out is not None:
         write_json(out, plan)
-    md = None
-    if markdown is not None or step_summary:
-        md = render_markdown(plan)
+    md = render_markdown(plan) if markdown is not None or step_summary else ""  # read only when rendered
     if markdown is not None and str(markdown) != "-":
         write_text(markdown, md)
     if step_summary:

@@ -16,8 +16,13 @@ Public API:
 
 Backends are listed by name -> ``"module:ATTRIBUTE"`` (a ``BackendType``) and imported
 only when asked for, so this module imports no backend (no cycle, and API-only installs
-never import torch). Adding a backend = its module + one line in ``BUILTIN`` (or
-``register`` from a plugin).
+never import torch). Adding a backend = its module + one line in ``BUILTIN``; from outside
+the package, a plugin declares the same line as an entry point of its own distribution::
+
+    [project.entry-points."jina_migrate.backends"]
+    mybackend = "my_package.module:BACKEND"
+
+and ``jina-migrate run --model mybackend:MODEL`` finds it (``register`` does the same in-process).
 """
 
 from __future__ import annotations
@@ -36,6 +41,15 @@ BUILTIN: dict[str, str] = {
     "jina-local": "migrate.embed.jina_v3:BACKEND",
 }
 _LOADED: dict[str, BackendType] = {}
+#: The entry-point group of backend plugins (name -> "module:attribute" of a BackendType).
+PLUGIN_GROUP = "jina_migrate.backends"
+
+
+def _plugins() -> dict[str, str]:
+    """Backends other distributions declare (``PLUGIN_GROUP``); a built-in name cannot be taken over."""
+    from importlib.metadata import entry_points
+
+    return {ep.name: ep.value for ep in entry_points(group=PLUGIN_GROUP) if ep.name not in BUILTIN}
 
 
 def register(backend: BackendType) -> BackendType:
@@ -45,7 +59,7 @@ def register(backend: BackendType) -> BackendType:
 
 
 def backends() -> list[str]:
-    return sorted(set(BUILTIN) | set(_LOADED))
+    return sorted(set(BUILTIN) | set(_LOADED) | set(_plugins()))
 
 
 def split_spec(spec: str) -> tuple[str, str]:
@@ -60,11 +74,18 @@ def split_spec(spec: str) -> tuple[str, str]:
 def _backend_type(name: str) -> BackendType:
     if name in _LOADED:
         return _LOADED[name]
-    target = BUILTIN.get(name)
+    target = BUILTIN.get(name) or _plugins().get(name)
     if target is None:
         raise ConfigError(f"unknown embedding backend {name!r}", hint=f"known: {', '.join(backends())}")
     module, _, attr = target.partition(":")
-    bt = getattr(importlib.import_module(module), attr)
+    try:
+        bt = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as exc:  # a plugin that is broken or half-installed
+        raise ConfigError(f"embedding backend {name!r} ({target}) cannot be loaded: {str(exc).splitlines()[0][:200]}",
+                          hint="reinstall the package that provides it") from None
+    if not isinstance(bt, BackendType) or bt.name != name:
+        raise ConfigError(f"embedding backend {name!r} ({target}) is not a BackendType named {name!r}",
+                          hint="a plugin's entry point names a migrate.embed.backend.BackendType with that name")
     _LOADED[name] = bt
     return bt
 

@@ -11,25 +11,17 @@ import importlib
 
 from migrate.engines.address import Address, parse_address, validate_name
 from migrate.engines.base import CollectionInfo, Engine, EngineUnavailable, IndexSpec
+from migrate.engines.facts import ENGINES
 from migrate.errors import ConfigError
 
-#: engine name -> "module:Class" (one line per engine).
-ADAPTERS = {
-    "postgres": "migrate.engines.postgres:PostgresEngine",
-    "qdrant": "migrate.engines.qdrant:QdrantEngine",
-    "milvus": "migrate.engines.milvus:MilvusEngine",
-    "lancedb": "migrate.engines.lancedb:LanceEngine",
-    "chroma": "migrate.engines.chroma:ChromaEngine",
-}
-
-#: engine name -> the client package its adapter needs (for the install hint).
-_PACKAGES = {"postgres": "psycopg / pgvector", "qdrant": "qdrant-client", "milvus": "pymilvus",
-             "lancedb": "lancedb", "chroma": "chromadb"}
+#: engine name -> "module:Class" and the client package it needs: from the registry (``migrate.engines.facts``).
+ADAPTERS = {name: f.adapter for name, f in ENGINES.items()}
+_PACKAGES = {name: f.package for name, f in ENGINES.items()}
 
 
 def is_address(text: str) -> bool:
     """True when ``text`` looks like a database address rather than a file path."""
-    from migrate.engines.address import SCHEMES
+    from migrate.engines.facts import SCHEMES
 
     return isinstance(text, str) and "://" in text and text.split("://", 1)[0].lower() in SCHEMES
 
@@ -43,10 +35,17 @@ def collection_address(value: str | Address, where: str = "") -> Address:
         addr = parse_address(value) if isinstance(value, str) else value
     except ConfigError as exc:
         raise ConfigError(f"{prefix}{exc.message}", hint=exc.hint) from None
+    collection_name(addr, where)
+    return addr
+
+
+def collection_name(addr: Address, where: str = "") -> str:
+    """The collection ``addr`` names; ConfigError (prefixed with ``where``) when it names none."""
     if addr.collection is None:
+        prefix = f"{where}: " if where else ""
         raise ConfigError(f"{prefix}{addr} names no collection",
                           hint="add ?collection=NAME (or ?table=NAME) to the address")
-    return addr
+    return addr.collection
 
 
 def open_engine(address: str | Address) -> Engine:
@@ -62,5 +61,5 @@ def open_engine(address: str | Address) -> Engine:
 
 
 __all__ = ["ADAPTERS", "Address", "CollectionInfo", "Engine", "EngineUnavailable", "IndexSpec", "collection_address",
-           "is_address",
+           "collection_name", "is_address",
            "open_engine", "parse_address", "validate_name"]

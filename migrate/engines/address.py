@@ -24,47 +24,17 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypedDict
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
+from migrate.engines.facts import COMMON_OPTIONS, ENGINES, SCHEMES
 from migrate.errors import ConfigError
 from migrate.secrets import register_secret
 
-#: URI scheme -> canonical engine name.
-SCHEMES = {
-    "postgresql": "postgres", "postgres": "postgres",
-    "qdrant": "qdrant", "qdrants": "qdrant",
-    "milvus": "milvus", "milvuss": "milvus",
-    "lancedb": "lancedb",
-    "chroma": "chroma",
-}
-
-#: Environment variables a secret may come from, per engine (first non-empty wins).
-SECRET_ENV = {
-    "postgres": ("PGPASSWORD",),
-    "qdrant": ("QDRANT_API_KEY",),
-    "milvus": ("MILVUS_TOKEN", "MILVUS_PASSWORD"),
-    "lancedb": (),
-    "chroma": (),
-}
-
-#: which naming rule field names follow (Qdrant's: any printable name without quotes, ; or path characters).
-_FIELD_RULE = {"postgres": "postgres", "milvus": "milvus", "lancedb": "lancedb"}
-_COMMON_OPTS = {"table", "collection", "id", "text", "vector", "payload", "alias"}
-_ENGINE_OPTS = {
-    "postgres": {"host", "port", "schema", "password_file", "sslmode", "sslrootcert", "sslcert", "sslkey",
-                 "connect_timeout", "application_name", "target_session_attrs", "passfile", "options"},
-    "qdrant": {"https", "api_key_file", "timeout", "prefer_grpc"},
-    "milvus": {"https", "token_file", "password_file", "db_name", "timeout"},
-    "lancedb": set(),
-    "chroma": {"upgrade"},  # upgrade=1: let this chromadb upgrade an older store in place (engines.chroma)
-}
+#: Per-engine facts (schemes, secret variables, options, naming rules) live in ``migrate.engines.facts``.
+SECRET_ENV = {name: f.secret_env for name, f in ENGINES.items()}
 _SECRET_OPTS = {"password", "api_key", "apikey", "token", "secret", "key"}
-
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_MILVUS_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,254}")
-_LANCE_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,255}")
-_CHROMA_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._\-]{1,510})[A-Za-z0-9]")
-_QDRANT_FORBIDDEN = set('/\\*<>:|?"\';')
 
 
 def _show(name: str) -> str:
@@ -76,41 +46,16 @@ def _show(name: str) -> str:
 def validate_name(engine: str, name: str, what: str = "collection") -> str:
     """Return ``name`` if ``engine`` accepts it as a table/collection/alias/field name, else ConfigError.
 
-    Rules per engine: PostgreSQL identifiers (1-63 bytes, no quotes, semicolons or control
-    characters; unicode allowed, always quoted with ``sql.Identifier``); Qdrant (1-255
-    characters, none of ``/\\*<>:|?"';``); Milvus (a letter or ``_`` then letters, digits,
-    ``_``, at most 255, ASCII only); LanceDB (``[A-Za-z0-9_.-]``); Chroma (3-512 characters of
-    ``[a-zA-Z0-9._-]``, starting and ending alphanumeric).
+    Control and invisible characters are refused everywhere; the rest is the engine's own rule
+    (``EngineFacts.name_problem`` in :mod:`migrate.engines.facts`).
     """
     if not isinstance(name, str) or not name:
         raise ConfigError(f"{engine}: empty {what} name")
     bad = None
     if _CONTROL.search(name) or any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in name):
         bad = "control or invisible characters"
-    elif engine == "postgres":
-        if any(c in name for c in "\"';"):
-            bad = "quotes or semicolons"
-        elif len(name.encode("utf-8")) > 63:
-            bad = "more than 63 bytes (PostgreSQL would silently cut it)"
-        elif name != name.strip():
-            bad = "leading or trailing spaces"
-    elif engine == "qdrant":
-        if any(c in _QDRANT_FORBIDDEN for c in name):
-            bad = "one of / \\ * < > : | ? \" ' ;"
-        elif len(name) > 255 or name != name.strip() or name in (".", ".."):
-            bad = "more than 255 characters, surrounding spaces, or a dot name"
-    elif engine == "milvus":
-        if not _MILVUS_NAME.fullmatch(name):
-            bad = "characters Milvus does not allow (a letter or _ first, then letters, digits and _; ASCII only)"
-    elif engine == "lancedb":
-        if not _LANCE_NAME.fullmatch(name) or name in (".", ".."):
-            bad = "characters LanceDB does not allow (letters, digits, _ . - only)"
-    elif engine == "chroma":
-        if what == "field":
-            if name.startswith(("chroma:", "#")) or len(name) > 512:
-                bad = "a reserved prefix (chroma:, #)"
-        elif not _CHROMA_NAME.fullmatch(name):
-            bad = "characters or a length Chroma does not allow (3-512 of a-z A-Z 0-9 . _ -, alphanumeric at both ends)"
+    elif engine in ENGINES:
+        bad = ENGINES[engine].name_problem(name, what)
     if bad:
         raise ConfigError(f"{engine}: {what} name {_show(name)} is not allowed: {bad}",
                           hint="pick a plain name such as docs_v3")
@@ -232,7 +177,7 @@ def parse_address(uri: str) -> Address:
         dup = next(k for k in keys if keys.count(k) > 1)
         raise ConfigError(f"{engine}: option {_show(dup)} is given twice in the address")
     opts = dict(query)
-    allowed = _COMMON_OPTS | _ENGINE_OPTS[engine]
+    allowed = COMMON_OPTIONS | ENGINES[engine].options
     unknown = sorted(set(opts) - allowed)
     if unknown:
         raise ConfigError(f"{engine}: unknown address option {_show(unknown[0])}",
@@ -257,21 +202,21 @@ def parse_address(uri: str) -> Address:
     for key in ("id", "text", "vector"):
         value = opts.pop(key, None)
         if value is not None:
-            validate_name(_FIELD_RULE.get(engine, "qdrant"), value, "field")
+            validate_name(ENGINES[engine].field_rule, value, "field")
         fields[key] = value
     payload = None
     if "payload" in opts:
         payload = tuple(p for p in opts.pop("payload").split(",") if p)
         for p in payload:
-            validate_name(_FIELD_RULE.get(engine, "qdrant"), p, "field")
+            validate_name(ENGINES[engine].field_rule, p, "field")
 
     https = scheme in ("qdrants", "milvuss") or opts.pop("https", "0").lower() in ("1", "true", "yes")
     netloc_host = parts.hostname
     user = unquote(parts.username) if parts.username else None
     path_text = unquote(parts.path)
     secret: str | None = None
-    common = dict(engine=engine, scheme=scheme, collection=coll, id_field=fields["id"], text_field=fields["text"],
-                  vector_field=fields["vector"], payload=payload, alias=alias, https=https)
+    common = _Common(engine=engine, scheme=scheme, collection=coll, id_field=fields["id"], text_field=fields["text"],
+                     vector_field=fields["vector"], payload=payload, alias=alias, https=https)
 
     if engine == "postgres":
         host = opts.pop("host", None) or netloc_host
@@ -325,6 +270,20 @@ def parse_address(uri: str) -> Address:
         raise ConfigError(f"{engine}: only local paths are supported ({scheme}:///abs/path or {scheme}://./rel/path)")
     return _done(Address(path=_local_path(parts.netloc, path_text, engine),
                          options=tuple(sorted(opts.items())), **common))
+
+
+class _Common(TypedDict):
+    """The :class:`Address` fields every engine's address sets the same way."""
+
+    engine: str
+    scheme: str
+    collection: str | None
+    id_field: str | None
+    text_field: str | None
+    vector_field: str | None
+    payload: tuple[str, ...] | None
+    alias: str | None
+    https: bool
 
 
 def _local_path(netloc: str, path_text: str, engine: str) -> Path:

@@ -33,6 +33,7 @@ import pyarrow as pa
 from migrate.engines.address import Address, validate_name
 from migrate.engines.payload import to_jsonable
 from migrate.errors import ConfigError, MigrateError, StateError
+from migrate.precision import VectorFormat
 from migrate.secrets import redact
 
 MARKER_KEY = "jina_migrate"
@@ -262,12 +263,15 @@ class Engine(Protocol):
 
     def create(self, collection: str, *, dim: int, payload: pa.Schema, index: IndexSpec, run: str,
                id_type: pa.DataType | None = None, id_field: str | None = None,
-               vector_field: str | None = None) -> None:
+               vector_field: str | None = None, vector_format: VectorFormat | None = None) -> None:
         """A NEW collection marked with ``run``; an existing one is accepted only with the same run and shape.
 
         ``payload`` is a seam schema (``describe``'s); ``id_type`` the source's id type (None: strings),
         given the nearest key type of this engine; ``id_field`` / ``vector_field`` the source's own names,
-        used where the address names none (see :func:`destination_names`)."""
+        used where the address names none (see :func:`destination_names`). ``vector_format``: a reduced
+        ``--precision`` (given only then, and only to engines whose ``LIMITS.precisions`` has it): the
+        collection stores that type natively and records it in its marker (:func:`format_extra`); the seam
+        stays float32 either way (``upsert`` encodes, ``scan`` / ``fetch`` return the decoded vectors)."""
 
     def check_create(self, payload: pa.Schema, *, id_type: pa.DataType | None = None, id_field: str | None = None,
                      vector_field: str | None = None) -> tuple[str | None, str | None, pa.Schema]:
@@ -347,6 +351,27 @@ class Marker:
                        vector_field=str(obj.get("vector_field", VECTOR)), extra=dict(obj.get("extra") or {}))
         except (ValueError, KeyError, TypeError, pa.ArrowException):
             return None
+
+
+#: Marker ``extra`` keys of a collection storing a reduced ``--precision`` (absent: float32).
+PRECISION_KEY, SCALE_KEY = "precision", "int8_scale"
+
+
+def format_extra(fmt: VectorFormat | None) -> dict[str, Any]:
+    """What a marker records about a reduced vector format (``{}`` for float32): the precision, int8's scale."""
+    if fmt is None or not fmt.reduced:
+        return {}
+    return {PRECISION_KEY: fmt.precision, **({SCALE_KEY: fmt.scale} if fmt.scale is not None else {})}
+
+
+def marker_format(marker: Marker | None) -> VectorFormat:
+    """The vector format a collection's marker records (float32 for a foreign collection or an older marker)."""
+    extra = marker.extra if marker is not None else {}
+    precision = str(extra.get(PRECISION_KEY) or "float32")
+    scale = extra.get(SCALE_KEY)
+    return VectorFormat(precision=precision, dims=marker.dim if marker is not None else None,
+                        metric="hamming" if precision == "binary" else "ip",
+                        scale=float(scale) if scale is not None else None)
 
 
 def owned(address: Address, collection: str, marker: Marker | None) -> Marker:

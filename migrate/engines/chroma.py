@@ -46,7 +46,8 @@ DOCUMENT_FIELD = "document"
 _SAMPLE = 256
 #: Chroma: metadata keys must not start with ``chroma:`` or ``#`` (``validate_name``); the text is the
 #: collection's document, so it must be a string.
-LIMITS = Limits("chroma", text_is_document=True)
+#: ``--precision``: Chroma stores float32 embeddings only, so the reduced precisions are refused.
+LIMITS = Limits("chroma", text_is_document=True, precision_note="Chroma stores float32 embeddings only")
 
 
 def _chroma_value(v: Any) -> Any:
@@ -128,7 +129,7 @@ class ChromaEngine:
         client, self._client = self._client, None  # type: ignore[assignment]
         if client is not None:
             try:
-                client.close()
+                client.close()  # type: ignore[attr-defined]  # chromadb types ClientAPI without the Client's close()
             except Exception:  # noqa: BLE001 - an older chromadb without close(): nothing to release
                 pass
 
@@ -225,7 +226,8 @@ class ChromaEngine:
                                         f"ef_construction={hnsw.get('ef_construction')})" if hnsw else None,
                                   created_by_run=marker.run if marker else None,
                                   alias_of=real if real != collection else None,
-                                  text_field=column_name(doc_field) if doc_field in schema.names else None)
+                                  text_field=column_name(doc_field)
+                                  if doc_field is not None and doc_field in schema.names else None)
 
     def _batch(self, got: dict, schema: pa.Schema, doc_field: str | None, with_vectors: bool,
                where: str, dim: int | None = None) -> pa.RecordBatch:
@@ -399,7 +401,7 @@ class ChromaEngine:
                 raise StateError(f"{self.address}: {name!r} is a collection, not a pointer jina-migrate keeps; "
                                  "a pointer of the same name would hide it", hint="name another alias")
             ptr = self._client.get_or_create_collection(POINTER_COLLECTION, embedding_function=None)
-            ptr.upsert(ids=[name], embeddings=[[1.0]],
+            ptr.upsert(ids=[name], embeddings=np.ones((1, 1), dtype=np.float32),
                        metadatas=[{"target": collection, "switched_at": dt.datetime.now(dt.timezone.utc).isoformat()}])
 
     def drop_alias(self, name: str, *, restore: str | None = None) -> None:

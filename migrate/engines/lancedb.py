@@ -7,6 +7,9 @@
   run live in the table's schema metadata (``jina_migrate``).
 * Writing: ``merge_insert("id")`` (update matched, insert new): idempotent, one commit per call.
 * Reading streams with the query builder's ``to_batches``.
+* ``--precision float16``: the vector column is fixed_size_list<halffloat> (LanceDB searches it with a
+  float32 query, flat or indexed); read back as float32. int8 and binary are refused (``LIMITS``): a
+  LanceDB vector column holds floats.
 * Index: ``IVF_HNSW_SQ`` (hnsw) or ``IVF_PQ`` (ivfpq) built after the load; tables under a few
   thousand rows keep exact search (an IVF index cannot be trained on so few vectors).
 * Cutover: LanceDB OSS has no aliases, views or renames. jina-migrate keeps a pointer table
@@ -28,18 +31,21 @@ import pyarrow.compute as pc
 from migrate.engines.address import Address, validate_name
 from migrate.engines.limits import Limits
 from migrate.engines.base import (ID, VECTOR, CollectionInfo, IndexSpec, Marker, check_existing, check_rows,
-                                  checksum_batches, column_name, destination_names, field_schema, int_ids,
-                                  is_int_type, owned, payload_table, seam_schema, vector_array, vectors_of)
+                                  checksum_batches, column_name, destination_names, field_schema, format_extra,
+                                  int_ids, is_int_type, marker_format, owned, payload_table, seam_schema,
+                                  vector_array, vectors_of)
 from migrate.engines.base import no_vector
 from migrate.engines.names import NameState, Switch
 from migrate.engines.payload import decode_column
 from migrate.errors import ConfigError, InputError, StateError, ValidationFailed
+from migrate.precision import VectorFormat
 
 POINTER_TABLE = "jina_migrate_aliases"
 _MARKER = b"jina_migrate"
 _MIN_INDEX_ROWS = 5000
 #: LanceDB stores any Arrow column: no limit but its names (``validate_name("lancedb", ...)``).
-LIMITS = Limits("lancedb")
+LIMITS = Limits("lancedb", precisions=("float32", "float16"),
+                precision_note="a LanceDB vector column holds floats: float32 or float16")
 
 
 def _literal(value: str) -> str:
@@ -147,7 +153,7 @@ class LanceEngine:
         meta = tbl.schema.metadata or {}
         return Marker.from_json(meta.get(_MARKER))
 
-    def _layout(self, tbl) -> tuple[str, str, int, pa.Schema, Marker | None]:
+    def _layout(self, tbl) -> tuple[str, str, int | None, pa.Schema, Marker | None]:
         marker = self._marker(tbl)
         schema = tbl.schema
         id_col = self.address.id_field or (marker.id_field if marker else ID)
@@ -158,6 +164,7 @@ class LanceEngine:
             if col not in schema.names:
                 raise InputError(f"{self.address}: table has no column {col!r}",
                                  hint=f"columns are: {', '.join(schema.names)}")
+        assert id_col is not None  # a column of the table (checked above)
         dim = self._width(tbl, vec_col)
         payload = marker.payload if marker else pa.schema([f for f in schema if f.name not in (id_col, vec_col)])
         if self.address.payload:
@@ -288,7 +295,7 @@ class LanceEngine:
 
     def create(self, collection: str, *, dim: int, payload: pa.Schema, index: IndexSpec, run: str,
                id_type: pa.DataType | None = None, id_field: str | None = None,
-               vector_field: str | None = None) -> None:
+               vector_field: str | None = None, vector_format: VectorFormat | None = None) -> None:
         validate_name("lancedb", collection, "table")
         if collection == POINTER_TABLE:
             raise ConfigError(f"{self.address}: {POINTER_TABLE!r} is reserved for jina-migrate's alias pointers")
@@ -298,9 +305,10 @@ class LanceEngine:
             if collection in self._tables():
                 check_existing(self.address, collection, self._marker(self._open(collection)), run=run, dim=dim)
                 return
-            marker = Marker(run=run, dim=dim, metric=index.metric, payload=payload, id_field=id_col, vector_field=vec_col)
+            marker = Marker(run=run, dim=dim, metric=index.metric, payload=payload, id_field=id_col, vector_field=vec_col,
+                            extra=format_extra(vector_format))
             fields = [pa.field(id_col, _column_type(id_type), nullable=False),
-                      pa.field(vec_col, pa.list_(pa.float32(), int(dim)), nullable=False)]
+                      pa.field(vec_col, marker_format(marker).arrow_type(int(dim)), nullable=False)]
             fields += [pa.field(f.name, _storage_type(f.type)) for f in payload]
             self._db.create_table(collection, schema=pa.schema(fields, metadata={_MARKER: marker.to_json().encode()}))
 
@@ -332,7 +340,7 @@ class LanceEngine:
             key = _id_type(tbl, marker.id_field)
             id_array = pa.array(int_ids(self.address, collection, ids), key) if is_int_type(key) else \
                 pa.array([str(i) for i in ids], tbl.schema.field(marker.id_field).type)
-            arrays = [id_array, vector_array(vectors_of(rows.column(VECTOR)))]
+            arrays = [id_array, marker_format(marker).to_arrow(vectors_of(rows.column(VECTOR)))]
             fields = payload_table(rows)
             for f in marker.payload:
                 if f.name in fields.column_names:

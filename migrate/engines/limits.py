@@ -24,6 +24,7 @@ import pyarrow.compute as pc
 
 from migrate.engines.address import Address, validate_name
 from migrate.errors import ConfigError
+from migrate.precision import VectorFormat
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,11 @@ class Limits:
     text_is_document: bool = False  # the text field is stored as the engine's document (must be a string)
     #: the ``--precision`` values its collections store natively (``migrate.precision``); others are refused
     precisions: tuple[str, ...] = ("float32",)
+    #: of those, the ones kept as the float32 vectors beside an index the engine quantises itself (Qdrant's
+    #: scalar and binary quantisation): read back, such a collection holds the float32 vectors
+    keeps_float32: tuple[str, ...] = ()
+    #: why the other precisions are refused (one clause, said in the refusal)
+    precision_note: str = ""
 
     @property
     def measures_text(self) -> bool:
@@ -56,6 +62,14 @@ def limits_of(engine: str) -> Limits:
         raise ConfigError(f"{engine} support is not installed ({_PACKAGES[engine]}: {exc.name})",
                           hint="pip install 'jina-migrate[db]'") from None
     return getattr(module, "LIMITS", None) or Limits(engine)
+
+
+def readback_format(engine: str, fmt: VectorFormat | None) -> VectorFormat:
+    """The format whose :meth:`~VectorFormat.roundtrip` a collection of ``engine`` written at ``fmt`` reads back
+    (``fmt`` itself, or float32 where the engine keeps the float vectors beside its quantised index)."""
+    if fmt is None or fmt.precision in limits_of(engine).keeps_float32:
+        return VectorFormat(dims=fmt.dims if fmt else None)
+    return fmt
 
 
 def _is_text(t: pa.DataType) -> bool:
@@ -100,10 +114,11 @@ def problems(address: Address, *, dim: int | None, payload: pa.Schema | None, in
     out: list[ConfigError] = []
     where = f"--sink {address}"
     if precision not in lim.precisions:
+        why = f" ({lim.precision_note})" if lim.precision_note else ""
         out.append(ConfigError(f"{where}: {address.engine} destinations store {', '.join(lim.precisions)} vectors; "
-                               f"--precision {precision} is not supported there",
-                               hint="drop --precision, or --sink: the FAISS + Parquet output in --out stores "
-                                    "every precision"))
+                               f"--precision {precision} is not supported there{why}",
+                               hint=f"use --precision {' or '.join(lim.precisions)} with this destination; the FAISS "
+                                    "+ Parquet output in --out (without --sink) stores every precision"))
     if dim is not None:
         if lim.max_dim is not None and dim > lim.max_dim:
             out.append(ConfigError(f"{where}: {address.engine} stores vectors of at most {lim.max_dim} dimensions, "

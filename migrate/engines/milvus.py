@@ -48,7 +48,11 @@ _VARCHAR_MAX = 65535
 #: Milvus's documented limits (milvus.io/docs/limitations.md): 32,768 dimensions, 64 fields a collection
 #: (id and vector included), VARCHAR of 65,535 bytes (the server counts UTF-8 bytes; Milvus Lite counts
 #: characters, so bytes is the rule that holds for both). Names: ``validate_name("milvus", ...)``.
-LIMITS = Limits("milvus", max_dim=32768, max_payload_fields=62, max_text_bytes=_VARCHAR_MAX)
+#: ``--precision``: float32 only. Milvus Lite (3.2, what a ``.db`` address opens and what this tool is tested
+#: against) refuses FLOAT16_VECTOR, INT8_VECTOR and BINARY_VECTOR fields, so the reduced precisions are refused
+#: before embedding rather than by the engine after the paid run.
+LIMITS = Limits("milvus", max_dim=32768, max_payload_fields=62, max_text_bytes=_VARCHAR_MAX,
+                precision_note="Milvus Lite has FLOAT_VECTOR fields only")
 #: wraps a scalar JSON value (Milvus JSON fields take objects and arrays only)
 _SCALAR = "$jina_migrate_scalar"
 _FROM_MILVUS: dict[Any, pa.DataType] = {
@@ -253,7 +257,7 @@ class MilvusEngine:
         vfield = next((f for f in vecs if f["name"] == vname), None)
         if vfield is None:
             raise InputError(f"{self.address}: collection {collection!r} has no float vector field {vname!r}")
-        id_field = self.address.id_field or (marker.id_field if marker else pk)
+        id_field = self.address.id_field or (marker.id_field if marker else None) or pk
         if marker is not None:
             schema = marker.payload
         else:
@@ -302,7 +306,7 @@ class MilvusEngine:
 
     def _null_vectors(self, real: str, vname: str) -> bool:
         """Whether the vector field is nullable (Milvus 2.6): pymilvus reads a NULL vector as all zeros."""
-        field = next((f for f in self._desc(real)["fields"] if f["name"] == vname), {})
+        field: dict[str, Any] = next((f for f in self._desc(real)["fields"] if f["name"] == vname), {})
         return bool(field.get("nullable"))
 
     def _batch(self, rows: list[dict], id_field: str, vname: str, dim: int, schema: pa.Schema, with_vectors: bool,
@@ -424,19 +428,22 @@ class MilvusEngine:
         return {"index_type": "HNSW", "metric_type": metric,
                 "params": {"M": index.m, "efConstruction": index.ef_construction}}
 
-    def _own(self, collection: str) -> Marker:
+    def _own(self, collection: str) -> tuple[Marker, str]:
+        """The marker of a collection this tool created, and the field its marker names as the key."""
         validate_name("milvus", collection)
         if not self._is_collection(collection):
             raise InputError(f"{self.address}: collection {collection!r} does not exist")
         marker = owned(self.address, collection, self._marker(collection))
+        if marker.id_field is None:  # create() names the key field in every Milvus marker
+            raise StateError(f"{self.address}: the jina-migrate marker of {collection!r} names no id field")
         self._ready(collection)  # upsert looks up stored ids, delete filters: both need it loaded
-        return marker
+        return marker, marker.id_field
 
     def upsert(self, collection: str, rows: pa.Table, *, batch_size: int = 1000) -> None:
         if rows.num_rows == 0:
             return
         with self._guard(f"writing {collection!r}"):
-            marker = self._own(collection)
+            marker, key = self._own(collection)
             check_rows(self.address, collection, rows, marker.dim)
             fields = payload_table(rows)
             names = [n for n in marker.payload.names if n in fields.column_names]
@@ -447,12 +454,12 @@ class MilvusEngine:
                 payloads = encode(fields.slice(start, batch_size), names, keep_nulls=True)
                 vecs = vectors_of(part.column(VECTOR))
                 data = []
-                for rid, vec, p in zip(self._native(collection, marker.id_field, part.column(ID).to_pylist()), vecs,
+                for rid, vec, p in zip(self._native(collection, key, part.column(ID).to_pylist()), vecs,
                                        payloads):
                     for n in json_fields:
                         if p.get(n) is not None and not isinstance(p[n], (dict, list)):
                             p[n] = {_SCALAR: p[n]}  # Milvus JSON holds objects and arrays only
-                    p[marker.id_field] = rid
+                    p[key] = rid
                     p[marker.vector_field] = vec
                     for n in absent:
                         p[n] = None
@@ -460,22 +467,21 @@ class MilvusEngine:
                 # Milvus's upsert is a delete + insert for every row; ids not stored yet take the plain
                 # insert (the bulk path), the others the upsert. A rerun after a crash finds what the
                 # first try wrote and upserts it, so the write stays idempotent.
-                ids = [d[marker.id_field] for d in data]
-                have = {r[marker.id_field] for r in self._client.query(
-                    collection, filter=_in_expr(marker.id_field, ids), output_fields=[marker.id_field])}
-                fresh = [d for d in data if d[marker.id_field] not in have]
+                ids = [d[key] for d in data]
+                have = {r[key] for r in self._client.query(
+                    collection, filter=_in_expr(key, ids), output_fields=[key])}
+                fresh = [d for d in data if d[key] not in have]
                 if fresh:
                     self._client.insert(collection, data=fresh)
                 if have:
-                    self._client.upsert(collection, data=[d for d in data if d[marker.id_field] in have])
+                    self._client.upsert(collection, data=[d for d in data if d[key] in have])
 
     def delete(self, collection: str, ids: Sequence[str]) -> None:
         if not ids:
             return
         with self._guard(f"deleting from {collection!r}"):
-            marker = self._own(collection)
-            self._client.delete(collection, filter=_in_expr(marker.id_field,
-                                                            self._native(collection, marker.id_field, ids)))
+            _, key = self._own(collection)
+            self._client.delete(collection, filter=_in_expr(key, self._native(collection, key, ids)))
 
     def build_index(self, collection: str, index: IndexSpec) -> None:
         with self._guard(f"indexing {collection!r}"):

@@ -129,8 +129,8 @@ def decode_column(values: Sequence[Any], t: pa.DataType, *, nested: str = "nativ
 def decode(rows: Sequence[dict[str, Any] | None], schema: pa.Schema, *, nested: str = "native",
            where: str = "") -> list[pa.Array]:
     """One Arrow array per field of ``schema`` from row dicts (missing keys are null)."""
-    rows = [r or {} for r in rows]
-    return [decode_column([r.get(f.name) for r in rows], f.type, nested=nested, name=f.name, where=where)
+    present = [r or {} for r in rows]
+    return [decode_column([r.get(f.name) for r in present], f.type, nested=nested, name=f.name, where=where)
             for f in schema]
 
 

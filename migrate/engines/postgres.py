@@ -10,6 +10,11 @@
   the staging-table + ``INSERT ... ON CONFLICT`` variant, which writes every row twice: 0.52 of
   the bulk path instead of ~0.9 (see docs/notes-engines.md).
 * The HNSW (or IVFFlat) index is built after the bulk load (``build_index``).
+* ``--precision``: float32 is ``vector(d)``, float16 ``halfvec(d)`` (``halfvec_ip_ops`` /
+  ``halfvec_cosine_ops``), binary ``bit(d)`` (the sign bits, ``bit_hamming_ops``; searched with
+  ``binary_quantize(query)``, scored ``1 - 2·hamming/d``); pgvector has no int8 vector, so int8 is
+  refused (``LIMITS``). The seam stays float32: ``upsert`` encodes, reading decodes
+  (``migrate.precision``).
 * Cutover: the application's name becomes a view on the new table, switched inside one
   transaction (when that name is the run's own source table, it is renamed aside ``<name>_pre_jm``
   in the same transaction, and renamed back on rollback; any other table is refused). Tables
@@ -29,35 +34,41 @@ import re
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import psycopg
 import pyarrow as pa
+from pgvector import Bit, HalfVector
 from pgvector.psycopg import register_vector
 from psycopg import sql
 
 from migrate.engines.address import Address, validate_name
 from migrate.engines.limits import Limits
 from migrate.engines.base import (ID, VECTOR, CollectionInfo, IndexSpec, Marker, check_existing, check_rows,
-                                  checksum_batches, column_name, destination_names, field_schema, int_ids,
-                                  is_int_type, is_uuid_type, owned, payload_table, seam_schema, unavailable,
-                                  uuid_ids, vector_array, vectors_of)
+                                  checksum_batches, column_name, destination_names, field_schema, format_extra,
+                                  int_ids, is_int_type, is_uuid_type, marker_format, owned, payload_table,
+                                  seam_schema, unavailable, uuid_ids, vector_array, vectors_of)
 from migrate.engines.base import no_vector
 from migrate.engines.names import NameState, Switch
 from migrate.engines.payload import to_jsonable, decode_column
 from migrate.errors import ConfigError, InputError, StateError
+from migrate.precision import VectorFormat
 from migrate.secrets import redact
 
 #: PostgreSQL + pgvector limits: pgvector's ``vector`` holds 16,000 dimensions and its HNSW / IVFFlat
 #: indexes 2,000; a table has at most 1,600 columns (id and vector included); ``text`` and ``jsonb``
 #: cannot hold U+0000. Names: ``validate_name("postgres", ...)`` (63 bytes).
-LIMITS = Limits("postgres", max_dim=16000, max_index_dim=2000, max_payload_fields=1598, text_nul=False)
+LIMITS = Limits("postgres", max_dim=16000, max_index_dim=2000, max_payload_fields=1598, text_nul=False,
+                precisions=("float32", "float16", "binary"), precision_note="pgvector has no int8 vector type")
 
 _ALIAS_KEY = "jina_migrate_alias"
 _ASIDE = "_pre_jm"
 _OPS = {"cosine": ("vector_cosine_ops", "<=>"), "ip": ("vector_ip_ops", "<#>")}
+#: The column type of each stored precision (``LIMITS.precisions``), and the operator class of its index.
+_COLUMN = {"float32": "vector", "float16": "halfvec", "binary": "bit"}
+_HALF_OPS = {"cosine": "halfvec_cosine_ops", "ip": "halfvec_ip_ops"}
 _LIBPQ_OPTS = ("sslmode", "sslrootcert", "sslcert", "sslkey", "connect_timeout", "application_name",
                "target_session_attrs", "passfile", "options")
 
@@ -152,6 +163,37 @@ def _to_pg_values(col: pa.ChunkedArray, pg_type: str) -> list[Any]:
     return arr.to_pylist()
 
 
+def _read_vector(value: Any, fmt: VectorFormat) -> np.ndarray:
+    """A stored vector as float32: ``vector`` / ``halfvec`` as they are, ``bit`` decoded (``migrate.precision``);
+    psycopg's binary protocol gives ``bit`` as its wire bytes (a 4-byte length, then the bits MSB first)."""
+    if fmt.precision != "binary":
+        return np.asarray(value.to_numpy() if hasattr(value, "to_numpy") else value, dtype=np.float32)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        codes = np.frombuffer(bytes(value)[4:], dtype=np.uint8)
+    elif isinstance(value, str):
+        codes = np.packbits(np.frombuffer(value.encode(), dtype=np.uint8) == ord("1"))
+    else:
+        codes = np.packbits(np.asarray(value.to_numpy(), dtype=bool))
+    return fmt.decode(codes.reshape(1, -1))[0]
+
+
+def _write_vector(vector: np.ndarray, fmt: VectorFormat) -> Any:
+    """A float32 seam vector as the column's COPY value: vector, halfvec (float16 cast) or bit (sign bits)."""
+    if fmt.precision == "float16":
+        return HalfVector(vector.astype(np.float16))
+    if fmt.precision == "binary":
+        return Bit(np.asarray(vector) > 0)
+    return vector
+
+
+def _score(op: str, distance: float, dim: int | None) -> float:
+    """pgvector's distance as a score, higher = closer: cosine similarity, inner product, or for bits the cosine of
+    the ±1 vectors, ``1 - 2·hamming/d`` (``migrate.precision``'s binary rule)."""
+    if op == "<~>":
+        return 1.0 - 2.0 * distance / float(dim or 1)
+    return 1.0 - distance if op == "<=>" else -distance
+
+
 @dataclass
 class _Layout:
     """How one table maps onto the scan columns."""
@@ -170,6 +212,7 @@ class _Layout:
     total_bytes: int | None
     index_defs: list[str]
     subset: Any = None  # the LangChain collection's uuid: only rows whose collection_id is it (else every row)
+    fmt: VectorFormat = field(default_factory=VectorFormat)  # the stored precision (halfvec, bit)
 
     def where(self, first: bool = True) -> tuple[sql.Composable, tuple[Any, ...]]:
         """The condition selecting this layout's rows (`` WHERE``/`` AND`` + parameters), empty for every row."""
@@ -183,14 +226,21 @@ def _metric_and_index(lay: _Layout) -> tuple[str | None, str | None]:
     metric, index = None, None
     for d in lay.index_defs:
         if f"({lay.vec_col} " in d or f'("{lay.vec_col}" ' in d:
-            metric = "cosine" if "vector_cosine_ops" in d else "ip" if "vector_ip_ops" in d else \
-                "l2" if "vector_l2_ops" in d else metric
+            metric = "cosine" if "vec_cosine_ops" in d else "ip" if "vec_ip_ops" in d else \
+                "l2" if "vec_l2_ops" in d else "hamming" if "bit_hamming_ops" in d else metric
             kind = re.search(r"USING (\w+)", d)
             params = re.search(r"WITH \((.*)\)", d)
             index = (kind.group(1) if kind else "index") + (f"({params.group(1)})" if params else "")
     if metric is None and lay.marker is not None:
         metric = lay.marker.metric
     return metric, index
+
+
+def _value(cur: psycopg.Cursor[Any]) -> Any:
+    """The one value of a query that always returns one row (``count(*)``, ``current_schema()``)."""
+    row = cur.fetchone()
+    assert row is not None  # an aggregate or a bare function call returns exactly one row
+    return row[0]
 
 
 class PostgresEngine:
@@ -235,7 +285,7 @@ class PostgresEngine:
             raise unavailable(a, exc, "connecting") from None
         self._c = conn
         if self._schema is None:
-            self._schema = conn.execute("SELECT current_schema()").fetchone()[0] or "public"
+            self._schema = _value(conn.execute("SELECT current_schema()")) or "public"
         self._register(conn)
         return conn
 
@@ -268,7 +318,11 @@ class PostgresEngine:
 
     def _rel(self, name: str) -> sql.Identifier:
         validate_name("postgres", name, "table")
+        return self._in_schema(name)
+
+    def _in_schema(self, name: str) -> sql.Identifier:
         self._db()
+        assert self._schema is not None  # _db() looks it up on connecting
         return sql.Identifier(self._schema, name)
 
     # ------------------------------------------------------------------ catalog
@@ -340,10 +394,11 @@ class PostgresEngine:
             vec_col = vec_cols[0]
         if vec_col not in types:
             raise InputError(f"{self.address}: table {collection!r} has no column {vec_col!r}")
-        if types[vec_col][1] != "vector":
+        fmt = marker_format(marker) if types[vec_col][1] != "halfvec" or marker else VectorFormat("float16")
+        if types[vec_col][1] != _COLUMN.get(fmt.precision):
             raise InputError(f"{self.address}: column {vec_col!r} of {collection!r} has type {types[vec_col][0]}, "
-                             "expected pgvector's vector")
-        m = re.fullmatch(r"vector\((\d+)\)", types[vec_col][0])
+                             f"expected pgvector's {_COLUMN.get(fmt.precision, 'vector')}")
+        m = re.fullmatch(r"(?:vector|halfvec|bit)\((\d+)\)", types[vec_col][0])
         dim = int(m.group(1)) if m else None
         wanted = list(a.payload) if a.payload else [n for n in names if n not in (id_col, vec_col)]
         missing = [p for p in wanted if p not in types]
@@ -368,7 +423,8 @@ class PostgresEngine:
                          payload=pa.schema(fields), payload_cols=[(n, types[n][0]) for n in wanted], marker=marker,
                          relkind=relkind, reltuples=reltuples, total_bytes=total_bytes,
                          index_defs=[r[0] for r in idx],
-                         subset=None if marker is not None else self._subset(collection, types))
+                         subset=None if marker is not None else self._subset(collection, types),
+                         fmt=fmt.with_dims(dim) if dim else fmt)
         self._layouts[collection] = layout
         return layout
 
@@ -386,7 +442,7 @@ class PostgresEngine:
                              f"{table!r} has no {_LC_KEY!r} column or schema {self._schema!r} no {_LC_COLLECTIONS!r}",
                              hint="drop &collection= to read the whole table")
         names: dict[str, Any] = dict(self._db().execute(sql.SQL("SELECT name, uuid FROM {}").format(
-            sql.Identifier(self._schema, _LC_COLLECTIONS))).fetchall())
+            self._in_schema(_LC_COLLECTIONS))).fetchall())
         if name is not None:
             if name not in names:
                 raise InputError(f"{self.address}: no LangChain collection {name!r} in {_LC_COLLECTIONS!r}",
@@ -407,8 +463,8 @@ class PostgresEngine:
             rows, exact = lay.reltuples, False
             if rows < 0 or lay.relkind not in ("r", "p", "m") or lay.subset is not None:
                 cond, args = lay.where()
-                rows = self._db().execute(sql.SQL("SELECT count(*) FROM {}{}").format(self._rel(lay.name), cond),
-                                          args).fetchone()[0]
+                query = sql.SQL("SELECT count(*) FROM {}{}").format(self._rel(lay.name), cond)
+                rows = _value(self._db().execute(query, args))
                 exact = True
             metric, index = _metric_and_index(lay)
             return CollectionInfo(name=lay.name, rows=int(rows), rows_exact=exact, dim=lay.dim, metric=metric,
@@ -420,7 +476,7 @@ class PostgresEngine:
     # ------------------------------------------------------------------ reading
 
     def _select(self, lay: _Layout, with_vectors: bool) -> sql.Composed:
-        parts = [sql.Identifier(lay.id_col)]
+        parts: list[sql.Composable] = [sql.Identifier(lay.id_col)]
         if with_vectors:
             parts.append(sql.Identifier(lay.vec_col))
         for (col, _typ), f in zip(lay.payload_cols, lay.payload):
@@ -433,14 +489,15 @@ class PostgresEngine:
         return sql.SQL(", ").join(parts)
 
     def _batch(self, lay: _Layout, rows: list[tuple], with_vectors: bool) -> pa.RecordBatch:
-        cols = list(zip(*rows)) if rows else [[] for _ in range(1 + with_vectors + len(lay.payload_cols))]
+        cols: list[Sequence[Any]] = list(zip(*rows)) if rows else \
+            [[] for _ in range(1 + with_vectors + len(lay.payload_cols))]
         arrays: list[pa.Array] = [pa.array([str(v) for v in cols[0]], type=pa.string())]
         names = [ID]
         k = 1
         if with_vectors:
             if any(v is None for v in cols[1]):  # a NULL vector: not a width problem
                 raise no_vector(self.address, lay.name, [str(i) for i, v in zip(cols[0], cols[1]) if v is None])
-            vecs = [np.asarray(v.to_numpy() if hasattr(v, "to_numpy") else v, dtype=np.float32) for v in cols[1]]
+            vecs = [_read_vector(v, lay.fmt) for v in cols[1]]
             dim = lay.dim or (len(vecs[0]) if vecs else 0)
             if any(v.shape != (dim,) for v in vecs):
                 bad = [str(i) for i, v in zip(cols[0], vecs) if v.shape != (dim,)][:5]
@@ -487,8 +544,8 @@ class PostgresEngine:
         with self._guard("counting rows"):
             lay = self._layout(collection)
             cond, args = lay.where()
-            return int(self._db().execute(sql.SQL("SELECT count(*) FROM {}{}").format(self._rel(lay.name), cond),
-                                          args).fetchone()[0])
+            query = sql.SQL("SELECT count(*) FROM {}{}").format(self._rel(lay.name), cond)
+            return int(_value(self._db().execute(query, args)))
 
     def checksum(self, collection: str) -> str:
         return checksum_batches(self.scan(collection))
@@ -497,11 +554,15 @@ class PostgresEngine:
         with self._guard("searching"):
             lay = self._layout(collection)
             metric = _metric_and_index(lay)[0] or "cosine"
-            op = {"cosine": "<=>", "ip": "<#>", "l2": "<->"}.get(metric, "<=>")
+            binary = lay.fmt.precision == "binary"
+            op = "<~>" if binary else {"cosine": "<=>", "ip": "<#>", "l2": "<->"}.get(metric, "<=>")
+            # the query as the column's type: halfvec, or the sign bits of the float query (binary_quantize)
+            arg = sql.SQL({"float16": "%s::vector::halfvec", "binary": "binary_quantize(%s::vector)::bit({})"}.get(
+                lay.fmt.precision, "%s")).format(sql.Literal(int(lay.dim or 0)))
             cond, args = lay.where()
-            query = sql.SQL("SELECT {}::text, {} {} %s FROM {}{} ORDER BY {} {} %s LIMIT %s").format(
-                sql.Identifier(lay.id_col), sql.Identifier(lay.vec_col), sql.SQL(op), sql.Identifier(self._schema, collection),
-                cond, sql.Identifier(lay.vec_col), sql.SQL(op))
+            query = sql.SQL("SELECT {}::text, {} {} {} FROM {}{} ORDER BY {} {} {} LIMIT %s").format(
+                sql.Identifier(lay.id_col), sql.Identifier(lay.vec_col), sql.SQL(op), arg,
+                self._in_schema(collection), cond, sql.Identifier(lay.vec_col), sql.SQL(op), arg)
             out = []
             conn = self._db()
             with conn.transaction():
@@ -510,14 +571,14 @@ class PostgresEngine:
                              (str(min(1000, max(40, 2 * k))), str(min(100, max(1, k // 4)))))
                 for q in np.asarray(vectors, dtype=np.float32):
                     rows = conn.execute(query, (q, *args, q, k)).fetchall()
-                    out.append([(r[0], 1.0 - float(r[1]) if op == "<=>" else -float(r[1])) for r in rows])
+                    out.append([(r[0], _score(op, float(r[1]), lay.dim)) for r in rows])
             return out
 
     # ------------------------------------------------------------------ writing
 
     def create(self, collection: str, *, dim: int, payload: pa.Schema, index: IndexSpec, run: str,
                id_type: pa.DataType | None = None, id_field: str | None = None,
-               vector_field: str | None = None) -> None:
+               vector_field: str | None = None, vector_format: VectorFormat | None = None) -> None:
         validate_name("postgres", collection, "table")
         id_col, vec_col, payload = self.check_create(payload, id_type=id_type, id_field=id_field,
                                                      vector_field=vector_field)
@@ -533,9 +594,12 @@ class PostgresEngine:
             except psycopg.Error:
                 pass  # no privilege: fine if it is installed already (checked by the CREATE TABLE below)
             register_vector(conn)
-            marker = Marker(run=run, dim=dim, metric=index.metric, payload=payload, id_field=id_col, vector_field=vec_col)
+            marker = Marker(run=run, dim=dim, metric=index.metric, payload=payload, id_field=id_col, vector_field=vec_col,
+                            extra=format_extra(vector_format))
+            column = _COLUMN[vector_format.precision if vector_format else "float32"]
             cols = [sql.SQL("{} {} PRIMARY KEY").format(sql.Identifier(id_col), sql.SQL(id_pg)),
-                    sql.SQL("{} vector({}) NOT NULL").format(sql.Identifier(vec_col), sql.Literal(int(dim)))]
+                    sql.SQL("{} {}({}) NOT NULL").format(sql.Identifier(vec_col), sql.SQL(column),
+                                                         sql.Literal(int(dim)))]
             cols += [sql.SQL("{} {}").format(sql.Identifier(f.name), sql.SQL(_column_type(f))) for f in payload]
             with conn.transaction():
                 conn.execute(sql.SQL("CREATE TABLE {} ({})").format(self._rel(collection), sql.SQL(", ").join(cols)))
@@ -566,7 +630,7 @@ class PostgresEngine:
             check_rows(self.address, collection, rows, lay.dim)
             conn = self._db()
             cols = [lay.id_col, lay.vec_col] + [f.name for f in lay.payload]
-            pg_types = [_copy_type(lay.id_pg), "vector"] + [_copy_type(t) for _, t in lay.payload_cols]
+            pg_types = [_copy_type(lay.id_pg), _COLUMN[lay.fmt.precision]] + [_copy_type(t) for _, t in lay.payload_cols]
             ids: list[Any] = rows.column(ID).to_pylist()
             if is_int_type(lay.id_arrow):
                 ids = int_ids(self.address, collection, ids)
@@ -589,7 +653,7 @@ class PostgresEngine:
                             self._rel(collection), ident_list)) as cp:
                         cp.set_types(pg_types)
                         for i in range(rows.num_rows):
-                            cp.write_row([ids[i], vecs[i], *[p[i] for p in payload]])
+                            cp.write_row([ids[i], _write_vector(vecs[i], lay.fmt), *[p[i] for p in payload]])
 
     def delete(self, collection: str, ids: Sequence[str]) -> None:
         if not ids:
@@ -603,7 +667,8 @@ class PostgresEngine:
         with self._guard("building the index"):
             lay = self._own(collection)
             conn = self._db()
-            ops = _OPS[index.metric][0]
+            ops = {"float16": _HALF_OPS[index.metric], "binary": "bit_hamming_ops"}.get(lay.fmt.precision,
+                                                                                        _OPS[index.metric][0])
             if index.kind == "flat":
                 conn.execute(sql.SQL("ANALYZE {}").format(self._rel(collection)))
                 return

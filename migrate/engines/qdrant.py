@@ -18,6 +18,13 @@
   The collection is created with HNSW ``m=0`` (no graph while bulk loading, as Qdrant advises);
   ``build_index`` then sets ``m`` / ``ef_construct`` and Qdrant builds the graph.
 * Cutover: ``update_collection_aliases`` with delete + create in one atomic request.
+* ``--precision``: float16 is stored as float16 (``VectorParams(datatype=float16)``; the vectors are rounded
+  to float16 before the upload, so what is read back is the float16 value on a server and in local mode
+  alike). int8 and binary keep the float32 vectors and configure Qdrant's own quantisation of the index
+  (``ScalarQuantization`` int8 at the 0.999 quantile, the rule of ``migrate.precision``, with Qdrant's own
+  calibration; ``BinaryQuantization``): searches score the quantised codes and rescore with the float32
+  vectors, which are what ``scan`` / ``fetch`` return and ``verify`` compares (``LIMITS.keeps_float32``).
+  Local mode accepts but ignores quantisation (exact search).
 * Local mode is the client's own Python implementation of the server API, not the Rust server:
   same calls and results, but exact search (no HNSW) and its own speed.
 """
@@ -38,11 +45,12 @@ from migrate.engines.address import Address, validate_name
 from migrate.engines.limits import Limits
 from migrate.engines.base import (ID, VECTOR, CollectionInfo, IndexSpec, Marker, check_existing, check_rows,
                                   check_unit, checksum_batches, column_name, field_schema, int_ids, is_int_type,
-                                  is_uuid_type, owned, payload_table, seam_schema, unavailable, valid_field_name,
-                                  vector_array, vectors_of)
+                                  format_extra, is_uuid_type, marker_format, owned, payload_table, seam_schema,
+                                  unavailable, valid_field_name, vector_array, vectors_of)
 from migrate.engines.names import NameState, Switch
 from migrate.engines.payload import decode, encode, framework_layout, infer_schema
 from migrate.errors import ConfigError, InputError, StateError
+from migrate.precision import CALIBRATION_QUANTILE, VectorFormat
 
 #: uuid5 namespace for string ids that are neither integers nor UUIDs (fixed forever: ids must stay stable).
 NAMESPACE = uuid.UUID("6f1c8f0e-7a43-5b7e-9a55-6a696e612d6d")
@@ -53,7 +61,18 @@ _METRIC = {models.Distance.COSINE: "cosine", models.Distance.DOT: "ip", models.D
 _SAMPLE = 256
 #: Qdrant: a dense vector of at most 65,536 dimensions (its collection config's rule); payload is JSON
 #: without a size rule of its own.
-LIMITS = Limits("qdrant", max_dim=65536)
+LIMITS = Limits("qdrant", max_dim=65536, precisions=("float32", "float16", "int8", "binary"),
+                keeps_float32=("int8", "binary"))
+
+
+def _quantization(fmt: VectorFormat | None) -> Any:
+    """Qdrant's own quantisation of the index for int8 / binary (None for the float precisions)."""
+    if fmt is not None and fmt.precision == "int8":
+        return models.ScalarQuantization(scalar=models.ScalarQuantizationConfig(
+            type=models.ScalarType.INT8, quantile=CALIBRATION_QUANTILE / 100, always_ram=True))
+    if fmt is not None and fmt.precision == "binary":
+        return models.BinaryQuantization(binary=models.BinaryQuantizationConfig(always_ram=True))
+    return None
 
 
 def _framework(payload: pa.Schema) -> bool:
@@ -351,7 +370,7 @@ class QdrantEngine:
 
     def create(self, collection: str, *, dim: int, payload: pa.Schema, index: IndexSpec, run: str,
                id_type: pa.DataType | None = None, id_field: str | None = None,
-               vector_field: str | None = None) -> None:
+               vector_field: str | None = None, vector_format: VectorFormat | None = None) -> None:
         validate_name("qdrant", collection)
         id_key, vname, payload = self.check_create(payload, id_type=id_type, id_field=id_field,
                                                    vector_field=vector_field)
@@ -366,11 +385,15 @@ class QdrantEngine:
             extra: dict[str, Any] = {"id_type": "int64"} if id_key and is_int_type(id_type) else {}
             if vname is not None:
                 extra["vector_name"] = vname
+            extra.update(format_extra(vector_format))
             marker = Marker(run=run, dim=dim, metric=index.metric, payload=payload, id_field=id_key, extra=extra)
-            params = models.VectorParams(size=int(dim), distance=distance)
+            half = vector_format is not None and vector_format.precision == "float16"
+            params = models.VectorParams(size=int(dim), distance=distance,
+                                         datatype=models.Datatype.FLOAT16 if half else None)
             self._client.create_collection(
                 collection, vectors_config=params if vname is None else {vname: params},
                 hnsw_config=models.HnswConfigDiff(m=0, ef_construct=index.ef_construction),
+                quantization_config=_quantization(vector_format),
                 metadata={"jina_migrate": marker.to_json()})
             self._markers.pop(collection, None)
 
@@ -413,6 +436,8 @@ class QdrantEngine:
             check_rows(self.address, collection, rows, marker.dim)
             ids = rows.column(ID).to_pylist()
             vectors = vectors_of(rows.column(VECTOR))
+            if marker_format(marker).precision == "float16":  # stored as float16 by a server, rounded here for both
+                vectors = vectors.astype(np.float16).astype(np.float32)
             if marker.metric == "cosine":
                 check_unit(self.address, collection, vectors, ids)
             fields = payload_table(rows)

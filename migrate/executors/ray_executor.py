@@ -299,11 +299,11 @@ class RayExecutor:
                 if not free:
                     break
                 a = min(free, key=lambda x: x.inflight)
-                shard = queue[0]
+                head = queue[0]
                 pr = per_row()
                 if pr is None and inflight_est and getattr(budget, "max_tokens", None) is not None:
                     break  # with a token budget, learn the cost of one shard before sending more
-                est = int(pr * shard.rows) if pr else 0
+                est = int(pr * head.rows) if pr else 0
                 try:  # shards in flight hold their estimate until their real cost is known
                     budget.check_before(sum(inflight_est.values()) + est)
                 except MigrateError as exc:
@@ -311,8 +311,8 @@ class RayExecutor:
                         stop = exc
                     break
                 queue.popleft()
-                inflight_est[shard.index] = est
-                pending[a.handle.run.remote(shard)] = ("run", a, shard)
+                inflight_est[head.index] = est
+                pending[a.handle.run.remote(head)] = ("run", a, head)
                 a.inflight += 1
             runs_pending = any(kind == "run" for kind, _, _ in pending.values())
             if not runs_pending and (not queue or stop is not None):

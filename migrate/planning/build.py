@@ -33,7 +33,8 @@ def build_plan(opts: PlanOptions) -> dict[str, Any]:
     """The plan as a JSON-ready dict (see ``PLAN_SCHEMA``)."""
     opts.validate()
     src = read_sources(opts)
-    local = open_local_target(opts.local_model) if opts.runs_local_model else None
+    model = opts.local_model if opts.runs_local_model else None
+    local = open_local_target(model) if model else None
     try:
         return _build(opts, src, local)
     finally:
@@ -176,15 +177,16 @@ def _run_config(opts: PlanOptions, mapping: Mapping) -> dict[str, Any]:
 
 def _calibrate(opts: PlanOptions, src: PlanSources, mapping: Mapping, local: LocalTarget | None) -> dict[str, Any]:
     """Time the local model on a sample (the one already loaded when it is the model that runs)."""
-    kw = {"seed": opts.seed, "seconds": opts.calibration_seconds, "max_docs": opts.calibration_max_docs}
+    seed, seconds, max_docs = opts.seed, opts.calibration_seconds, opts.calibration_max_docs
     if local is not None:
-        return calibrate_local(local.embedder, local.spec, src.texts, mapping.document_task, **kw,
-                               load_seconds=local.load_seconds, load_cpu_seconds=local.load_cpu_seconds)
+        return calibrate_local(local.embedder, local.spec, src.texts, mapping.document_task, seed=seed,
+                               seconds=seconds, max_docs=max_docs, load_seconds=local.load_seconds,
+                               load_cpu_seconds=local.load_cpu_seconds)
     assert opts.local_model
     spec = local_spec(opts.local_model)
     emb, load_s, load_cpu = open_timed(spec)
     try:
-        return calibrate_local(emb, spec, src.texts, mapping.document_task, **kw, load_seconds=load_s,
-                               load_cpu_seconds=load_cpu)
+        return calibrate_local(emb, spec, src.texts, mapping.document_task, seed=seed, seconds=seconds,
+                               max_docs=max_docs, load_seconds=load_s, load_cpu_seconds=load_cpu)
     finally:
         emb.close()

@@ -144,7 +144,7 @@ def estimate(engine: str, *, rows: int, dims: int, id_bytes: float, payload_byte
     elif engine == "lancedb":
         idx = 0
         if n >= LANCE_MIN_INDEX_ROWS and index.kind == "hnsw":
-            idx = n * (d + 4 * _links(index.m) + 8)
+            idx = int(n * (d + 4 * _links(index.m) + 8))
         elif n >= LANCE_MIN_INDEX_ROWS and index.kind == "ivfpq":
             sub = next(s for s in (96, 64, 48, 32, 16, 8, 4, 2, 1) if d % s == 0)
             idx = n * (sub + 8) + max(1, n // 4096) * d * 4
@@ -164,10 +164,11 @@ def estimate(engine: str, *, rows: int, dims: int, id_bytes: float, payload_byte
 def _exists(uri: str) -> tuple[bool | None, str | None, str | None]:
     """(exists, created_by_run, why not checked). An embedded engine's folder is not created to find out. A
     destination ``run`` would refuse to open (a bad setting, a store it must not upgrade) raises ConfigError."""
-    from migrate.engines import open_engine
+    from migrate.engines import collection_name, open_engine
 
     addr = parse_address(uri)
-    if addr.embedded and not addr.path.exists():  # type: ignore[union-attr]
+    collection = collection_name(addr, "--sink")
+    if addr.path is not None and not addr.path.exists():  # embedded
         return False, None, None
     try:
         engine = open_engine(addr)
@@ -176,9 +177,9 @@ def _exists(uri: str) -> tuple[bool | None, str | None, str | None]:
     except MigrateError as exc:
         return None, None, exc.message
     try:
-        if not engine.exists(addr.collection):
+        if not engine.exists(collection):
             return False, None, None
-        return True, engine.describe(addr.collection).created_by_run, None
+        return True, engine.describe(collection).created_by_run, None
     except MigrateError as exc:
         return None, None, exc.message
     finally:
@@ -190,7 +191,7 @@ def _alias_problem(addr: Any, src: Any) -> MigrateError | None:
     from migrate.engines import open_engine
     from migrate.engines.names import own_source_name, refusal
 
-    if addr.embedded and not addr.path.exists():  # type: ignore[union-attr]
+    if addr.embedded and not addr.path.exists():
         return None
     try:
         engine = open_engine(addr)

@@ -40,7 +40,7 @@ class PlanSources:
         return len(self.ids)
 
 
-def fingerprint(paths: list[Path | None]) -> list[dict[str, Any]]:
+def fingerprint(paths: list[Path | str | None]) -> list[dict[str, Any]]:
     """Path, size and sha256 of each source file (the same function ``run`` pins)."""
     from migrate.sources.fingerprint import fingerprint_sources
 
@@ -54,7 +54,7 @@ def read_sources(opts: PlanOptions) -> PlanSources:
     from migrate.sources.texts import PlannedTexts
 
     collection = opts.old_index is not None and is_collection(opts.old_index)
-    documents = opts.documents
+    documents: Path | str | None = opts.documents
     if documents is None and opts.old_index is not None and holds_documents(str(opts.old_index), opts.text_field):
         documents = opts.old_index
     if documents is None:
@@ -75,7 +75,8 @@ def read_sources(opts: PlanOptions) -> PlanSources:
         except ValidationFailed as exc:  # vectors `run` refuses (NULL, NaN, another width): an error finding
             refused.append(Finding("old-index-invalid", "error", f"`run` refuses the old index: {exc.message}",
                                    exc.hint or ""))
-    index_dim = old.dim if old is not None else (_document_vector_dim(opts) if opts.documents is not None else None)
+    index_dim = old.dim if old is not None else (
+        _document_vector_dim(opts.documents) if opts.documents is not None else None)
     summary = None if old is None else {"path": str(old.path), "vectors": len(old), "dim": old.dim,
                                         "metric": old.metric, "kind": old.kind}
     if refused:
@@ -154,15 +155,16 @@ def collection_statistics(address: str) -> tuple[dict[str, Any], float]:
     """A collection's own statistics (``Engine.describe``: rows, bytes, index, fields) and the mean
     payload bytes a row, measured on its first rows (Arrow sizes: strings as their bytes, numbers as
     their width)."""
-    from migrate.engines import open_engine, parse_address
+    from migrate.engines import collection_name, open_engine, parse_address
 
     addr = parse_address(address)
+    collection = collection_name(addr)
     engine = open_engine(addr)
     try:
-        info = engine.describe(addr.collection)
+        info = engine.describe(collection)
         stats = {"address": str(addr), "engine": addr.engine} | info.as_dict()
         rows = payload = 0
-        batches = engine.scan(addr.collection, batch_rows=PAYLOAD_SAMPLE_ROWS, with_vectors=False)
+        batches = engine.scan(collection, batch_rows=PAYLOAD_SAMPLE_ROWS, with_vectors=False)
         try:
             for batch in batches:
                 cols = [batch.column(i) for i, name in enumerate(batch.schema.names) if name != "id"]
@@ -183,16 +185,16 @@ def collection_statistics(address: str) -> tuple[dict[str, Any], float]:
     return stats, per_row
 
 
-def _document_vector_dim(opts: PlanOptions) -> int | None:
+def _document_vector_dim(documents: Path) -> int | None:
     """Width of vectors stored in the documents file itself (a Parquet export with an embedding column)."""
-    if opts.documents.suffix.lower() not in (".parquet", ".pq"):
+    if documents.suffix.lower() not in (".parquet", ".pq"):
         return None
     import pyarrow as pa
 
     from migrate.errors import InputError
     from migrate.sources.files import READ_ERRORS, VECTOR_CANDIDATES, _first_line, open_parquet
 
-    pf = open_parquet(opts.documents)
+    pf = open_parquet(documents)
     schema = pf.schema_arrow
     vf = next((c for c in VECTOR_CANDIDATES if c in schema.names), None)
     if vf is None:
@@ -206,7 +208,7 @@ def _document_vector_dim(opts: PlanOptions) -> int | None:
         first = pf.read_row_group(0, columns=[vf]).column(0)
         return len(first[0].as_py()) if len(first) and first[0].is_valid else None
     except READ_ERRORS as exc:
-        raise InputError(f"{opts.documents}: cannot read column {vf!r} ({_first_line(exc)})",
+        raise InputError(f"{documents}: cannot read column {vf!r} ({_first_line(exc)})",
                          hint="check that the file is complete and of that type") from None
 
 

@@ -25,7 +25,7 @@ def storage_options(n: int, dims_list: list[int], precision: str = "float32") ->
 
 
 def output_bytes(n: int, dims: int, id_bytes: float, precision: str = "float32",
-                 rescore: bool = False) -> dict[str, int]:
+                 rescore: bool = False) -> dict[str, int | str]:
     """Disk used by ``run``'s output: float32 shards, embeddings.parquet and index.faiss at ``precision``,
     id_map, and ``rescore.npy`` (float32) with ``--rescore``."""
     vec = n * dims * 4
@@ -36,7 +36,7 @@ def output_bytes(n: int, dims: int, id_bytes: float, precision: str = "float32",
     index = int(stored + n * 8)
     id_map = int(n * (id_bytes + 8 + 4))
     kept = vec if rescore else 0
-    out = {"shards": shards, "embeddings_parquet": emb, "index_faiss": index, "id_map_parquet": id_map,
+    out: dict[str, int | str] = {"shards": shards, "embeddings_parquet": emb, "index_faiss": index, "id_map_parquet": id_map,
            "total": shards + emb + index + id_map + kept, "precision": precision}
     return out | ({"rescore_npy": kept} if rescore else {})
 

@@ -36,10 +36,10 @@ from starlette.responses import Response
 from migrate.embed.jina_wire import STAND_IN_HEADER
 from migrate.rehearsal.models import ServedModel
 from migrate.rehearsal.requests import Reject, invalid
+from migrate.rehearsal.state import DroppedResponse, KeyUsage, ServerState, json_response
 
 if TYPE_CHECKING:
     from migrate.rehearsal.runtimes import Runtime
-    from migrate.rehearsal.server import JinaCompatServer, KeyUsage
 
 #: Jina's reranker names (evaluation.md); jina-reranker-v3 is listwise, up to 64 documents.
 RERANKER_NAMES = ("jina-reranker-v2-base-multilingual", "jina-reranker-v3", "jina-reranker-m0", "jina-colbert-v2")
@@ -132,26 +132,24 @@ def describe(name: str, model: ServedModel, rt: Runtime) -> dict[str, Any]:
     }
 
 
-async def handle(server: JinaCompatServer, request: Request) -> Response:
+async def handle(server: ServerState, request: Request) -> Response:
     """``POST /v1/rerank``: authenticate, count, limit, inject faults, score, answer."""
-    from migrate.rehearsal.server import _json
-
     try:
         kid = server._auth(request)
     except Reject as rej:
         server.unauthenticated += 1
-        return _json(rej.status, {"detail": rej.detail}, rej.headers)
+        return json_response(rej.status, {"detail": rej.detail}, rej.headers)
     usage = server.key_usage(kid)
     usage.requests += 1
     try:
         response = await _rerank(server, request, kid, usage)
     except Reject as rej:
-        response = _json(rej.status, {"detail": rej.detail}, rej.headers)
+        response = json_response(rej.status, {"detail": rej.detail}, rej.headers)
     usage.status[response.status_code] += 1
     return response
 
 
-async def _rerank(server: JinaCompatServer, request: Request, kid: str, usage: KeyUsage) -> Response:
+async def _rerank(server: ServerState, request: Request, kid: str, usage: KeyUsage) -> Response:
     cfg = server.config
     body = await request.body()
     try:
@@ -198,11 +196,9 @@ async def _rerank(server: JinaCompatServer, request: Request, kid: str, usage: K
     return await _answer(server, kid, req, values, billed, fault, model.stand_in)
 
 
-async def _answer(server: JinaCompatServer, kid: str, req: RerankRequest, values: np.ndarray, billed: int,
+async def _answer(server: ServerState, kid: str, req: RerankRequest, values: np.ndarray, billed: int,
                   fault: str | None, stand_in: str) -> Response:
     import asyncio
-
-    from migrate.rehearsal.server import _DroppedResponse
 
     order = sorted(range(len(values)), key=lambda i: (-values[i], i))[: req.top_n]
     results = []
@@ -222,5 +218,5 @@ async def _answer(server: JinaCompatServer, kid: str, req: RerankRequest, values
     if fault == "truncated":
         return Response(raw[: len(raw) // 2], status_code=200, headers=headers, media_type="application/json")
     if fault == "drop":
-        return _DroppedResponse(raw, headers)
+        return DroppedResponse(raw, headers)
     return Response(raw, status_code=200, headers=headers, media_type="application/json")

@@ -110,8 +110,11 @@ class TransformerRuntime(Runtime):
         import torch
 
         self._torch = torch
-        self._model = self.local.model[0].auto_model
-        self.max_positions = int(self._model.config.max_position_embeddings)
+        # the Hugging Face model inside sentence-transformers' first module (torch types a sub-module's
+        # attributes as Tensor | Module: its config and call are the transformer's own)
+        model: Any = self.local.model[0].auto_model
+        self._model = model
+        self.max_positions = int(model.config.max_position_embeddings)
         self.overlap = min(128, self.max_positions // 4)
 
     def _forward_ids(self, ids: list[int]) -> Any:

@@ -36,8 +36,6 @@ import asyncio
 import hashlib
 import json
 import math
-from collections import Counter
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -45,61 +43,24 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
-from migrate.embed.jina_wire import (MAX_INPUTS_PER_REQUEST, MAX_LATE_CHUNKING_TOKENS, MAX_TOKENS_PER_INPUT,
-                                     STAND_IN_HEADER, encode_embedding)
+from migrate.embed.jina_wire import STAND_IN_HEADER, encode_embedding
 from migrate.rehearsal import rerank as rerank_api
-from migrate.rehearsal.faults import FAULT_KINDS, FaultConfig, FaultInjector
+from migrate.rehearsal.faults import FaultConfig, FaultInjector
 from migrate.rehearsal.limits import KeyLimiter, ServerLimits
-from migrate.rehearsal.models import ServedModel, default_model_map
+from migrate.rehearsal.models import ServedModel
 from migrate.rehearsal.requests import ParsedRequest, Reject, check_fields, invalid, parse_request
 from migrate.rehearsal.runtimes import Runtime, RuntimePool
-
-
-@dataclass
-class ServerConfig:
-    """Everything the server needs; ``api_keys`` are never logged or returned.
-
-    ``long_context``: embed texts past the stand-in's own input limit in overlapping
-    windows (an emulation of an 8192-token model) instead of the stand-in's own cut.
-    """
-
-    api_keys: frozenset[str]
-    models: dict[str, ServedModel] = field(default_factory=default_model_map)
-    limits: ServerLimits = field(default_factory=ServerLimits)
-    faults: FaultConfig = field(default_factory=FaultConfig)
-    balance_tokens: int | None = None  # per key; None = unlimited
-    balance_status: int = 402  # jina-spec §1.4 [CONFLICT]: 402 or 403
-    default_normalized: bool = False  # Jina's schema default (jina-spec §1.2)
-    long_context: bool = False
-    max_inputs: int = MAX_INPUTS_PER_REQUEST
-    max_tokens: int = MAX_TOKENS_PER_INPUT
-    late_chunking_max_tokens: int = MAX_LATE_CHUNKING_TOKENS
+from migrate.rehearsal.state import DroppedResponse as _DroppedResponse
+from migrate.rehearsal.state import KeyUsage, ServerConfig
+from migrate.rehearsal.state import json_response as _json
 
 
 def key_id(key: str) -> str:
     """A short, non-reversible name for a key (internal accounting only, never shown)."""
     return hashlib.sha256(key.encode()).hexdigest()[:12]
-
-
-@dataclass
-class KeyUsage:
-    """The server's own accounting for one key."""
-
-    total_tokens: int = 0
-    requests: int = 0
-    requests_ok: int = 0
-    rate_limited: int = 0
-    status: Counter = field(default_factory=Counter)
-    faults: Counter = field(default_factory=Counter)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"object": "usage", "total_tokens": self.total_tokens, "requests": self.requests,
-                "requests_ok": self.requests_ok, "rate_limited": self.rate_limited,
-                "status": {str(k): v for k, v in sorted(self.status.items())},
-                "faults": {k: self.faults.get(k, 0) for k in FAULT_KINDS}}
 
 
 def default_dimensions(model: ServedModel, stand_in_width: int) -> int:
@@ -132,22 +93,6 @@ def shape_vectors(v: np.ndarray, dimensions: int | None, normalized: bool) -> np
     if dimensions is not None and dimensions > width:
         v = np.pad(v, ((0, 0), (0, dimensions - width)))
     return np.ascontiguousarray(v, dtype=np.float32)
-
-
-def _json(status: int, payload: Any, headers: dict[str, str] | None = None) -> Response:
-    return JSONResponse(payload, status_code=status, headers=headers)
-
-
-class _DroppedResponse(Response):
-    """Sends the headers and part of the body, then closes the connection."""
-
-    def __init__(self, body: bytes, headers: dict[str, str]) -> None:
-        super().__init__(content=body, status_code=200, headers=headers, media_type="application/json")
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
-        await send({"type": "http.response.body", "body": self.body[: len(self.body) // 3], "more_body": True})
-        # Returning without the rest makes the server abort the connection.
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

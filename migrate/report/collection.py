@@ -17,9 +17,8 @@ returned them; only ids that appear in some result list are ever held (never the
 
 from __future__ import annotations
 
-from collections import ChainMap
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -29,6 +28,9 @@ from migrate.errors import InputError
 from migrate.report.schema import SideDescription
 from migrate.report.search import Ranking, TopK
 from migrate.report.side import AnnIndex, Side
+
+#: a truncation size (None: the full width)
+Size = TypeVar("Size", bound=int | None)
 
 #: Rows per scan batch in a streamed exact pass (x 1024 dims x 4 bytes = 16 MB).
 SCAN_ROWS = 4_096
@@ -117,7 +119,7 @@ class CollectionStore:
             if batch.num_rows:
                 yield batch.column("id").to_pylist(), vectors_of(batch.column("vector"))
 
-    def _streamed(self, queries: dict[int | None, np.ndarray], depth: int) -> dict[int | None, Ranking]:
+    def _streamed(self, queries: dict[Size, np.ndarray], depth: int) -> dict[Size, Ranking]:
         """Exact cosine top-``depth`` for each query set (key: truncation size, None = full), one scan.
 
         Rows of the current batch get temporary negative positions; after each batch only the ids
@@ -195,6 +197,7 @@ def open_collection(address: str, *, exact: bool = False) -> CollectionStore:
     from migrate.engines import collection_address, open_engine
 
     addr = collection_address(address)
+    assert addr.collection is not None  # collection_address refuses an address without one
     engine = open_engine(addr)
     try:
         return CollectionStore(engine, addr.collection, exact=exact)
@@ -245,12 +248,29 @@ def side_from_collection(collection: str | CollectionStore, embedder: Embedder, 
     return side
 
 
-class TextsChain(ChainMap):
+class TextsChain(Mapping[str, str]):
     """Texts from several collections (the first that holds an id wins); ``load`` asks each."""
 
+    def __init__(self, *texts: CollectionTexts) -> None:
+        self.texts = list(texts)
+
+    def __getitem__(self, doc_id: str) -> str:
+        for texts in self.texts:
+            try:
+                return texts[doc_id]
+            except KeyError:
+                pass
+        raise KeyError(doc_id)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(dict.fromkeys(doc_id for texts in self.texts for doc_id in texts))
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
     def load(self, ids: Sequence[str]) -> None:
-        for m in self.maps:
-            m.load(ids)
+        for texts in self.texts:
+            texts.load(ids)
 
 
 def collection_texts(sides: Sequence[Side]) -> TextsChain | None:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -168,7 +168,7 @@ def _agreement(old: _Evaluated, new: _Evaluated, qids: list[str], cfg: CompareCo
 
 
 def _result_rows(ev: _Evaluated, qi: int, qid: str, other: set[str], qrels: M.Qrels | None,
-                 text: dict[str, str] | None, cfg: CompareConfig) -> list[ResultRow]:
+                 text: Mapping[str, str] | None, cfg: CompareConfig) -> list[ResultRow]:
     rows = []
     ids = ev.lists[qid]
     for rank in range(min(cfg.k, len(ids))):
@@ -269,7 +269,7 @@ def _pick_examples(agree_rows: list[dict], qids: list[str], n: int) -> list[str]
 
 def compare(old: Side, new: Side, queries: Sequence[Query], qrels: M.Qrels | None = None,
             config: CompareConfig | None = None, *, extra: Sequence[Side] = (),
-            doc_text: dict[str, str] | None = None, run_dir: Any = None,
+            doc_text: Mapping[str, str] | None = None, run_dir: Any = None,
             lists_out: dict[str, dict[str, list[str]]] | None = None) -> CompareReport:
     """Run ``queries`` against ``old``, ``new`` (and ``extra`` sides); return the typed report.
 

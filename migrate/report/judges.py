@@ -233,6 +233,8 @@ def _finite_scores(values: Any, n: int, what: str) -> list[float]:
 class _HTTPJudge(BaseJudge):
     """The embeddings client's transport (private loop thread, limiter, retrying sender) for a judge."""
 
+    server: str  # the endpoint's label (``server_label``), set by each judge from its base URL
+
     def __init__(self, *, limits: RateLimits, max_retries: int, timeout: float, backoff_max_s: float,
                  key: str | None, key_source: str) -> None:
         if max_retries < 0:
@@ -428,7 +430,7 @@ class JinaRerankJudge(_HTTPJudge):
 class LLMJudge(_HTTPJudge):
     """``llm:MODEL``: an OpenAI-compatible chat endpoint grading each pair with the UMBRELA prompt."""
 
-    thresholds = None  # the model answers the grade itself
+    thresholds: tuple[float, ...] | None = None  # the model answers the grade itself
 
     def __init__(self, model: str, *, base_url: str | None, api_key: str | None = None,
                  api_key_env: str = "OPENAI_API_KEY", api_key_file: str | Path | None = None,
@@ -611,7 +613,8 @@ def make_judge(spec: str, *, base_url: str | None = None, api_key_env: str | Non
     if not sep or not name:
         raise ConfigError(f"--judge {spec!r} is not KIND:NAME", hint=SPEC_HINT)
     opts = dict(options or {})
-    key = {k: v for k, v in (("api_key_env", api_key_env), ("api_key_file", api_key_file)) if v is not None}
+    key: dict[str, Any] = {k: v for k, v in (("api_key_env", api_key_env), ("api_key_file", api_key_file))
+                           if v is not None}
     if kind == "jina-api":
         return JinaRerankJudge(name, base_url=base_url or api_base_url, thresholds=thresholds or DEFAULT_THRESHOLDS, **key, **opts)
     if kind == "local":

@@ -310,9 +310,9 @@ def ranks(side: GuardSide, items: Sequence[KnownItem], *, k: int = DEFAULT_K, ca
 # --------------------------------------------------------------------------- the guard
 
 
-def _skipped(reason: str, sample: KnownItemSample | None, *, k: int, margin: float, seed: int, size: int) -> KnownItemResult:
-    return KnownItemResult(SKIPPED, reason, k, seed, size, len(sample.items) if sample else 0,
-                           sample.kinds if sample else {}, margin, LIMIT)
+def _skipped(reason: str, sample: KnownItemSample, *, k: int, margin: float) -> KnownItemResult:
+    return KnownItemResult(SKIPPED, reason, k, sample.seed, sample.sample, len(sample.items), sample.kinds, margin,
+                           LIMIT)
 
 
 def run_guard(sample: KnownItemSample, old: GuardSide, new: GuardSide, *, k: int = DEFAULT_K,
@@ -322,14 +322,14 @@ def run_guard(sample: KnownItemSample, old: GuardSide, new: GuardSide, *, k: int
         raise ConfigError(f"known-item k {k} must be at least 1", hint="e.g. 10")
     if margin < 0:
         raise ConfigError(f"known-item margin {margin} must be >= 0", hint=f"the default is {DEFAULT_MARGIN}")
-    common = {"k": k, "margin": margin, "seed": sample.seed, "size": sample.sample}
     for side in (old, new):
         if not side.runnable:
-            return _skipped(side.skip_reason or f"{side.name}: no model to re-embed with", sample, **common)
+            return _skipped(side.skip_reason or f"{side.name}: no model to re-embed with", sample, k=k,
+                            margin=margin)
     items = sample.items
     if len(items) < MIN_QUERIES:
         return _skipped(f"only {len(items)} documents make known-item queries; the guard needs at least "
-                        f"{MIN_QUERIES} to judge", sample, **common)
+                        f"{MIN_QUERIES} to judge", sample, k=k, margin=margin)
     per_side = {}
     for side in (old, new):
         r = ranks(side, items, k=k, cache=cache, batch=batch)

@@ -36,6 +36,12 @@ ID_MAP = "id_map.parquet"
 STREAM_ROWS = 8_192
 
 
+def _section(manifest: dict[str, Any], key: str) -> dict[str, Any]:
+    """The manifest's ``key`` section; empty when it is missing or not a mapping."""
+    section = manifest.get(key)
+    return section if isinstance(section, dict) else {}
+
+
 def index_type_of(manifest: dict[str, Any]) -> str | None:
     """The index type an output built: ``result.index_type`` (what finalize built), else
     ``index.type`` (what the run was configured to build); None when neither is recorded."""
@@ -83,8 +89,8 @@ class OutputManifest:
         if not isinstance(cfg, dict) or not isinstance(cfg.get("model"), str):
             raise StateError(f"{path}: no model recorded in its config section",
                              hint="this is not the manifest of a finished jina-migrate run")
-        result = manifest.get("result") if isinstance(manifest.get("result"), dict) else {}
-        index = manifest.get("index") if isinstance(manifest.get("index"), dict) else {}
+        result = _section(manifest, "result")
+        index = _section(manifest, "index")
 
         def opt_int(v: Any) -> int | None:
             return int(v) if isinstance(v, int) and not isinstance(v, bool) else None
@@ -100,8 +106,8 @@ class OutputManifest:
             result_dimensions=opt_int(result.get("dimensions")), chunked=bool(result.get("chunked", False)),
             embedder=EmbedderRecord.from_mapping(manifest.get("embedder")),
             config_fingerprint=manifest.get("config_fingerprint"), version=manifest.get("version"),
-            vector_format=VectorFormat.of(cfg, manifest.get("quantization") if isinstance(
-                manifest.get("quantization"), dict) else None, dims=opt_int(result.get("dimensions"))),
+            vector_format=VectorFormat.of(cfg, _section(manifest, "quantization"),
+                                          dims=opt_int(result.get("dimensions"))),
         )
 
     @classmethod

@@ -173,22 +173,22 @@ def _judged(report: CompareReport) -> str:
            + ", ".join(f"{_e(k)} = <code>{_e(v)}</code>" for k, v in m.trec_eval_measures.items())
            + "). 95 % bootstrap CIs (BCa); p-values: two-sided paired t-test and paired randomization test; "
            f"a change is called significant when the randomization test gives p &lt; {SIGNIFICANCE}.</p>"]
-    for row in m.rows:
+    for pair in m.rows:
         trs = []
         for metric in METRICS:
-            s = row.stats[metric]
-            sig = s.p_randomization < SIGNIFICANCE
-            cls = ("up" if s.delta > 0 else "down" if s.delta < 0 else "") if sig else ""
+            st = pair.stats[metric]
+            sig = st.p_randomization < SIGNIFICANCE
+            cls = ("up" if st.delta > 0 else "down" if st.delta < 0 else "") if sig else ""
             trs.append(
-                f"<tr><td>{_e(metric)}</td>{_num(s.old_mean)}<td class='num'>[{s.old_ci[0]:.4f}, "
-                f"{s.old_ci[1]:.4f}]</td>{_num(s.new_mean)}<td class='num'>[{s.new_ci[0]:.4f}, "
-                f"{s.new_ci[1]:.4f}]</td><td class='num {cls}' data-v='{s.delta:.6g}'>{s.delta:+.4f}</td>"
-                f"<td class='num'>[{s.delta_ci[0]:+.4f}, {s.delta_ci[1]:+.4f}]</td>"
-                f"<td class='num'>{_p(s.p_ttest)}</td><td class='num'>{_p(s.p_randomization)}</td>"
-                f"<td>{_e(change_words(s))}</td><td class='num'>{s.wins} / {s.ties} / {s.losses}</td></tr>")
-        out.append(f"<h3>{_e(row.side)} vs {_e(row.vs)}</h3>")
-        out.append(_table(["metric", row.vs, "95% CI", row.side, "95% CI", "Δ", "Δ 95% CI", "p (t-test)",
-                           "p (randomization)", "verdict", "win / tie / loss"], trs, id_=f"metrics-{row.side}"))
+                f"<tr><td>{_e(metric)}</td>{_num(st.old_mean)}<td class='num'>[{st.old_ci[0]:.4f}, "
+                f"{st.old_ci[1]:.4f}]</td>{_num(st.new_mean)}<td class='num'>[{st.new_ci[0]:.4f}, "
+                f"{st.new_ci[1]:.4f}]</td><td class='num {cls}' data-v='{st.delta:.6g}'>{st.delta:+.4f}</td>"
+                f"<td class='num'>[{st.delta_ci[0]:+.4f}, {st.delta_ci[1]:+.4f}]</td>"
+                f"<td class='num'>{_p(st.p_ttest)}</td><td class='num'>{_p(st.p_randomization)}</td>"
+                f"<td>{_e(change_words(st))}</td><td class='num'>{st.wins} / {st.ties} / {st.losses}</td></tr>")
+        out.append(f"<h3>{_e(pair.side)} vs {_e(pair.vs)}</h3>")
+        out.append(_table(["metric", pair.vs, "95% CI", pair.side, "95% CI", "Δ", "Δ 95% CI", "p (t-test)",
+                           "p (randomization)", "verdict", "win / tie / loss"], trs, id_=f"metrics-{pair.side}"))
     series = [(old_name, charts.OLD_COLOR, [m.means[old_name][k] for k in METRICS]),
               (new_name, charts.NEW_COLOR, [m.means[new_name][k] for k in METRICS])]
     for i, s in enumerate(report.sides.extra):

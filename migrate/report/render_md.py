@@ -145,17 +145,17 @@ def render_markdown(report: CompareReport, *, examples: int = 3) -> str:
     m = report.metrics
     if m is not None:
         out += [f"### Retrieval quality ({m.n_judged} judged queries, pytrec_eval)", ""]
-        for row in m.rows:
-            rows = []
+        for pair in m.rows:
+            stat_rows = []
             for metric in METRICS:
-                s = row.stats[metric]
-                rows.append([metric, f"{s.old_mean:.4f}", f"{s.new_mean:.4f}", f"{s.delta:+.4f}",
-                             f"[{s.delta_ci[0]:+.4f}, {s.delta_ci[1]:+.4f}]",
-                             md_escape(_p(s.p_ttest)), md_escape(_p(s.p_randomization)),
-                             f"{s.wins}/{s.ties}/{s.losses}"])
-            out += [f"**{md_escape(row.side)} vs {md_escape(row.vs)}**", ""]
-            out += _table(["metric", row.vs, row.side, "Δ", "Δ 95% CI", "p t-test", "p randomization",
-                           "win/tie/loss"], rows)
+                st = pair.stats[metric]
+                stat_rows.append([metric, f"{st.old_mean:.4f}", f"{st.new_mean:.4f}", f"{st.delta:+.4f}",
+                                  f"[{st.delta_ci[0]:+.4f}, {st.delta_ci[1]:+.4f}]",
+                                  md_escape(_p(st.p_ttest)), md_escape(_p(st.p_randomization)),
+                                  f"{st.wins}/{st.ties}/{st.losses}"])
+            out += [f"**{md_escape(pair.side)} vs {md_escape(pair.vs)}**", ""]
+            out += _table(["metric", pair.vs, pair.side, "Δ", "Δ 95% CI", "p t-test", "p randomization",
+                           "win/tie/loss"], stat_rows)
     a = report.agreement
     out += ["### Agreement between old and new results (a description of change, not of quality)", ""]
     out += _table(["measure", "value"], [
@@ -171,10 +171,10 @@ def render_markdown(report: CompareReport, *, examples: int = 3) -> str:
         judged = m is not None and all(r.metrics for r in sweep.rows)
         hdr = ["dims"] + (["precision", "bytes/vector"] if swept else ["bytes/vector f32"]) \
             + (["nDCG@10", "Recall@100"] if judged else []) + [f"overlap@{k} vs old", "RBO vs full"]
-        rows = [[r.dims] + ([r.precision, r.bytes] if swept else [r.bytes_float32])
+        sweep_rows: list[list[Any]] = [[r.dims] + ([r.precision, r.bytes] if swept else [r.bytes_float32])
                 + ([f"{r.metrics['ndcg@10']:.4f}", f"{r.metrics['recall@100']:.4f}"] if judged and r.metrics else [])
                 + [f"{r.overlap_vs_old:.4f}", f"{r.rbo_vs_full:.4f}"] for r in sweep.rows]
-        out += _table(hdr, rows)
+        out += _table(hdr, sweep_rows)
     if report.ann:
         out += ["### ANN index vs exact search", ""]
         out += _table(["side", f"recall@{k} vs exact", "ANN nDCG@10"],

@@ -54,6 +54,11 @@ def _fmt_p(p: float) -> str:
     return "<0.001" if p < 0.001 else f"{p:.3f}"
 
 
+def _pair(ci: tuple[float, float]) -> tuple[float, float]:
+    """A confidence interval as a plain ``(low, high)`` tuple."""
+    return (ci[0], ci[1])
+
+
 def _queries_needed(n: int, delta: float, ci: tuple[float, float]) -> int | None:
     """Queries for a 95 % interval half as wide as |delta| would need, if the spread stayed the same."""
     half = (ci[1] - ci[0]) / 2
@@ -80,7 +85,7 @@ def _paired_verdict(s: PairedStats, evidence: str, metric: str, limit: str, warn
     sentence = (f"{word}: {evidence}, {metric} {s.old_mean:.4f} → {s.new_mean:.4f} (Δ {s.delta:+.4f}, 95 % CI "
                 f"{s.delta_ci[0]:+.4f} to {s.delta_ci[1]:+.4f}, paired randomization test p = "
                 f"{_fmt_p(s.p_randomization)}) over {s.n} queries. Known limit: {limit}.")
-    return Verdict(word, evidence, s.n, metric, s.delta, tuple(s.delta_ci), s.p_randomization, limit, sentence,
+    return Verdict(word, evidence, s.n, metric, s.delta, _pair(s.delta_ci), s.p_randomization, limit, sentence,
                    warnings, more)
 
 
@@ -90,7 +95,7 @@ def _ppi_verdict(p: PPIResult, judge: str, warnings: list[str]) -> Verdict:
     sentence = (f"{word}: {evidence}, scaled DCG@10 difference {p.estimate:+.4f} ({int(p.level * 100)} % CI "
                 f"{p.ci[0]:+.4f} to {p.ci[1]:+.4f}; the judge alone said {p.judge_only:+.4f}) over {p.n_queries} "
                 f"queries. Known limit: {LIMITS['ppi']}.")
-    return Verdict(word, evidence, p.n_queries, p.metric, p.estimate, tuple(p.ci), None, LIMITS["ppi"], sentence,
+    return Verdict(word, evidence, p.n_queries, p.metric, p.estimate, _pair(p.ci), None, LIMITS["ppi"], sentence,
                    warnings, None if p.decided else p.advice)
 
 
@@ -106,7 +111,7 @@ def _guard_verdict(g: KnownItemResult, warnings: list[str]) -> Verdict:
     sentence = (f"{word}: {evidence}, MRR@{g.k} {s.old_mean:.4f} → {s.new_mean:.4f} (Δ {s.delta:+.4f}, 95 % CI "
                 f"{s.delta_ci[0]:+.4f} to {s.delta_ci[1]:+.4f}; it fires below -{g.margin:g}). Known limit: "
                 f"{g.limit}.")
-    return Verdict(word, evidence, g.n, f"knownitem.mrr@{g.k}", s.delta, tuple(s.delta_ci), s.p_randomization,
+    return Verdict(word, evidence, g.n, f"knownitem.mrr@{g.k}", s.delta, _pair(s.delta_ci), s.p_randomization,
                    g.limit, sentence, warnings,
                    None if word == WORSE else "human judgments, labels or a judge can tell whether v3 is better")
 
@@ -117,7 +122,7 @@ def _labels_verdict(p: PPIResult, warnings: list[str]) -> Verdict:
     evidence = f"{p.n_labels:,} human labels on a random sample of the pooled pairs (no judge)"
     sentence = (f"{word}: {evidence}, scaled DCG@10 difference {p.estimate:+.4f} ({int(p.level * 100)} % CI "
                 f"{p.ci[0]:+.4f} to {p.ci[1]:+.4f}) over {p.n_queries} queries. Known limit: {LIMITS['labels']}.")
-    return Verdict(word, evidence, p.n_queries, p.metric, p.estimate, tuple(p.ci), None, LIMITS["labels"], sentence,
+    return Verdict(word, evidence, p.n_queries, p.metric, p.estimate, _pair(p.ci), None, LIMITS["labels"], sentence,
                    warnings, None if p.decided else p.advice)
 
 

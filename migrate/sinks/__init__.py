@@ -25,8 +25,10 @@ def open_sinks(ws: Workspace, manifest: Manifest, documents: Any = None) -> list
     import importlib
 
     sinks: list[Any] = [FaissDirSink(ws, manifest.index, normalized=bool(manifest.config.get("normalized", True)))]
+    if not manifest.sinks:
+        return sinks
     module, _, name = SINKS["collection"].partition(":")
-    cls = getattr(importlib.import_module(module), name) if manifest.sinks else None
+    cls = getattr(importlib.import_module(module), name)
     for spec in manifest.sinks:
         sinks.append(cls(ws, spec.uri, manifest.index, run=manifest.run_id, payload_from=spec.payload_from,
                          documents=None if spec.payload_from else documents, delete_missing=spec.delete_missing))

@@ -20,13 +20,14 @@ Lifecycle, called by the pipeline:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import pyarrow as pa
 
 from migrate.precision import VectorFormat
 from migrate.shards import Shard
+from migrate.workspace.outputs import SinkCheck, SinkResult
 
 
 @dataclass
@@ -39,23 +40,9 @@ class PlanFacts:
     vector_format: VectorFormat | None = None  # how the vectors will be stored (``--precision``); None: float32
 
 
-@dataclass
-class SinkResult:
-    """What ``finalize`` produced: files to pin by checksum, and facts for the manifest."""
-
-    outputs: dict[str, dict[str, Any]] = field(default_factory=dict)  # file name -> {sha256, bytes}
-    info: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class SinkCheck:
-    """What ``verify`` found: problems (empty when fine) and facts checked (counts, widths)."""
-
-    problems: list[str] = field(default_factory=list)
-    checks: dict[str, Any] = field(default_factory=dict)
-
-
 class Sink(Protocol):
+    """A destination of the finished vectors (its ``finalize`` and ``verify`` make it a workspace ``BuiltOutput``)."""
+
     name: str
 
     def describe(self) -> dict[str, Any]: ...
@@ -67,3 +54,6 @@ class Sink(Protocol):
     def finalize(self) -> SinkResult: ...
 
     def verify(self) -> SinkCheck: ...
+
+
+__all__ = ["PlanFacts", "Sink", "SinkCheck", "SinkResult"]

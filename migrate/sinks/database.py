@@ -25,6 +25,13 @@ Cutover and rollback of the application's name are ``migrate.sinks.switch``.
 
 The collection is always created new (with v3's width and an inner-product/cosine metric)
 and marked with the run id; the old collection is never written to.
+
+``--precision``: the collection stores the run's precision natively where its engine's ``LIMITS.precisions``
+has it (pgvector ``halfvec`` / ``bit``, Qdrant float16 or its own int8 / binary quantisation, LanceDB
+halffloat; refused before embedding elsewhere). The shards keep the float32 vectors, so what a collection
+should hold is the codec's round trip of them (``migrate.precision``; int8 with the manifest's scale):
+the read-back comparison and ``verify`` compare with that (``limits.readback_format``: float32 where the
+engine keeps the float vectors beside its quantised index).
 """
 
 from __future__ import annotations
@@ -41,7 +48,7 @@ import pyarrow as pa
 from migrate.atomic import write_json
 from migrate.engines import IndexSpec, collection_address, open_engine, parse_address
 from migrate.engines.address import Address
-from migrate.engines.base import row_digests, vector_array, vectors_of
+from migrate.engines.base import VECTOR, row_digests, vector_array, vectors_of
 from migrate.engines.names import check_alias, own_source_name
 from migrate.errors import ConfigError, StateError, VerifyFailed
 from migrate.shards import Shard
@@ -61,9 +68,10 @@ def sink_key(uri: str) -> str:
 
 def index_spec(settings: IndexSettings, override: str | None = None) -> IndexSpec:
     """The run's index settings in the engine's terms (``IndexSpec.for_run``)."""
-    p = settings.params
-    return IndexSpec.for_run(settings.type, p.get("hnsw_m"), p.get("hnsw_ef_construction"), p.get("ivf_nlist"),
-                             override)
+    # integer parameters (the manifest's params are typed int | float | None)
+    m, ef, nlist = (None if (v := settings.params.get(k)) is None else int(v)
+                    for k in ("hnsw_m", "hnsw_ef_construction", "ivf_nlist"))
+    return IndexSpec.for_run(settings.type, m, ef, nlist, override)
 
 
 def _location(address: Address) -> Address:
@@ -100,6 +108,7 @@ class CollectionSink:
         self._source: Any = None
         self._source_info: Any = None
         self._text_source: Any = None
+        self._format: Any = None
 
     # ------------------------------------------------------------------ connections
 
@@ -112,10 +121,15 @@ class CollectionSink:
             self._engine = open_engine(self.address)
         return self._engine
 
+    def _source_address(self) -> Address:
+        """The run's source collection (``payload_from``); read only where a caller has seen that there is one."""
+        assert self.payload_from is not None  # every caller of _source_engine / _source_payload checks it first
+        return parse_address(self.payload_from)
+
     def _source_engine(self) -> tuple[Any, Any]:
         """The source collection (for payload), opened separately: a scan there must not block our writes."""
         if self._source is None:
-            addr = parse_address(self.payload_from)
+            addr = self._source_address()
             self._source = open_engine(addr)
             self._source_info = self._source.describe(addr.collection)
         return self._source, self._source_info
@@ -169,7 +183,8 @@ class CollectionSink:
         """The run's source collection when it is in the destination's database: the only real table cutover
         may move aside, and only while its checksum is the one recorded when the run read it."""
         src = parse_address(self.payload_from) if self.payload_from else None
-        if src is None or own_source_name(src, self.address) is None:
+        name = own_source_name(src, self.address)
+        if src is None or name is None:
             return None
 
         def unchanged() -> bool:
@@ -177,7 +192,7 @@ class CollectionSink:
             engine, _ = self._source_engine()
             return recorded is not None and recorded == f"collection:{engine.checksum(src.collection)}"
 
-        return OwnSource(src.collection, unchanged)
+        return OwnSource(name, unchanged)
 
     def _check_limits(self, facts: PlanFacts) -> None:
         """The destination engine's declared limits (``migrate.engines.limits``: width, field names and count, text
@@ -246,7 +261,7 @@ class CollectionSink:
     def _source_payload(self, ids: list[str]) -> pa.Table:
         """id + every payload field of ``ids`` from the source collection, in the order of ``ids``."""
         src, info = self._source_engine()
-        got = src.fetch(parse_address(self.payload_from).collection, ids, with_vectors=False)
+        got = src.fetch(self._source_address().collection, ids, with_vectors=False)
         pos = {v: i for i, v in enumerate(got.column("id").to_pylist())}
         if len(pos) != len(ids):
             missing = [i for i in ids if i not in pos][:5]
@@ -282,8 +297,24 @@ class CollectionSink:
             ids = part.column("id").to_pylist()
             got = self.engine.fetch(self.collection, ids, with_vectors=True)
             have = dict(zip(got.column("id").to_pylist(), row_digests(got.select(part.column_names))))
-            keep += [start + i for i, (rid, d) in enumerate(zip(ids, row_digests(part))) if have.get(rid) != d]
+            at = part.schema.get_field_index(VECTOR)
+            want = part.set_column(at, VECTOR, vector_array(self._expected(part.column(at))))
+            keep += [start + i for i, (rid, d) in enumerate(zip(ids, row_digests(want))) if have.get(rid) != d]
         return rows.take(pa.array(keep, pa.int64()))
+
+    def _vector_format(self) -> Any:
+        """The output's stored format (``migrate.workspace.vector_format``: int8 calibrated once, on the manifest)."""
+        if self._format is None:
+            from migrate.workspace.vector_format import stored_format
+
+            self._format = stored_format(self.ws)
+        return self._format
+
+    def _expected(self, vectors: Any) -> Any:
+        """What the collection holds for these float32 shard vectors once written and read back."""
+        from migrate.engines.limits import readback_format
+
+        return readback_format(self.address.engine, self._vector_format()).roundtrip(vectors_of(vectors))
 
     def delivery_path(self, shard: Shard) -> Path:
         return self.ws.shards_dir / f"{shard.name}.to-{self.key}.json"
@@ -307,7 +338,10 @@ class CollectionSink:
         rows, digest = self._rows(table, shard)
         if not self.engine.exists(self.collection):
             dim = table.schema.field("vector").type.list_size
-            self.engine.create(self.collection, dim=dim, index=self.index, run=self.run, **self._create_args())
+            fmt = self._vector_format()
+            reduced = {"vector_format": fmt.with_dims(dim)} if fmt.reduced else {}
+            self.engine.create(self.collection, dim=dim, index=self.index, run=self.run, **self._create_args(),
+                               **reduced)
             compare = False
         todo = self._changed(rows) if compare else rows
         self.engine.upsert(self.collection, todo)
@@ -448,7 +482,7 @@ class CollectionSink:
             t = self.ws.read_shard(shard, columns=["id", "vector"])
             pick = np.sort(rng.choice(t.num_rows, size=min(per, t.num_rows), replace=False))
             ids = [t.column("id")[int(i)].as_py() for i in pick]
-            want = vectors_of(t.column("vector").take(pa.array(pick)))
+            want = self._expected(t.column("vector").take(pa.array(pick)))
             got = self.engine.fetch(self.collection, ids, with_vectors=True)
             pos = {v: i for i, v in enumerate(got.column("id").to_pylist())}
             have = vectors_of(got.column("vector")) if got.num_rows else np.zeros((0, want.shape[1]), np.float32)
@@ -459,6 +493,8 @@ class CollectionSink:
                     differ.append(doc)
                 compared += 1
         checks["sampled"] = compared
+        if self._vector_format().reduced:
+            checks["precision"] = self._vector_format().describe()
         problems = []
         if missing:
             problems.append(f"{len(missing)} of {compared} sampled ids are missing from {self.collection!r} "

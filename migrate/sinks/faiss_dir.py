@@ -28,32 +28,28 @@ from migrate.precision import VectorFormat, precision_problem
 from migrate.shards import Shard
 from migrate.sinks import faiss_precision as fp
 from migrate.sinks.base import PlanFacts, SinkCheck, SinkResult
+from migrate.sinks.faiss_files import EMBEDDINGS, ID_MAP, INDEX, RESCORE, outputs_of
+from migrate.sinks.faiss_verify import verify_faiss_dir
 from migrate.workspace import Workspace, arrow_to_vectors
 from migrate.workspace.manifest import IndexSettings
 from migrate.workspace.vector_format import stored_format
 
-EMBEDDINGS = "embeddings.parquet"
-INDEX = "index.faiss"
-ID_MAP = "id_map.parquet"
-OUTPUTS = (EMBEDDINGS, ID_MAP, INDEX)
-RESCORE = fp.RESCORE
-
-
-def outputs_of(fmt: VectorFormat) -> tuple[str, ...]:
-    """The files an output of format ``fmt`` holds (``rescore.npy`` only with ``--rescore``)."""
-    return OUTPUTS + ((RESCORE,) if fmt.rescore else ())
 #: Bytes of training vectors IVF-PQ may hold (the sample is cut to fit).
 TRAIN_BYTES = 256 << 20
 
 
+def _given(settings: IndexSettings, name: str) -> int | None:
+    """Integer index parameter ``name`` as set (None or 0: not set, the default applies)."""
+    value = settings.params.get(name)
+    return int(value) if value else None
+
+
 def ivf_nlist(settings: IndexSettings, n: int) -> int:
-    nlist = settings.params.get("ivf_nlist")
-    return int(nlist) if nlist else default_nlist(n)
+    return _given(settings, "ivf_nlist") or default_nlist(n)
 
 
 def pq_m(settings: IndexSettings, d: int) -> int:
-    m = settings.params.get("pq_m")
-    return int(m) if m else default_pq_m(d)
+    return _given(settings, "pq_m") or default_pq_m(d)
 
 
 def check_index(settings: IndexSettings, documents: int, dimensions: int | None,
@@ -61,7 +57,7 @@ def check_index(settings: IndexSettings, documents: int, dimensions: int | None,
     """Refuse index settings that cannot work, before anything is embedded (exit 2); the rules are
     ``migrate.index_rules`` and ``migrate.precision``, shared with the settings checks."""
     p = settings.params
-    problem = index_problem(settings.type, ivf_nlist=p.get("ivf_nlist"), pq_m=p.get("pq_m"),
+    problem = index_problem(settings.type, ivf_nlist=_given(settings, "ivf_nlist"), pq_m=_given(settings, "pq_m"),
                             pq_nbits=int(p.get("pq_nbits") or 8), vectors=documents, dims=dimensions)
     if problem is not None:
         raise ConfigError(f"--{problem.setting.replace('_', '-')}: {problem.message}", hint=problem.hint)
@@ -162,7 +158,7 @@ class FaissDirSink:
         fmt = stored_format(self.ws)  # int8: calibrated on the first shard, the scale recorded
         out = self.ws.out
         rescore_tmp = None
-        rescore: np.ndarray | None = None
+        rescore: np.memmap | None = None
         index = None
         dim = 0
         rows = 0
@@ -189,6 +185,7 @@ class FaissDirSink:
                                         for s in self.ws.manifest().shard_plan().shards)
                             rescore = np.lib.format.open_memmap(rescore_tmp, mode="w+", dtype=np.float32,
                                                                 shape=(total, dim))
+                    assert emb_writer is not None and map_writer is not None  # opened with the index, above
                     fids = pa.array(step.faiss_ids, pa.int64())
                     doc_cols = {"id": step.table.column("id")} | (
                         {"chunk": step.table.column("chunk")} if chunked else {})
@@ -237,8 +234,6 @@ class FaissDirSink:
     # ------------------------------------------------------------------ verify
 
     def verify(self) -> SinkCheck:
-        from migrate.sinks.faiss_verify import verify_faiss_dir
-
         return verify_faiss_dir(self.ws, normalized=self.normalized)
 
 

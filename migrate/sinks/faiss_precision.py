@@ -56,20 +56,26 @@ def reduced_index(settings: IndexSettings, d: int, fmt: VectorFormat) -> Any:
     m = int(settings.params.get("hnsw_m") or 32)
     ef = int(settings.params.get("hnsw_ef_construction") or 200)
     if fmt.precision == "binary":
-        inner = faiss.IndexBinaryHNSW(d, m) if settings.type == "hnsw" else faiss.IndexBinaryFlat(d)
         if settings.type == "hnsw":
-            inner.hnsw.efConstruction = ef
-        return faiss.IndexBinaryIDMap2(inner)
+            binary_hnsw = faiss.IndexBinaryHNSW(d, m)
+            binary_hnsw.hnsw.efConstruction = ef
+            return faiss.IndexBinaryIDMap2(binary_hnsw)
+        return faiss.IndexBinaryIDMap2(faiss.IndexBinaryFlat(d))
+    inner: faiss.Index
     if settings.type == "hnsw":
-        inner = faiss.IndexHNSWSQ(d, _qtype(fmt), m, faiss.METRIC_INNER_PRODUCT)
-        inner.hnsw.efConstruction = ef
+        # the faiss stub types IndexHNSWSQ's second argument as a ScalarQuantizer; the C++ constructor
+        # takes a ScalarQuantizer::QuantizerType (an int, as for IndexScalarQuantizer)
+        hnsw = faiss.IndexHNSWSQ(d, _qtype(fmt), m, faiss.METRIC_INNER_PRODUCT)  # type: ignore[arg-type]
+        hnsw.hnsw.efConstruction = ef
         if fmt.precision == "int8":
-            _integer_grid(faiss.downcast_index(inner.storage))
-            inner.is_trained = True
+            _integer_grid(faiss.downcast_index(hnsw.storage))
+            hnsw.is_trained = True
+        inner = hnsw
     else:
-        inner = faiss.IndexScalarQuantizer(d, _qtype(fmt), faiss.METRIC_INNER_PRODUCT)
+        flat = faiss.IndexScalarQuantizer(d, _qtype(fmt), faiss.METRIC_INNER_PRODUCT)
         if fmt.precision == "int8":
-            _integer_grid(inner)
+            _integer_grid(flat)
+        inner = flat
     return faiss.IndexIDMap2(inner)
 
 

@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 from migrate.atomic import sha256_file
 from migrate.precision import VectorFormat, stored_precision
 from migrate.sinks.base import SinkCheck
+from migrate.sinks.faiss_files import EMBEDDINGS, ID_MAP, INDEX, RESCORE, outputs_of
 from migrate.workspace import Workspace, arrow_to_vectors
 from migrate.workspace.vector_format import stored_format
 
@@ -31,8 +32,6 @@ NORM_TOL_FLOAT16 = 5e-3
 
 
 def verify_faiss_dir(ws: Workspace, *, normalized: bool = True) -> SinkCheck:
-    from migrate.sinks.faiss_dir import EMBEDDINGS, ID_MAP, INDEX, outputs_of
-
     problems: list[str] = []
     checks: dict[str, Any] = {}
     result = SinkCheck(problems, checks)
@@ -160,8 +159,6 @@ def verify_faiss_dir(ws: Workspace, *, normalized: bool = True) -> SinkCheck:
 
 
 def _verify_rescore(out, rows: int, dim: int | None, *, normalized: bool, checks: dict[str, Any]) -> list[str]:
-    from migrate.sinks.faiss_dir import RESCORE
-
     try:
         v = np.load(out / RESCORE, mmap_mode="r")
     except (OSError, ValueError) as exc:
@@ -195,7 +192,8 @@ def _verify_index(path, rows: int, dim: int | None, id_map_path, checks: dict[st
     if dim is not None and index.d != dim:
         problems.append(f"index dimension {index.d} != vectors {dim}")
     try:
-        mapped = index if fp.is_binary(index) else faiss.downcast_index(index)
+        # an IndexIDMap2 / IndexBinaryIDMap2 when jina-migrate wrote it: any other class lacks ``id_map``
+        mapped: Any = index if fp.is_binary(index) else faiss.downcast_index(index)
         index_ids = faiss.vector_to_array(mapped.id_map)
     except AttributeError:
         return problems + ["index has no id map (not written by jina-migrate?)"]

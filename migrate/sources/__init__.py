@@ -12,22 +12,9 @@ from __future__ import annotations
 
 from migrate.sources.documents import Documents, open_documents
 from migrate.sources.files import DocumentSpec, FileDocuments
+from migrate.sources.kinds import SOURCES, open_documents_source, source_kind
 from migrate.sources.old_index import OldIndex, OldIndexSpec, OldKeys, open_old_index, read_old_keys, read_id_map
 from migrate.sources.scan import DocumentSource, PlannedRows, ValidationReport, scan_documents, text_hash
-
-#: kind -> "module:factory" of a DocumentSource (one line per kind; imported when used).
-SOURCES = {"file": "migrate.sources.files:FileDocuments", "collection": "migrate.sources.database:CollectionDocuments"}
-
-
-def source_kind(path: str) -> str:
-    """``collection`` for a vector-database address (``qdrant:///...``), a format's name for an index a
-    framework saved (``langchain-faiss``, see ``migrate.sources.formats``), else ``file``."""
-    from migrate.engines import is_address
-    from migrate.sources.formats import format_name
-
-    if is_address(path):
-        return "collection"
-    return format_name(path) or "file"
 
 
 def holds_documents(old_index: str, text_field: str | None = None) -> bool:
@@ -36,19 +23,6 @@ def holds_documents(old_index: str, text_field: str | None = None) -> bool:
     from migrate.sources.old_index import dataset_has_text
 
     return source_kind(old_index) != "file" or dataset_has_text(old_index, text_field)
-
-
-def open_documents_source(spec: DocumentSpec) -> DocumentSource:
-    """The reader for ``spec.path``: a documents file, a vector-database collection, or a framework's store."""
-    import importlib
-
-    kind = source_kind(spec.path)
-    if kind not in SOURCES:
-        from migrate.sources.formats import format_module
-
-        return format_module(kind).documents(spec)
-    module, _, name = SOURCES[kind].partition(":")
-    return getattr(importlib.import_module(module), name)(spec)
 
 
 __all__ = ["SOURCES", "holds_documents", "source_kind", "DocumentSource", "DocumentSpec", "Documents", "FileDocuments", "OldIndex", "OldIndexSpec", "OldKeys",

@@ -18,13 +18,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from migrate.engines import Address, open_engine, parse_address
+from migrate.engines import Address, collection_name, open_engine, parse_address
 from migrate.engines.base import no_vector
 from migrate.engines.limits import TextExtents
 from migrate.engines.payload import NODE_FIELD, framework_layout
 from migrate.errors import InputError, StateError, ValidationFailed
 from migrate.sources.files import TEXT_CANDIDATES, DocBatch, DocumentSpec, _join_title
-from migrate.sources.old_index import OldIndexSpec, OldKeys
+from migrate.sources.old_types import OldIndexSpec, OldKeys
+from migrate.sources.scan import PayloadSource
 
 BATCH = 2048
 #: Rows a plan reads to tell whether the text field holds JSON.
@@ -90,8 +91,6 @@ def payload_extents(source: str | DocumentSpec) -> TextExtents:
     """What a destination's limits are checked against before anything is embedded: the longest value of each
     string field of the payload it will be given, and NUL characters in them, in one streamed pass over a source
     collection (``source``: its address; vectors are not read) or over a documents file's payload fields."""
-    from migrate.sources import open_documents_source
-
     extents = TextExtents()
     if isinstance(source, str):
         address = parse_address(source)
@@ -102,7 +101,7 @@ def payload_extents(source: str | DocumentSpec) -> TextExtents:
         finally:
             engine.close()
         return extents
-    docs = open_documents_source(source)
+    docs = _payload_source(source)
     for batch in docs.scan():
         payload = docs.payload(batch.locs)
         extents.add({n: payload.column(n) for n in payload.column_names}, batch.ids)
@@ -112,8 +111,6 @@ def payload_extents(source: str | DocumentSpec) -> TextExtents:
 def destination_payload(source: str | DocumentSpec) -> tuple[pa.Schema, str | None]:
     """The payload schema a destination is created with and the field holding the text: a source collection's
     payload (``source``: its address), or a documents file's fields."""
-    from migrate.sources import open_documents_source
-
     if isinstance(source, str):
         address = parse_address(source)
         engine = open_source(address)
@@ -122,8 +119,17 @@ def destination_payload(source: str | DocumentSpec) -> tuple[pa.Schema, str | No
         finally:
             engine.close()
         return info.payload, text_field_of(info, address.text_field)
-    schema = open_documents_source(source).payload_schema()
+    schema = _payload_source(source).payload_schema()
     return schema, pick_text_field(schema.names, source.text_field)
+
+
+def _payload_source(spec: DocumentSpec) -> PayloadSource:
+    """The documents source of ``spec``, which carries a payload: a collection comes as its address instead."""
+    from migrate.sources.kinds import open_documents_source
+
+    docs = open_documents_source(spec)
+    assert isinstance(docs, PayloadSource), f"{spec.path}: a collection's payload is read through its address"
+    return docs
 
 
 class CollectionDocuments:
@@ -231,15 +237,16 @@ def read_collection_keys(spec: OldIndexSpec) -> OldKeys:
     """Ids and width of a collection's vectors; the vectors are checked batch by batch (NULL, width, NaN) and not
     kept. A vector ``run`` refuses raises ``ValidationFailed`` (exit 2; ``plan`` reports it as an error finding)."""
     address = parse_address(spec.path)
+    collection = collection_name(address)
     engine = open_source(address)
-    info = engine.describe(address.collection)
+    info = engine.describe(collection)
     ids: list[pa.Array] = []
     dim = info.dim
     row = 0
-    for batch in engine.scan(address.collection, batch_rows=BATCH, with_vectors=True):
+    for batch in engine.scan(collection, batch_rows=BATCH, with_vectors=True):
         col = batch.column("vector")
         if col.null_count:  # an adapter that passes NULL vectors through: the same refusal as theirs
-            raise no_vector(address, address.collection, batch.column("id").filter(col.is_null()).to_pylist())
+            raise no_vector(address, collection, batch.column("id").filter(col.is_null()).to_pylist())
         width = col.type.list_size if pa.types.is_fixed_size_list(col.type) else None
         flat = col.flatten().to_numpy(zero_copy_only=False)
         if width is None:

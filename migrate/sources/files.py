@@ -27,7 +27,7 @@ import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
 
 import numpy as np
 import pyarrow as pa
@@ -158,8 +158,20 @@ def open_parquet(path: Path | str) -> pq.ParquetFile:
                          hint="check that the file is complete and of that type") from None
 
 
+@overload
+def _pick(names: Sequence[str], wanted: str | None, candidates: tuple[str, ...], what: str, path: Path,
+          required: Literal[True] = True, flag: str | None = None) -> str: ...
+
+
+@overload
+def _pick(names: Sequence[str], wanted: str | None, candidates: tuple[str, ...], what: str, path: Path,
+          required: bool, flag: str | None = None) -> str | None: ...
+
+
 def _pick(names: Sequence[str], wanted: str | None, candidates: tuple[str, ...], what: str, path: Path,
           required: bool = True, flag: str | None = None) -> str | None:
+    """The field holding ``what``: ``wanted`` when given, else the first of ``candidates`` present (InputError
+    when none is and it is ``required``)."""
     if wanted:
         if wanted not in names:
             raise InputError(f"{path}: no {what} field {wanted!r}", hint=f"fields are: {', '.join(names)}")

@@ -30,13 +30,14 @@ def fingerprint_sources(paths: Iterable[Path | str | None]) -> list[dict[str, An
 def _collection_print(address: str) -> dict[str, Any]:
     """A collection changes while it lives: its row count and the engine-side checksum over ids, vectors and
     payload (streamed, order-independent) stand for size and sha256, so an edited payload is noticed too."""
-    from migrate.engines import open_engine, parse_address
+    from migrate.engines import collection_name, open_engine, parse_address
 
     addr = parse_address(address)
+    collection = collection_name(addr)
     engine = open_engine(addr)
     try:
-        info = engine.describe(addr.collection)
-        digest = engine.checksum(addr.collection)
+        info = engine.describe(collection)
+        digest = engine.checksum(collection)
     finally:
         engine.close()
     return {"path": str(addr), "size": info.rows, "sha256": f"collection:{digest}"}

@@ -18,7 +18,7 @@ import numpy as np
 
 from migrate.errors import InputError
 from migrate.sources.files import DocumentSpec
-from migrate.sources.old_index import OldIndex, OldIndexSpec, OldKeys
+from migrate.sources.old_types import OldIndex, OldIndexSpec, OldKeys
 from migrate.sources.stored import StoredDocuments, StoredIndex, finite_rows, stored_keys, stored_vectors
 
 NAME = "haystack"
@@ -72,7 +72,8 @@ def _load(path: Path, stamp: tuple) -> StoredIndex:
                              hint="only text documents can be embedded again")
         ids.append(str(doc["id"]))
         texts.append(doc["content"])
-        metadata.append(doc.get("meta") if isinstance(doc.get("meta"), dict) else {})
+        meta = doc.get("meta")
+        metadata.append(meta if isinstance(meta, dict) else {})
         vectors.append(doc["embedding"])
     widths = {len(v) if isinstance(v, list) else -1 for v in vectors}
     if len(widths) > 1 or -1 in widths:
@@ -82,8 +83,10 @@ def _load(path: Path, stamp: tuple) -> StoredIndex:
     except (TypeError, ValueError):
         raise InputError(f"{path}: embedding values are not numbers") from None
     finite_rows(path, vecs, ids)
-    params = data.get("init_parameters") or {}
-    metric = METRICS.get(params.get("embedding_similarity_function"), "ip")  # Haystack's default: dot product
+    params = data.get("init_parameters")
+    similarity = params.get("embedding_similarity_function") if isinstance(params, dict) else None
+    # Haystack's default: dot product
+    metric = METRICS.get(similarity, "ip") if isinstance(similarity, str) else "ip"
     store = StoredIndex(path=path, format=NAME, kind="InMemoryDocumentStore", ids=ids, texts=texts,
                         metadata=metadata, dim=vecs.shape[1], metric=metric, vectors=vecs)
     if without:

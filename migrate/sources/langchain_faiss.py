@@ -25,7 +25,7 @@ import numpy as np
 from migrate.errors import InputError
 from migrate.sources.faiss_index import read_faiss
 from migrate.sources.files import DocumentSpec
-from migrate.sources.old_index import OldIndex, OldIndexSpec, OldKeys
+from migrate.sources.old_types import OldIndex, OldIndexSpec, OldKeys
 from migrate.sources.stored import StoredDocuments, StoredIndex, stored_keys, stored_vectors
 
 NAME = "langchain-faiss"

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import pyarrow as pa
@@ -26,7 +26,7 @@ import pyarrow.compute as pc
 from migrate.errors import InputError, ValidationFailed
 from migrate.sources.files import DocBatch, encodable
 from migrate.sources.idhash import digest_ids, duplicate_rows, hash_array, lookup
-from migrate.sources.old_index import OldKeys
+from migrate.sources.old_types import OldKeys
 
 POLICIES = ("fail", "skip")
 PLAN_SCHEMA = pa.schema([("id", pa.string()), ("faiss_id", pa.int64()), ("text_sha256", pa.string()),
@@ -44,6 +44,16 @@ class DocumentSource(Protocol):
     def scan(self, batch_rows: int = ...) -> Any: ...  # Iterator[DocBatch]
 
     def read(self, locs: np.ndarray, ids: Sequence[str]) -> list[str]: ...
+
+
+@runtime_checkable
+class PayloadSource(DocumentSource, Protocol):
+    """A documents source that carries its records' other fields (documents files, indexes frameworks saved),
+    the payload a database destination is given; a collection's payload is read through its address."""
+
+    def payload_schema(self) -> pa.Schema: ...
+
+    def payload(self, locs: np.ndarray) -> pa.Table: ...
 
 
 def _many(n: int, one: str, many: str) -> str:
@@ -117,7 +127,7 @@ class _Collected:
         self.digests = bytearray()  # sha256 of each text; one growing buffer: no second copy when the scan ends
         self.id_digests = bytearray()  # 8-byte digest of each id (duplicates and joins, see idhash)
         self.locs: list[np.ndarray] = []
-        self.lines: list[np.ndarray] = []
+        self.lines: list[np.ndarray | None] = []  # None: the batch's lines are its locators
         self.empty: list[np.ndarray] = []
         self.fids: list[np.ndarray] = []
 
@@ -174,7 +184,7 @@ def scan_documents(src: DocumentSource, old: OldKeys | None = None, *, on_missin
     locs, empty = _cat(got.locs, np.int64), _cat(got.empty, bool)
     lines = locs if all(x is None for x in got.lines) else \
         _cat([x if x is not None else l for x, l in zip(got.lines, got.locs)], np.int64)
-    got.ids = got.locs = got.lines = []  # type: ignore[assignment]
+    got.ids, got.locs, got.lines = [], [], []  # the columns are concatenated: free the parts
     field_fids = _cat(got.fids, np.int64) if use_faiss_id_field else None
     report = ValidationReport(documents=n, old_vectors=len(old) if old is not None else 0)
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from migrate.errors import InputError
 from migrate.sources.files import ID_CANDIDATES, TEXT_CANDIDATES, VECTOR_CANDIDATES, DocumentSpec
-from migrate.sources.old_index import OldIndex, OldIndexSpec, OldKeys
+from migrate.sources.old_types import OldIndex, OldIndexSpec, OldKeys
 from migrate.sources.stored import StoredDocuments, StoredIndex, finite_rows, stored_keys, stored_vectors
 
 NAME = "sql"

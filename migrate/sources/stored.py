@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from migrate.errors import InputError, StateError
 from migrate.sources.files import DocBatch, DocumentSpec
-from migrate.sources.old_index import OldIndex, OldIndexSpec, OldKeys
+from migrate.sources.old_types import OldIndex, OldIndexSpec, OldKeys
 
 BATCH = 16_384
 #: Payload columns a destination already has: metadata keys with these names get a ``metadata_`` prefix.

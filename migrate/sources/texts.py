@@ -60,7 +60,7 @@ class PlannedTexts(Sequence[str]):
             out[o] = t
         return out
 
-    def __getitem__(self, key):  # type: ignore[override]
+    def __getitem__(self, key):
         if isinstance(key, slice):
             return self.take(np.arange(len(self))[key])
         return self.take([int(key)])[0]

@@ -23,7 +23,7 @@ import os
 import shutil
 import socket
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -311,26 +311,6 @@ class Workspace:
     def spent_tokens(self, plan: ShardPlan, config_fingerprint: str) -> int:
         return sum(int((self.record(s) or {}).get("tokens", 0)) for s in plan.shards
                    if self.is_complete(s, config_fingerprint))
-
-    # ------------------------------------------------------------------ status, verify, finalize
-
-    def status(self) -> dict[str, Any]:
-        """Shards done / pending / failed, rows, tokens, live runs, ETA (reads records and locks only)."""
-        from migrate.workspace import lifecycle
-
-        return lifecycle.status(self)
-
-    def verify(self, sinks: Sequence[Any]) -> dict[str, Any]:
-        """Re-check the whole output and every sink: {"ok", "problems", "checks"}."""
-        from migrate.workspace import lifecycle
-
-        return lifecycle.verify(self, sinks)
-
-    def finalize(self, sinks: Sequence[Any]) -> dict[str, Any]:
-        """Build every sink from the complete shards and mark the manifest complete."""
-        from migrate.workspace import lifecycle
-
-        return lifecycle.finalize(self, sinks)
 
     # ------------------------------------------------------------------ locks (live runs)
 

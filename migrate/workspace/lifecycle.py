@@ -1,4 +1,4 @@
-"""Status, verify and finalize of a workspace (called through :class:`Workspace` methods).
+"""Status, verify and finalize of a workspace (called by the pipeline with the :class:`Workspace`).
 
 ``status`` reads only completion records and lock files (cheap at any size). ``verify``
 re-checks everything from the files themselves: the manifest against its own fingerprint
@@ -10,15 +10,13 @@ its outputs and marks the manifest complete.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from migrate.errors import StateError
 from migrate.shards import canonical_hash
+from migrate.workspace.core import Workspace
 from migrate.workspace.manifest import OutputFile, Result
-
-if TYPE_CHECKING:
-    from migrate.sinks.base import Sink
-    from migrate.workspace.core import Workspace
+from migrate.workspace.outputs import BuiltOutput
 
 RECORD_FACTS = ("rows", "docs", "dim", "tokens", "embedded", "cached", "config_fingerprint")
 
@@ -66,7 +64,7 @@ def status(ws: Workspace) -> dict[str, Any]:
     return info
 
 
-def verify(ws: Workspace, sinks: Sequence[Sink]) -> dict[str, Any]:
+def verify(ws: Workspace, sinks: Sequence[BuiltOutput]) -> dict[str, Any]:
     """{"ok", "problems", "checks"}; raises StateError only when there is no output to verify."""
     m = ws.manifest()
     problems: list[str] = []
@@ -125,7 +123,7 @@ def verify(ws: Workspace, sinks: Sequence[Sink]) -> dict[str, Any]:
     return {"ok": not problems, "problems": problems, "checks": checks}
 
 
-def finalize(ws: Workspace, sinks: Sequence[Sink]) -> dict[str, Any]:
+def finalize(ws: Workspace, sinks: Sequence[BuiltOutput]) -> dict[str, Any]:
     """Build every sink's outputs from the complete shards; mark the manifest complete."""
     m = ws.manifest()
     plan = m.shard_plan(str(ws.manifest_path))
