@@ -17,9 +17,7 @@ from typing import Any
 import numpy as np
 
 from migrate.errors import InputError
-from migrate.sources.files import DocumentSpec
-from migrate.sources.old_types import OldIndex, OldIndexSpec, OldKeys
-from migrate.sources.stored import StoredDocuments, StoredIndex, finite_rows, stored_keys, stored_vectors
+from migrate.sources.stored import StoredIndex, finite_rows
 
 NAME = "haystack"
 WHAT = "a Haystack document store file"
@@ -99,18 +97,7 @@ def _load(path: Path, stamp: tuple) -> StoredIndex:
     return store
 
 
-def load(path: Path | str) -> StoredIndex:
+def load(path: Path | str, with_vectors: bool = True) -> StoredIndex:  # the JSON holds the vectors: always read
     p = Path(path)
     return _load(p, (p.stat().st_mtime_ns, p.stat().st_size))
 
-
-def keys(spec: OldIndexSpec) -> OldKeys:
-    return stored_keys(load(spec.path), spec, WHAT)
-
-
-def vectors(spec: OldIndexSpec) -> OldIndex:
-    return stored_vectors(load(spec.path))
-
-
-def documents(spec: DocumentSpec) -> StoredDocuments:
-    return StoredDocuments(lambda: load(spec.path), spec, WHAT)

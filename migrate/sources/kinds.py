@@ -27,8 +27,8 @@ def open_documents_source(spec: DocumentSpec) -> DocumentSource:
 
     kind = source_kind(spec.path)
     if kind not in SOURCES:
-        from migrate.sources.formats import format_module
+        from migrate.sources.formats import format_documents, format_module
 
-        return format_module(kind).documents(spec)
+        return format_documents(format_module(kind), spec)
     module, _, name = SOURCES[kind].partition(":")
     return getattr(importlib.import_module(module), name)(spec)

@@ -24,9 +24,7 @@ import numpy as np
 
 from migrate.errors import InputError
 from migrate.sources.faiss_index import read_faiss
-from migrate.sources.files import DocumentSpec
-from migrate.sources.old_types import OldIndex, OldIndexSpec, OldKeys
-from migrate.sources.stored import StoredDocuments, StoredIndex, stored_keys, stored_vectors
+from migrate.sources.stored import StoredIndex
 
 NAME = "langchain-faiss"
 WHAT = "a LangChain FAISS folder"
@@ -221,14 +219,3 @@ def load(path: Path | str, with_vectors: bool = False) -> StoredIndex:
     stamp = tuple((p.stat().st_mtime_ns, p.stat().st_size) for p in (index, pkl))
     return _load(index, stamp, with_vectors)
 
-
-def keys(spec: OldIndexSpec) -> OldKeys:
-    return stored_keys(load(spec.path), spec, WHAT)
-
-
-def vectors(spec: OldIndexSpec) -> OldIndex:
-    return stored_vectors(load(spec.path, with_vectors=True))
-
-
-def documents(spec: DocumentSpec) -> StoredDocuments:
-    return StoredDocuments(lambda: load(spec.path), spec, WHAT)

@@ -25,9 +25,7 @@ import numpy as np
 
 from migrate.errors import InputError
 from migrate.sources.faiss_index import read_faiss
-from migrate.sources.files import DocumentSpec
-from migrate.sources.old_types import OldIndex, OldIndexSpec, OldKeys
-from migrate.sources.stored import StoredDocuments, StoredIndex, finite_rows, stored_keys, stored_vectors
+from migrate.sources.stored import StoredIndex, finite_rows
 
 NAME = "llamaindex"
 WHAT = "a LlamaIndex persist folder"
@@ -234,14 +232,3 @@ def load(path: Path | str, with_vectors: bool = False) -> StoredIndex:
     stamp = tuple((p.stat().st_mtime_ns, p.stat().st_size) if p.exists() else None for p in parts)
     return _load(store, stamp, with_vectors)
 
-
-def keys(spec: OldIndexSpec) -> OldKeys:
-    return stored_keys(load(spec.path), spec, WHAT)
-
-
-def vectors(spec: OldIndexSpec) -> OldIndex:
-    return stored_vectors(load(spec.path, with_vectors=True))
-
-
-def documents(spec: DocumentSpec) -> StoredDocuments:
-    return StoredDocuments(lambda: load(spec.path), spec, WHAT)

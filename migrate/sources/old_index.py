@@ -175,11 +175,11 @@ def read_old_keys(spec: OldIndexSpec) -> OldKeys:
         from migrate.sources.database import read_collection_keys
 
         return read_collection_keys(spec)
-    from migrate.sources.formats import format_for
+    from migrate.sources.formats import format_for, format_keys
 
     fmt = format_for(spec.path)
     if fmt is not None:  # a framework's saved index (or an SQL query): its own module reads it
-        return fmt.keys(spec)
+        return format_keys(fmt, spec)
     refuse_unknown_scheme(spec.path)
     path = Path(spec.path)
     check_readable(path)
@@ -257,11 +257,11 @@ def open_old_index(path: str | Path, id_map: str | Path | None = None, *, id_fie
                    reconstruct: bool = True, id_map_faiss_field: str | None = None,
                    id_map_id_field: str | None = None) -> OldIndex:
     """The old index with its vectors: a FAISS file (+ id map), a Parquet/JSONL dataset or a framework's store."""
-    from migrate.sources.formats import format_for
+    from migrate.sources.formats import format_for, format_vectors
 
     fmt = format_for(path)
     if fmt is not None:
-        return fmt.vectors(OldIndexSpec(str(path)))
+        return format_vectors(fmt, OldIndexSpec(str(path)))
     refuse_unknown_scheme(path)
     path = Path(path)
     check_readable(path)

@@ -20,9 +20,8 @@ from urllib.parse import parse_qsl, quote, urlsplit
 import numpy as np
 
 from migrate.errors import InputError
-from migrate.sources.files import ID_CANDIDATES, TEXT_CANDIDATES, VECTOR_CANDIDATES, DocumentSpec
-from migrate.sources.old_types import OldIndex, OldIndexSpec, OldKeys
-from migrate.sources.stored import StoredDocuments, StoredIndex, finite_rows, stored_keys, stored_vectors
+from migrate.sources.files import ID_CANDIDATES, TEXT_CANDIDATES, VECTOR_CANDIDATES
+from migrate.sources.stored import StoredIndex, finite_rows
 
 NAME = "sql"
 WHAT = "an SQL query"
@@ -113,7 +112,7 @@ def _load(text: str, stamp: tuple) -> StoredIndex:
                        dim=matrix.shape[1] if vecs else 0, metric="ip", vectors=matrix)
 
 
-def load(text: str) -> StoredIndex:
+def load(text: str, with_vectors: bool = True) -> StoredIndex:  # one query reads them: always
     path = _parse(text)[0]
     try:
         st = path.stat()
@@ -121,14 +120,3 @@ def load(text: str) -> StoredIndex:
         raise InputError(f"{path}: no SQLite file there", hint="check the path in the sqlite:/// address") from None
     return _load(text, (st.st_mtime_ns, st.st_size))
 
-
-def keys(spec: OldIndexSpec) -> OldKeys:
-    return stored_keys(load(spec.path), spec, WHAT)
-
-
-def vectors(spec: OldIndexSpec) -> OldIndex:
-    return stored_vectors(load(spec.path))
-
-
-def documents(spec: DocumentSpec) -> StoredDocuments:
-    return StoredDocuments(lambda: load(spec.path), spec, WHAT)
